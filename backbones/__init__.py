@@ -1,0 +1,4 @@
+"""Image and text encoders and the BLIP model family (MED, heads, losses).
+
+Importing this package registers every model piece in :mod:`harness.registry`.
+"""

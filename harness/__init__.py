@@ -1,0 +1,1 @@
+"""The engine of the BLIP benchmark harness: registries, runner, results, leaderboards."""

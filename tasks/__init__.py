@@ -1,0 +1,4 @@
+"""Task plugins: dataset readers, transforms, inference loops and metrics.
+
+Importing this package registers every task piece in :mod:`harness.registry`.
+"""
