@@ -1,0 +1,298 @@
+"""The BLIP model: ViT image encoder + MED text transformer + ITC/ITM/LM heads.
+
+One class serves pre-training (ITC+ITM+LM), retrieval fine-tuning (ITC+ITM with image-id
+positives) and caption fine-tuning (LM with a masked prompt); the ``losses`` argument
+chooses which heads exist and train. Module names are official BLIP's
+(``visual_encoder``, ``text_encoder``, ``text_decoder.{bert,cls}``, ``vision_proj``,
+``text_proj``, ``itm_head``, ``temp``, momentum copies ``*_m``, queues), so official
+checkpoints load key for key.
+"""
+import copy
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from torch import nn
+
+from harness.registry import MODELS, TOKENIZERS
+from .blip_losses import (FeatureQueue, positive_targets, sample_hard_negatives,
+                          soft_target_contrastive_loss)
+from .med import MedConfig, MedDecoder, MedTextModel, lm_loss, share_encoder_decoder
+
+LOSSES = ('itc', 'itm', 'lm')
+
+MED_SHAPES = {
+    'base': dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072),
+    'tiny': dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 intermediate_size=512, max_position_embeddings=64),
+}
+
+
+def build_med_config(arch: str, vocab_size: int, encoder_width: int, **overrides) -> MedConfig:
+    """A :class:`MedConfig` of a named shape (``'base'``, ``'tiny'``) with overrides."""
+    if arch not in MED_SHAPES:
+        raise ValueError(f'unknown MED arch {arch!r}; choose one of {sorted(MED_SHAPES)}')
+    fields = dict(MED_SHAPES[arch], vocab_size=vocab_size, encoder_width=encoder_width)
+    fields.update(overrides)
+    return MedConfig(**fields)
+
+
+@MODELS.register_module()
+class Blip(BaseModel):
+    """BLIP with the three MED heads and a parameter-sharing policy.
+
+    Args:
+        vision: config of the image encoder (e.g. ``dict(type='BlipViT', ...)``).
+        tokenizer: config of the tokenizer (``dict(type='BlipTokenizer', vocab=...)``).
+        text_arch: MED shape name (``'base'``, ``'tiny'``); ``text_overrides`` change fields.
+        losses: the trained heads, a subset of ``('itc', 'itm', 'lm')``.
+        sharing: encoder/decoder sharing policy (``all``, ``all_but_ca``, ``all_but_sa``,
+            ``none``); BLIP's choice is ``all_but_sa``.
+        embed_dim: ITC projection width (256).
+        queue_size: momentum feature queue length (57600 in BLIP pre-training).
+        momentum: momentum-encoder EMA factor (0.995).
+        alpha: soft-target weight of ITC distillation (0.4); ramped by ``AlphaWarmupHook``.
+        max_text_length: token limit (30 pre-train, 35 retrieval, 40 captioning).
+        prompt: caption prompt whose tokens are masked out of the LM loss.
+        image_id_positives: treat all captions of one image as ITC positives and never
+            as ITM negatives (retrieval fine-tuning); otherwise only the pair itself.
+        label_smoothing: LM label smoothing (0.1).
+        data_preprocessor: mmengine data preprocessor config.
+    """
+
+    def __init__(self,
+                 vision: dict,
+                 tokenizer: dict,
+                 text_arch: str = 'base',
+                 text_overrides: Optional[dict] = None,
+                 losses: Sequence[str] = LOSSES,
+                 sharing: str = 'all_but_sa',
+                 embed_dim: int = 256,
+                 queue_size: int = 57600,
+                 momentum: float = 0.995,
+                 alpha: float = 0.4,
+                 max_text_length: int = 30,
+                 prompt: str = '',
+                 image_id_positives: bool = False,
+                 label_smoothing: float = 0.1,
+                 data_preprocessor: Optional[dict] = None):
+        super().__init__(data_preprocessor=MODELS.build(
+            data_preprocessor or dict(type='BlipDataPreprocessor')))
+        unknown = set(losses) - set(LOSSES)
+        if unknown or not losses:
+            raise ValueError(f'losses must be a non-empty subset of {LOSSES}, got {losses}')
+        self.losses = tuple(losses)
+        self.tokenizer = TOKENIZERS.build(tokenizer)
+        self.visual_encoder = MODELS.build(vision)
+        vision_width = self.visual_encoder.embed_dim
+        self.med_config = build_med_config(text_arch, len(self.tokenizer), vision_width,
+                                           **(text_overrides or {}))
+        self.sharing = sharing
+        self.max_text_length = max_text_length
+        self.prompt = prompt
+        # Tokens of ``[DEC] + prompt`` (BLIP: ``len(tokenizer(prompt).input_ids) - 1``).
+        self.prompt_length = len(self.tokenizer([prompt], 512)['input_ids'][0]) - 1
+        self.image_id_positives = image_id_positives
+        self.label_smoothing = label_smoothing
+        self.alpha = alpha
+        self.alpha_scale = 1.0  # set by AlphaWarmupHook during the first epoch(s)
+        self.momentum = momentum
+
+        if self.uses_encoder:
+            self.text_encoder = MedTextModel(self.med_config)
+        if 'lm' in self.losses:
+            self.text_decoder = MedDecoder(self.med_config)
+            if self.uses_encoder:
+                share_encoder_decoder(self.text_encoder, self.text_decoder.bert, sharing)
+                self.text_decoder.tie_output_embeddings()
+        if 'itc' in self.losses:
+            self.vision_proj = nn.Linear(vision_width, embed_dim)
+            self.text_proj = nn.Linear(self.med_config.hidden_size, embed_dim)
+            self.temp = nn.Parameter(torch.tensor(0.07))
+            self.visual_encoder_m = self._momentum_copy(self.visual_encoder)
+            self.text_encoder_m = self._momentum_copy(self.text_encoder)
+            self.vision_proj_m = self._momentum_copy(self.vision_proj)
+            self.text_proj_m = self._momentum_copy(self.text_proj)
+            self.queue = FeatureQueue(embed_dim, queue_size)
+        if 'itm' in self.losses:
+            self.itm_head = nn.Linear(self.med_config.hidden_size, 2)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def uses_encoder(self) -> bool:
+        """Whether the model has a text encoder (ITC or ITM heads)."""
+        return 'itc' in self.losses or 'itm' in self.losses
+
+    @staticmethod
+    def _momentum_copy(module: nn.Module) -> nn.Module:
+        copied = copy.deepcopy(module)
+        for param in copied.parameters():
+            param.requires_grad_(False)
+        return copied
+
+    def momentum_pairs(self):
+        """``(online, momentum)`` module pairs updated by EMA."""
+        return [(self.visual_encoder, self.visual_encoder_m),
+                (self.text_encoder, self.text_encoder_m),
+                (self.vision_proj, self.vision_proj_m),
+                (self.text_proj, self.text_proj_m)]
+
+    def num_parameters(self) -> int:
+        """Unique parameters of the model proper (momentum copies excluded), as the paper counts."""
+        momentum = {id(p) for name, module in self.named_children() if name.endswith('_m')
+                    for p in module.parameters()}
+        seen = {id(p): p for p in self.parameters() if id(p) not in momentum}
+        return sum(p.numel() for p in seen.values())
+
+    @torch.no_grad()
+    def momentum_update(self):
+        """``param_m = m * param_m + (1 - m) * param`` for every momentum pair."""
+        for online, averaged in self.momentum_pairs():
+            for param, param_m in zip(online.parameters(), averaged.parameters()):
+                param_m.mul_(self.momentum).add_(param.detach(), alpha=1 - self.momentum)
+
+    # ------------------------------------------------------------------ encoders
+    def tokenize(self, texts: Sequence[str], max_length: Optional[int] = None) -> dict:
+        """Token ids and mask of ``texts`` on the model's device."""
+        return self.tokenizer(texts, max_length or self.max_text_length,
+                              device=self.visual_encoder.cls_token.device)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, 1 + N, width]`` image tokens."""
+        return self.visual_encoder(images)
+
+    def image_features(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """L2-normalised ITC image features from the [CLS] token."""
+        return F.normalize(self.vision_proj(image_embeds[:, 0]), dim=-1)
+
+    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """L2-normalised ITC text features (unimodal encoder [CLS])."""
+        hidden = self.text_encoder(input_ids, attention_mask, mode='text')
+        return F.normalize(self.text_proj(hidden[:, 0]), dim=-1)
+
+    def with_first_token(self, input_ids: torch.Tensor, token_id: int) -> torch.Tensor:
+        """A copy of ``input_ids`` whose first token is ``token_id`` ([ENC] or [DEC])."""
+        replaced = input_ids.clone()
+        replaced[:, 0] = token_id
+        return replaced
+
+    def itm_logits(self, input_ids, attention_mask, image_embeds=None, image_kv=None,
+                   image_atts=None) -> torch.Tensor:
+        """``[B, 2]`` ITM logits (index 1 = match) of texts grounded on images.
+
+        ``input_ids`` may start with [CLS]; the first token is replaced by [ENC].
+        Pass ``image_kv`` (from ``text_encoder.image_key_values``) to reuse an image's
+        cross-attention keys/values across many texts.
+        """
+        hidden = self.text_encoder(self.with_first_token(input_ids, self.tokenizer.enc_token_id),
+                                   attention_mask, mode='multimodal', image_embeds=image_embeds,
+                                   image_kv=image_kv, image_atts=image_atts)
+        return self.itm_head(hidden[:, 0])
+
+    # ------------------------------------------------------------------ mmengine modes
+    def forward(self, inputs: torch.Tensor, data_samples: Optional[dict] = None,
+                mode: str = 'tensor'):
+        """mmengine entry point: ``mode`` is ``'loss'``, ``'predict'`` or ``'tensor'``."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.encode_image(inputs)
+        raise ValueError(f'unknown mode {mode!r}; use loss, predict or tensor')
+
+    def loss(self, images: torch.Tensor, data_samples: dict) -> Dict[str, torch.Tensor]:
+        """ITC/ITM/LM losses (each logged separately) for a batch of image-text pairs."""
+        texts = data_samples['text']
+        image_embeds = self.encode_image(images)
+        losses = {}
+        if self.uses_encoder:
+            tokens = self.tokenize(texts)
+            image_ids = self._image_ids(data_samples, images.shape[0], images.device)
+            image_feat = self.image_features(image_embeds)
+            text_feat = self.text_features(tokens['input_ids'], tokens['attention_mask'])
+            if 'itc' in self.losses:
+                sim_i2t, sim_t2i, losses['loss_itc'] = self._itc_loss(
+                    images, tokens, image_ids, image_feat, text_feat)
+            else:
+                sim_i2t = image_feat @ text_feat.T
+                sim_t2i = sim_i2t.T
+            if 'itm' in self.losses:
+                losses['loss_itm'] = self._itm_loss(image_embeds, tokens, image_ids,
+                                                    sim_i2t, sim_t2i)
+        if 'lm' in self.losses:
+            losses['loss_lm'] = self.caption_loss(image_embeds, texts)
+        return losses
+
+    def _image_ids(self, data_samples, batch: int, device) -> torch.Tensor:
+        if self.image_id_positives:
+            return torch.as_tensor(data_samples['image_id'], device=device).view(-1)
+        return torch.arange(batch, device=device)  # pre-training: only the pair itself
+
+    def _itc_loss(self, images, tokens, image_ids, image_feat, text_feat):
+        """Soft-target ITC against the momentum queue; returns sims (for ITM) and loss."""
+        with torch.no_grad():
+            self.temp.clamp_(0.001, 0.5)
+            self.momentum_update()
+            image_feat_m = F.normalize(self.vision_proj_m(self.visual_encoder_m(images)[:, 0]),
+                                       dim=-1)
+            text_hidden_m = self.text_encoder_m(tokens['input_ids'], tokens['attention_mask'],
+                                                mode='text')
+            text_feat_m = F.normalize(self.text_proj_m(text_hidden_m[:, 0]), dim=-1)
+            queue = self.queue
+            image_feat_all = torch.cat([image_feat_m.T, queue.image_queue.clone()], dim=1)
+            text_feat_all = torch.cat([text_feat_m.T, queue.text_queue.clone()], dim=1)
+            ids_all = torch.cat([image_ids.view(1, -1), queue.idx_queue.clone()], dim=1)
+            targets = positive_targets(image_ids, ids_all)
+            sim_i2t_m = image_feat_m @ text_feat_all / self.temp
+            sim_t2i_m = text_feat_m @ image_feat_all / self.temp
+        sim_i2t = image_feat @ text_feat_all / self.temp
+        sim_t2i = text_feat @ image_feat_all / self.temp
+        alpha = self.alpha * self.alpha_scale
+        loss = soft_target_contrastive_loss(sim_i2t, sim_t2i, sim_i2t_m, sim_t2i_m, targets, alpha)
+        # Pre-training queues hold no ids, so queued texts are never positives.
+        queued_ids = image_ids if self.image_id_positives else torch.full_like(image_ids, -100)
+        queue.push(image_feat_m, text_feat_m, queued_ids)
+        return sim_i2t, sim_t2i, loss
+
+    def _itm_loss(self, image_embeds, tokens, image_ids, sim_i2t, sim_t2i):
+        """ITM cross-entropy over B positives and 2B hard negatives (labels [1]*B + [0]*2B)."""
+        negative_texts, negative_images = sample_hard_negatives(sim_i2t, sim_t2i, image_ids)
+        input_ids, mask = tokens['input_ids'], tokens['attention_mask']
+        all_ids = torch.cat([input_ids, input_ids, input_ids[negative_texts]], dim=0)
+        all_masks = torch.cat([mask, mask, mask[negative_texts]], dim=0)
+        all_images = torch.cat([image_embeds, image_embeds[negative_images], image_embeds], dim=0)
+        logits = self.itm_logits(all_ids, all_masks, image_embeds=all_images)
+        batch = input_ids.shape[0]
+        labels = torch.cat([torch.ones(batch, dtype=torch.long),
+                            torch.zeros(2 * batch, dtype=torch.long)]).to(logits.device)
+        return F.cross_entropy(logits.float(), labels)
+
+    def caption_tokens(self, texts: Sequence[str]) -> dict:
+        """Decoder inputs (``[DEC]`` first, prompt prepended) and LM targets.
+
+        Padding and the prompt's tokens are ``-100`` in ``labels`` (BLIP masks the prompt).
+        """
+        tokens = self.tokenize([self.prompt + text for text in texts])
+        input_ids = self.with_first_token(tokens['input_ids'], self.tokenizer.bos_token_id)
+        labels = input_ids.masked_fill(tokens['attention_mask'] == 0, -100)
+        labels[:, :self.prompt_length] = -100
+        return dict(input_ids=input_ids, attention_mask=tokens['attention_mask'], labels=labels)
+
+    def caption_loss(self, image_embeds: torch.Tensor, texts: Sequence[str],
+                     reduction: str = 'mean') -> torch.Tensor:
+        """Label-smoothed LM loss of ``texts`` decoded from ``image_embeds``."""
+        tokens = self.caption_tokens(texts)
+        logits = self.text_decoder(tokens['input_ids'], tokens['attention_mask'],
+                                   image_embeds=image_embeds)
+        return lm_loss(logits, tokens['labels'], self.label_smoothing, reduction)
+
+    def predict(self, images: torch.Tensor, data_samples: Optional[dict] = None) -> List[dict]:
+        """Captions of ``images`` (BLIP's default decoding), one dict per image."""
+        from .generation import generate_captions  # noqa: PLC0415 (keeps decoding optional)
+        captions = generate_captions(self, images)
+        ids = (data_samples or {}).get('image_id', [None] * len(captions))
+        return [dict(image_id=int(i) if i is not None else None, caption=c)
+                for i, c in zip(ids, captions)]

@@ -1,0 +1,80 @@
+"""The loss pieces of BLIP pre-training: feature queues, soft-target ITC, ITM negatives."""
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+
+def gather_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor`` from every rank along dim 0 (no gradient); identity if single."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+class FeatureQueue(nn.Module):
+    """Ring buffers of momentum image/text features and their image ids (BLIP's queues).
+
+    Buffers are ``[dim, size]`` (the official layout, so checkpoints load as they are).
+    """
+
+    def __init__(self, dim: int, size: int):
+        super().__init__()
+        self.size = size
+        self.register_buffer('image_queue', F.normalize(torch.randn(dim, size), dim=0))
+        self.register_buffer('text_queue', F.normalize(torch.randn(dim, size), dim=0))
+        self.register_buffer('idx_queue', torch.full((1, size), -100, dtype=torch.long))
+        self.register_buffer('ptr_queue', torch.zeros(1, dtype=torch.long))
+
+    @torch.no_grad()
+    def push(self, image_feat: torch.Tensor, text_feat: torch.Tensor, image_ids: torch.Tensor):
+        """Enqueue a batch (gathered from all ranks), overwriting the oldest entries."""
+        image_feat = gather_across_ranks(image_feat)
+        text_feat = gather_across_ranks(text_feat)
+        image_ids = gather_across_ranks(image_ids)
+        count = image_feat.shape[0]
+        slots = (int(self.ptr_queue) + torch.arange(count, device=image_feat.device)) % self.size
+        self.image_queue[:, slots] = image_feat.T.to(self.image_queue.dtype)
+        self.text_queue[:, slots] = text_feat.T.to(self.text_queue.dtype)
+        self.idx_queue[:, slots] = image_ids.view(1, -1)
+        self.ptr_queue[0] = (int(self.ptr_queue) + count) % self.size
+
+
+def positive_targets(image_ids: torch.Tensor, all_ids: torch.Tensor) -> torch.Tensor:
+    """``[B, B + Q]`` targets: uniform over the entries that show the same image."""
+    positives = (image_ids.view(-1, 1) == all_ids.view(1, -1)).float()
+    return positives / positives.sum(dim=1, keepdim=True)
+
+
+def soft_target_contrastive_loss(sim_i2t, sim_t2i, sim_i2t_m, sim_t2i_m, targets, alpha):
+    """BLIP's ITC: cross-entropy against ``alpha * softmax(momentum sims) + (1-alpha) * gt``."""
+    with torch.no_grad():
+        targets_i2t = alpha * F.softmax(sim_i2t_m, dim=1) + (1 - alpha) * targets
+        targets_t2i = alpha * F.softmax(sim_t2i_m, dim=1) + (1 - alpha) * targets
+    loss_i2t = -(F.log_softmax(sim_i2t, dim=1) * targets_i2t).sum(dim=1).mean()
+    loss_t2i = -(F.log_softmax(sim_t2i, dim=1) * targets_t2i).sum(dim=1).mean()
+    return (loss_i2t + loss_t2i) / 2
+
+
+@torch.no_grad()
+def sample_hard_negatives(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor, image_ids: torch.Tensor):
+    """Draw one hard negative text per image and one hard negative image per text.
+
+    Each is sampled by ``multinomial`` from the softmaxed in-batch similarities
+    (``+1e-4`` as BLIP), with every pair of the same image masked out.
+
+    Returns:
+        ``(negative_text_index_per_image, negative_image_index_per_text)``, both ``[B]``.
+    """
+    batch = sim_i2t.shape[0]
+    same_image = image_ids.view(-1, 1) == image_ids.view(1, -1)
+    weights_i2t = (F.softmax(sim_i2t[:, :batch].float(), dim=1) + 1e-4).masked_fill(same_image, 0)
+    weights_t2i = (F.softmax(sim_t2i[:, :batch].float(), dim=1) + 1e-4).masked_fill(same_image, 0)
+    if bool((weights_i2t.sum(dim=1) == 0).any()):
+        raise ValueError('ITM needs a negative for every image, but a batch holds only one '
+                         'image; use a batch with at least two distinct images')
+    negative_texts = torch.multinomial(weights_i2t, 1).squeeze(1)
+    negative_images = torch.multinomial(weights_t2i, 1).squeeze(1)
+    return negative_texts, negative_images

@@ -1,0 +1,388 @@
+"""MED: BLIP's multimodal mixture of encoder-decoder text transformer.
+
+One BERT-shaped transformer run in three modes:
+
+* ``'text'``       unimodal encoder: bidirectional self-attention, no cross-attention (ITC);
+* ``'multimodal'`` image-grounded encoder: bidirectional self-attention + cross-attention
+  to image tokens, first token ``[ENC]`` (ITM);
+* ``'decoder'``    image-grounded decoder: causal self-attention + cross-attention, first
+  token ``[DEC]`` (LM, captions).
+
+Parameter names are BERT's / official BLIP's (``embeddings.word_embeddings``,
+``encoder.layer.N.attention.self.query``, ``...crossattention...``, ``intermediate.dense``,
+``output.dense``), so official and Hugging Face BLIP checkpoints load key for key.
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention``.
+"""
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MODES = ('text', 'multimodal', 'decoder')
+KeyValue = Tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class MedConfig:
+    """Shape of a MED transformer (defaults: BLIP-base, i.e. bert-base-uncased + [DEC]/[ENC])."""
+
+    vocab_size: int = 30524
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    encoder_width: int = 768
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+
+
+class MedSelfAttention(nn.Module):
+    """Query/key/value projections + multi-head SDPA (keys/values may come from image tokens)."""
+
+    def __init__(self, cfg: MedConfig, key_value_width: int):
+        super().__init__()
+        self.num_heads = cfg.num_attention_heads
+        self.head_dim = cfg.hidden_size // cfg.num_attention_heads
+        self.query = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.key = nn.Linear(key_value_width, cfg.hidden_size)
+        self.value = nn.Linear(key_value_width, cfg.hidden_size)
+        self.dropout_p = cfg.attention_probs_dropout_prob
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, L, H*D] -> [B, H, L, D]``."""
+        return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
+
+    def project_key_value(self, states: torch.Tensor) -> KeyValue:
+        """Keys and values of ``states`` split into heads (cacheable per image)."""
+        return self.split_heads(self.key(states)), self.split_heads(self.value(states))
+
+    def forward(self, hidden, key_value: KeyValue, attn_mask: Optional[torch.Tensor]):
+        """Attend from ``hidden`` to precomputed ``key_value``; returns ``[B, L, H*D]``."""
+        query = self.split_heads(self.query(hidden))
+        keys, values = key_value
+        out = F.scaled_dot_product_attention(
+            query, keys, values, attn_mask=attn_mask,
+            dropout_p=self.dropout_p if self.training else 0.0)
+        return out.transpose(1, 2).flatten(2)
+
+
+class MedSelfOutput(nn.Module):
+    """Output projection + dropout + residual LayerNorm of an attention block."""
+
+    def __init__(self, cfg: MedConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, attended, residual):
+        """Post-norm residual: ``LN(dropout(dense(attended)) + residual)``."""
+        return self.LayerNorm(self.dropout(self.dense(attended)) + residual)
+
+
+class MedAttention(nn.Module):
+    """An attention block (``self`` + ``output``), used for self- and cross-attention."""
+
+    def __init__(self, cfg: MedConfig, key_value_width: int):
+        super().__init__()
+        self.self = MedSelfAttention(cfg, key_value_width)
+        self.output = MedSelfOutput(cfg)
+
+    def forward(self, hidden, key_value: KeyValue, attn_mask=None):
+        """Attend and add the residual."""
+        return self.output(self.self(hidden, key_value, attn_mask), hidden)
+
+
+class MedIntermediate(nn.Module):
+    """First FFN projection with GELU."""
+
+    def __init__(self, cfg: MedConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+
+    def forward(self, hidden):
+        """``gelu(dense(hidden))``."""
+        return F.gelu(self.dense(hidden))
+
+
+class MedOutput(nn.Module):
+    """Second FFN projection + dropout + residual LayerNorm."""
+
+    def __init__(self, cfg: MedConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, intermediate, residual):
+        """Post-norm residual of the FFN."""
+        return self.LayerNorm(self.dropout(self.dense(intermediate)) + residual)
+
+
+class MedLayer(nn.Module):
+    """Self-attention, optional cross-attention to image tokens, then FFN."""
+
+    def __init__(self, cfg: MedConfig):
+        super().__init__()
+        self.attention = MedAttention(cfg, cfg.hidden_size)
+        self.crossattention = MedAttention(cfg, cfg.encoder_width)
+        self.intermediate = MedIntermediate(cfg)
+        self.output = MedOutput(cfg)
+
+    def forward(self, hidden, self_mask, cross_kv: Optional[KeyValue] = None, cross_mask=None,
+                past_self_kv: Optional[KeyValue] = None):
+        """Run one layer; returns ``(hidden, self_kv)`` where ``self_kv`` includes the past.
+
+        ``cross_kv`` are the image tokens' keys/values for this layer (``None`` in text mode).
+        ``past_self_kv`` are cached self-attention keys/values of earlier decoding steps.
+        """
+        self_kv = self.attention.self.project_key_value(hidden)
+        if past_self_kv is not None:
+            self_kv = (torch.cat([past_self_kv[0], self_kv[0]], dim=2),
+                       torch.cat([past_self_kv[1], self_kv[1]], dim=2))
+        hidden = self.attention(hidden, self_kv, self_mask)
+        if cross_kv is not None:
+            hidden = self.crossattention(hidden, cross_kv, cross_mask)
+        hidden = self.output(self.intermediate(hidden), hidden)
+        return hidden, self_kv
+
+
+class MedEmbeddings(nn.Module):
+    """Word + absolute position embeddings, LayerNorm, dropout (BLIP has no token types)."""
+
+    def __init__(self, cfg: MedConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size,
+                                            padding_idx=cfg.pad_token_id)
+        self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, input_ids, position_offset: int = 0):
+        """Embed ``[B, L]`` ids whose first position is ``position_offset``."""
+        positions = torch.arange(position_offset, position_offset + input_ids.shape[1],
+                                 device=input_ids.device)
+        embedded = self.word_embeddings(input_ids) + self.position_embeddings(positions)
+        return self.dropout(self.LayerNorm(embedded))
+
+
+class MedEncoder(nn.Module):
+    """The stack of :class:`MedLayer` (named ``encoder.layer.N`` as in BERT)."""
+
+    def __init__(self, cfg: MedConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(MedLayer(cfg) for _ in range(cfg.num_hidden_layers))
+
+
+def padding_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``[B, K]`` 1/0 key mask -> additive ``[B, 1, 1, K]`` bias (0 or dtype min)."""
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def causal_padding_bias(attention_mask: torch.Tensor, query_len: int, dtype) -> torch.Tensor:
+    """Additive ``[B, 1, Q, K]`` bias: causal over the last ``Q`` of ``K`` keys + padding."""
+    key_len = attention_mask.shape[1]
+    query_pos = torch.arange(key_len - query_len, key_len, device=attention_mask.device)
+    allowed = query_pos[:, None] >= torch.arange(key_len, device=attention_mask.device)[None]
+    allowed = allowed[None, None] & attention_mask[:, None, None, :].bool()
+    return (~allowed).to(dtype) * torch.finfo(dtype).min
+
+
+def init_bert_weights(module: nn.Module, std: float = 0.02):
+    """BERT's initialisation: normal(0, 0.02) weights, zero biases, unit LayerNorms."""
+    for sub in module.modules():
+        if isinstance(sub, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(sub.weight, std=std)
+        if isinstance(sub, nn.Linear) and sub.bias is not None:
+            nn.init.zeros_(sub.bias)
+        if isinstance(sub, nn.LayerNorm):
+            nn.init.ones_(sub.weight)
+            nn.init.zeros_(sub.bias)
+
+
+class MedTextModel(nn.Module):
+    """BERT-named MED transformer (``embeddings`` + ``encoder.layer.N``) with three modes."""
+
+    def __init__(self, cfg: MedConfig):
+        super().__init__()
+        self.config = cfg
+        self.embeddings = MedEmbeddings(cfg)
+        self.encoder = MedEncoder(cfg)
+        init_bert_weights(self)
+
+    def image_key_values(self, image_embeds: torch.Tensor) -> List[KeyValue]:
+        """Per-layer cross-attention keys/values of image tokens (compute once, reuse)."""
+        return [layer.crossattention.self.project_key_value(image_embeds)
+                for layer in self.encoder.layer]
+
+    def forward(self,
+                input_ids: torch.Tensor,
+                attention_mask: torch.Tensor,
+                mode: str = 'text',
+                image_embeds: Optional[torch.Tensor] = None,
+                image_atts: Optional[torch.Tensor] = None,
+                image_kv: Optional[List[KeyValue]] = None,
+                past_self_kv: Optional[List[KeyValue]] = None,
+                return_self_kv: bool = False):
+        """Encode or decode ``input_ids``.
+
+        Args:
+            input_ids: ``[B, L]`` token ids (first token [CLS], [ENC] or [DEC] per mode).
+            attention_mask: ``[B, L]`` (or ``[B, past + L]`` when decoding with a cache).
+            mode: one of :data:`MODES`.
+            image_embeds: ``[B, N, encoder_width]`` image tokens (multimodal/decoder).
+            image_atts: ``[B, N]`` image token mask (default all ones).
+            image_kv: precomputed :meth:`image_key_values` (instead of ``image_embeds``).
+            past_self_kv: per-layer cached self-attention keys/values (decoder mode).
+            return_self_kv: also return the per-layer self-attention keys/values.
+
+        Returns:
+            ``[B, L, hidden]`` states, plus the list of self-attention key/values if asked.
+        """
+        if mode not in MODES:
+            raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+        past_len = 0 if past_self_kv is None else past_self_kv[0][0].shape[2]
+        hidden = self.embeddings(input_ids, position_offset=past_len)
+        dtype = hidden.dtype
+        if mode == 'decoder':
+            self_mask = causal_padding_bias(attention_mask, input_ids.shape[1], dtype)
+        else:
+            self_mask = padding_bias(attention_mask, dtype)
+
+        cross_mask = None
+        if mode == 'text':
+            image_kv = [None] * len(self.encoder.layer)
+        else:
+            if image_kv is None:
+                if image_embeds is None:
+                    raise ValueError(f'mode {mode!r} needs image_embeds or image_kv')
+                image_kv = self.image_key_values(image_embeds)
+            if image_atts is not None:
+                cross_mask = padding_bias(image_atts, dtype)
+
+        new_self_kv = []
+        for index, layer in enumerate(self.encoder.layer):
+            past = None if past_self_kv is None else past_self_kv[index]
+            hidden, self_kv = layer(hidden, self_mask, image_kv[index], cross_mask, past)
+            new_self_kv.append(self_kv)
+        return (hidden, new_self_kv) if return_self_kv else hidden
+
+
+class MedPredictionTransform(nn.Module):
+    """Dense + GELU + LayerNorm before the vocabulary projection (BERT's MLM transform)."""
+
+    def __init__(self, cfg: MedConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+
+    def forward(self, hidden):
+        """``LN(gelu(dense(hidden)))``."""
+        return self.LayerNorm(F.gelu(self.dense(hidden)))
+
+
+class MedLMPrediction(nn.Module):
+    """``cls.predictions``: transform then a vocabulary projection with its own bias."""
+
+    def __init__(self, cfg: MedConfig):
+        super().__init__()
+        self.transform = MedPredictionTransform(cfg)
+        self.decoder = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+
+    def forward(self, hidden):
+        """Vocabulary logits ``[B, L, V]``."""
+        return self.decoder(self.transform(hidden)) + self.bias
+
+
+class MedLMHead(nn.Module):
+    """``cls`` wrapper so the key names read ``cls.predictions.*`` as in BLIP."""
+
+    def __init__(self, cfg: MedConfig):
+        super().__init__()
+        self.predictions = MedLMPrediction(cfg)
+
+    def forward(self, hidden):
+        """Vocabulary logits."""
+        return self.predictions(hidden)
+
+
+class MedDecoder(nn.Module):
+    """Image-grounded text decoder: ``bert`` (a :class:`MedTextModel`) + ``cls`` LM head.
+
+    The vocabulary projection is tied to ``bert.embeddings.word_embeddings`` (as in BLIP).
+    """
+
+    def __init__(self, cfg: MedConfig):
+        super().__init__()
+        self.bert = MedTextModel(cfg)
+        self.cls = MedLMHead(cfg)
+        init_bert_weights(self.cls)
+        self.tie_output_embeddings()
+
+    def tie_output_embeddings(self):
+        """Make the LM projection share the decoder's input word embeddings."""
+        self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids, attention_mask, image_embeds=None, image_atts=None,
+                image_kv=None, past_self_kv=None, return_self_kv=False):
+        """Vocabulary logits of a causal, image-grounded pass (see :meth:`MedTextModel.forward`)."""
+        out = self.bert(input_ids, attention_mask, mode='decoder', image_embeds=image_embeds,
+                        image_atts=image_atts, image_kv=image_kv, past_self_kv=past_self_kv,
+                        return_self_kv=return_self_kv)
+        if return_self_kv:
+            hidden, self_kv = out
+            return self.cls(hidden), self_kv
+        return self.cls(out)
+
+
+def lm_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.1,
+            reduction: str = 'mean') -> torch.Tensor:
+    """Next-token cross-entropy (labels ``-100`` ignored), BLIP's label smoothing 0.1.
+
+    ``reduction='none'`` returns the per-sequence sum (as BLIP's rank-based VQA needs).
+    """
+    shifted = logits[:, :-1].float()
+    targets = labels[:, 1:]
+    if reduction == 'none':
+        per_token = F.cross_entropy(shifted.transpose(1, 2), targets, ignore_index=-100,
+                                    label_smoothing=label_smoothing, reduction='none')
+        return per_token.sum(dim=1)
+    return F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), targets.reshape(-1),
+                           ignore_index=-100, label_smoothing=label_smoothing)
+
+
+SHARING_POLICIES = {
+    # policy: which per-layer parts the decoder shares with the encoder (+ embeddings?)
+    'all': ('attention', 'crossattention', 'ffn'),
+    'all_but_ca': ('attention', 'ffn'),
+    'all_but_sa': ('crossattention', 'ffn'),
+    'none': (),
+}
+
+
+def share_encoder_decoder(encoder: MedTextModel, decoder: MedTextModel, policy: str):
+    """Make ``decoder`` reuse the encoder's modules named by the sharing ``policy``.
+
+    Shared modules are the *same* ``nn.Module`` objects, so their parameters are one set
+    (counted once, updated once). Every policy but ``'none'`` also shares the embeddings
+    (as BLIP's ``tie_encoder_decoder_weights``, which skips only the named part).
+    """
+    if policy not in SHARING_POLICIES:
+        raise ValueError(f'sharing policy must be one of {sorted(SHARING_POLICIES)}, got {policy!r}')
+    parts = SHARING_POLICIES[policy]
+    if policy != 'none':
+        decoder.embeddings = encoder.embeddings
+    for enc_layer, dec_layer in zip(encoder.encoder.layer, decoder.encoder.layer):
+        if 'attention' in parts:
+            dec_layer.attention = enc_layer.attention
+        if 'crossattention' in parts:
+            dec_layer.crossattention = enc_layer.crossattention
+        if 'ffn' in parts:
+            dec_layer.intermediate = enc_layer.intermediate
+            dec_layer.output = enc_layer.output

@@ -1,0 +1,86 @@
+"""ViT image encoders (timm) returning every token, [CLS] first.
+
+BLIP's image encoder is a plain ViT whose parameter names are timm's
+(``cls_token, pos_embed, patch_embed.proj, blocks.N.*, norm``), so we build timm's own
+``VisionTransformer`` and keep its names: official BLIP and timm/DeiT checkpoints then load
+without renaming.
+"""
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from harness.registry import MODELS
+
+VIT_SHAPES = {
+    'vit_tiny_patch8': dict(patch_size=8, embed_dim=96, depth=2, num_heads=3),
+    'vit_small_patch16': dict(patch_size=16, embed_dim=384, depth=12, num_heads=6),
+    'vit_base_patch16': dict(patch_size=16, embed_dim=768, depth=12, num_heads=12),
+    'vit_large_patch16': dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16),
+}
+
+
+@MODELS.register_module()
+class BlipViT(VisionTransformer):
+    """ViT image encoder that returns all tokens (``[B, 1 + num_patches, width]``).
+
+    A timm ``VisionTransformer`` (so parameter names are timm's and BLIP's), whose
+    ``forward`` returns the final-normed token sequence instead of a pooled vector.
+
+    Args:
+        arch: a key of :data:`VIT_SHAPES`; any of ``patch_size``/``embed_dim``/``depth``/
+            ``num_heads`` given as keywords override it (``arch='custom'`` needs all four).
+        image_size: square input resolution.
+        drop_path_rate: stochastic depth rate (BLIP: 0.0 base, 0.1 large).
+        grad_checkpointing: recompute block activations in backward to save memory.
+        layer_norm_eps: 1e-6 as official BLIP/timm; Hugging Face BLIP uses 1e-5.
+    """
+
+    def __init__(self,
+                 arch='vit_base_patch16',
+                 image_size=224,
+                 drop_path_rate=0.0,
+                 grad_checkpointing=False,
+                 layer_norm_eps=1e-6,
+                 mlp_ratio=4.0,
+                 **shape):
+        dims = dict(VIT_SHAPES.get(arch, {}))
+        dims.update(shape)
+        missing = {'patch_size', 'embed_dim', 'depth', 'num_heads'} - dims.keys()
+        if missing:
+            raise ValueError(f'BlipViT arch={arch!r} is unknown and the shape keys {sorted(missing)} '
+                             f'are not given; use one of {sorted(VIT_SHAPES)} or pass them')
+        super().__init__(
+            img_size=image_size, num_classes=0, global_pool='', class_token=True,
+            qkv_bias=True, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate,
+            norm_layer=partial(nn.LayerNorm, eps=layer_norm_eps), **dims)
+        self.arch = arch
+        self.image_size = image_size
+        self.width = dims['embed_dim']
+        self.set_grad_checkpointing(grad_checkpointing)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode ``[B, 3, H, W]`` images into ``[B, 1 + N, width]`` normalised tokens."""
+        return self.forward_features(images)
+
+
+def interpolate_pos_embed(pos_embed: torch.Tensor, num_patches: int) -> torch.Tensor:
+    """Bicubically resize a ``[1, 1 + N, D]`` ViT position table to ``num_patches`` patches.
+
+    The [CLS] slot is kept as is; only the square patch grid is interpolated (as BLIP's
+    ``interpolate_pos_embed`` does when a checkpoint is loaded at another resolution).
+    """
+    old_grid = int(round((pos_embed.shape[1] - 1) ** 0.5))
+    new_grid = int(round(num_patches ** 0.5))
+    if old_grid * old_grid != pos_embed.shape[1] - 1 or new_grid * new_grid != num_patches:
+        raise ValueError(f'pos_embed of shape {tuple(pos_embed.shape)} is not a square grid '
+                         f'plus [CLS]; cannot resize it to {num_patches} patches')
+    if old_grid == new_grid:
+        return pos_embed
+    cls_slot, grid = pos_embed[:, :1], pos_embed[:, 1:]
+    grid = grid.reshape(1, old_grid, old_grid, -1).permute(0, 3, 1, 2).float()
+    grid = F.interpolate(grid, size=(new_grid, new_grid), mode='bicubic', align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, -1).to(pos_embed.dtype)
+    return torch.cat([cls_slot, grid], dim=1)
