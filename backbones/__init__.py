@@ -2,4 +2,4 @@
 
 Importing this package registers every model piece in :mod:`harness.registry`.
 """
-from . import blip, data_preprocessor, tokenizer, vit  # noqa: F401
+from . import blip, checkpoint, data_preprocessor, tokenizer, vit  # noqa: F401

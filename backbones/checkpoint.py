@@ -1,0 +1,486 @@
+"""Load official BLIP, Hugging Face BLIP and BERT checkpoints into :class:`~backbones.blip.Blip`.
+
+``load_checkpoint`` reads a checkpoint (a ``.pth``/``.bin``/``.safetensors`` file, a
+``save_pretrained`` directory, or an in-memory state dict), tells its kind from its keys,
+renames the keys (:mod:`backbones.key_maps`), fits what can be fitted (``pos_embed`` at
+another resolution, a vocabulary grown by ``[DEC]``/``[ENC]``, a reshaped
+``class_embedding``) and returns a :class:`LoadReport` naming every key that was missing,
+unexpected, reshaped or mismatched: unlike the official loader, nothing is dropped
+silently. Pickled files are always read with ``weights_only=True``; a file that needs
+more is refused, never re-read unsafely.
+
+``save_official_checkpoint`` writes ``{'model': state_dict}`` in official BLIP's key layout.
+"""
+import json
+import pickle
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
+
+import torch
+from safetensors.torch import load_file as load_safetensors
+from torch import nn
+
+from . import key_maps
+from .vit import interpolate_pos_embed
+
+Shape = Tuple[int, ...]
+Source = Union[str, Path, Mapping[str, torch.Tensor]]
+
+WEIGHT_FILES = ('model.safetensors', 'model.safetensors.index.json',
+                'pytorch_model.bin', 'pytorch_model.bin.index.json')
+VOCAB_TABLE_SUFFIXES = ('word_embeddings.weight', 'cls.predictions.bias',
+                        'cls.predictions.decoder.weight')
+LISTED_PER_SECTION = 20
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read, or (``strict=True``) does not fit the model."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A pickled checkpoint holds objects that weights-only loading refuses (possible code)."""
+
+
+# ---------------------------------------------------------------- report
+@dataclass
+class Reshaped:
+    """A checkpoint tensor fitted to the model's shape (``how`` says in which way)."""
+
+    key: str
+    old_shape: Shape
+    new_shape: Shape
+    how: str
+
+    def __str__(self):
+        return f'{self.key} {list(self.old_shape)} -> {list(self.new_shape)}: {self.how}'
+
+
+@dataclass
+class Mismatched:
+    """A checkpoint tensor whose shape cannot be fitted; the model keeps its own values."""
+
+    key: str
+    checkpoint_key: str
+    checkpoint_shape: Shape
+    model_shape: Shape
+
+    def __str__(self):
+        origin = '' if self.checkpoint_key == self.key else f' (from {self.checkpoint_key})'
+        return (f'{self.key}{origin}: checkpoint {list(self.checkpoint_shape)} vs model '
+                f'{list(self.model_shape)}')
+
+
+@dataclass
+class Disagreement:
+    """Checkpoint copies of one shared model tensor whose values differ; ``kept`` was loaded."""
+
+    kept: str
+    differing: List[str]
+
+    def __str__(self):
+        return f'{self.kept} differs from {", ".join(self.differing)} (kept {self.kept})'
+
+
+@dataclass
+class LoadReport:
+    """Everything :func:`load_checkpoint` did, key by key.
+
+    Attributes:
+        source: the file, directory or ``'<state dict>'`` that was read.
+        kind: ``'official BLIP'``, ``'Hugging Face BLIP'`` or ``'BERT'``.
+        loaded: model keys set from the checkpoint (one name per shared tensor).
+        missing: model keys this kind of checkpoint should hold but this one lacks.
+        unexpected: checkpoint keys with no place in the model.
+        reshaped: tensors fitted to the model (interpolated, reshaped, vocabulary rows).
+        mismatched: tensors whose shapes cannot be fitted (the model keeps its values).
+        disagreeing: copies of a tensor the model shares (sharing policy, tied LM weights)
+            whose values differ in the checkpoint.
+        folded: tensors merged into others (BERT's token type 0 into the positions).
+        copied: ``(momentum key, online key)`` pairs the checkpoint lacks, set equal to the
+            online weights once those are loaded (BLIP's momentum encoders start as copies).
+        newly_initialised: keys this kind of checkpoint never holds (BERT: cross-attention).
+        not_in_source: keys outside what this kind of checkpoint describes (left as they were).
+        ignored: ``(checkpoint key, why)`` skipped on purpose (index buffers, non-tensors).
+        notes: configuration differences and model changes worth knowing.
+    """
+
+    source: str
+    kind: str
+    loaded: List[str] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    reshaped: List[Reshaped] = field(default_factory=list)
+    mismatched: List[Mismatched] = field(default_factory=list)
+    disagreeing: List[Disagreement] = field(default_factory=list)
+    folded: List[str] = field(default_factory=list)
+    copied: List[Tuple[str, str]] = field(default_factory=list)
+    newly_initialised: List[str] = field(default_factory=list)
+    not_in_source: List[str] = field(default_factory=list)
+    ignored: List[Tuple[str, str]] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def has_problems(self) -> bool:
+        """Whether anything is missing, unexpected, mismatched or disagreeing."""
+        return bool(self.missing or self.unexpected or self.mismatched or self.disagreeing)
+
+    def __str__(self):
+        lines = [f'{self.kind} checkpoint {self.source}: {len(self.loaded)} tensors loaded']
+        sections = [
+            ('missing', self.missing),
+            ('unexpected', self.unexpected),
+            ('mismatched (model keeps its values)', self.mismatched),
+            ('shared copies disagree', self.disagreeing),
+            ('reshaped', self.reshaped),
+            ('folded', self.folded),
+            ('ignored', [f'{key} ({why})' for key, why in self.ignored]),
+            ('notes', self.notes),
+        ]
+        for title, items in sections:
+            lines += _section(title, [str(item) for item in items])
+        summaries = [
+            ('momentum copies filled from online weights', [key for key, _ in self.copied]),
+            ('newly initialised (never in this kind of checkpoint)', self.newly_initialised),
+            ('not in this kind of checkpoint (left as they were)', self.not_in_source),
+        ]
+        for title, keys in summaries:
+            if keys:
+                lines.append(f'  {title} ({len(keys)}): {_summarise_modules(keys)}')
+        return '\n'.join(lines)
+
+
+def _section(title: str, items: List[str]) -> List[str]:
+    if not items:
+        return []
+    shown = [f'    {item}' for item in items[:LISTED_PER_SECTION]]
+    if len(items) > LISTED_PER_SECTION:
+        shown.append(f'    ... and {len(items) - LISTED_PER_SECTION} more')
+    return [f'  {title} ({len(items)}):'] + shown
+
+
+def _summarise_modules(keys: List[str]) -> str:
+    """``'text_encoder.encoder.layer.*.crossattention (20), temp (1)'``-style counts."""
+    counts: Dict[str, int] = defaultdict(int)
+    for key in keys:
+        if '.crossattention.' in key:
+            layer = key.split('.crossattention.')[0]
+            module = re.sub(r'\.\d+(\.|$)', r'.*\1', layer) + '.crossattention'
+        else:
+            module = key.partition('.')[0]
+        counts[module] += 1
+    return ', '.join(f'{module} ({count})' for module, count in counts.items())
+
+
+# ---------------------------------------------------------------- reading
+def read_checkpoint(source: Source) -> Tuple[Dict[str, object], str, Optional[dict]]:
+    """``(state dict, description of the source, config.json or None)`` of ``source``."""
+    if isinstance(source, Mapping):
+        return _unwrap(source, '<state dict>'), '<state dict>', None
+    path = Path(source).expanduser()
+    if path.is_dir():
+        config_file = path / 'config.json'
+        config = json.loads(config_file.read_text()) if config_file.is_file() else None
+        state = {}
+        for weight_file in _weight_files(path):
+            state.update(_read_weight_file(weight_file))
+        return state, str(path), config
+    if path.is_file():
+        return _read_weight_file(path), str(path), None
+    raise FileNotFoundError(f'no checkpoint at {path}: pass a .pth/.bin/.safetensors file or a '
+                            f'directory holding one of {WEIGHT_FILES}')
+
+
+def _weight_files(directory: Path) -> List[Path]:
+    for name in WEIGHT_FILES:
+        candidate = directory / name
+        if not candidate.is_file():
+            continue
+        if name.endswith('.index.json'):
+            weight_map = json.loads(candidate.read_text()).get('weight_map')
+            if not weight_map:
+                raise CheckpointError(f'{candidate} has no "weight_map"; it is not a shard index')
+            return [directory / shard for shard in sorted(set(weight_map.values()))]
+        return [candidate]
+    raise CheckpointError(f'{directory} holds none of {WEIGHT_FILES}; point at a '
+                          f'save_pretrained directory or at the weight file itself')
+
+
+def _read_weight_file(path: Path) -> Dict[str, object]:
+    if path.suffix == '.safetensors':
+        return load_safetensors(str(path), device='cpu')
+    try:
+        loaded = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnsafeCheckpointError(_unsafe_message(path, str(error))) from None
+    if not isinstance(loaded, Mapping):
+        raise CheckpointError(f'{path} holds a {type(loaded).__name__}, not a state dict '
+                              f'(nor a dict with a "model" state dict)')
+    return _unwrap(loaded, str(path))
+
+
+def _unsafe_message(path: Path, error: str) -> str:
+    found = re.search(r'GLOBAL (\S+)', error)
+    what = f'it references {found.group(1)}' if found else 'it holds objects other than tensors'
+    return (f'refused to load {path}: {what}, which weights-only unpickling does not allow '
+            f'because unpickling it could run code stored in the file. This harness never '
+            f'loads checkpoints with weights_only=False. If you trust the file, re-save its '
+            f'tensors (e.g. as .safetensors) in an environment you trust and load that.')
+
+
+def _unwrap(loaded: Mapping, where: str) -> Dict[str, object]:
+    """The state dict inside an official (``'model'``) or mmengine (``'state_dict'``) file."""
+    for wrapper in ('model', 'state_dict'):
+        if isinstance(loaded.get(wrapper), Mapping):
+            return dict(loaded[wrapper])
+    if not any(torch.is_tensor(value) for value in loaded.values()):
+        raise CheckpointError(f'{where} holds no tensors (keys {sorted(loaded)[:8]}); expected a '
+                              f'state dict or a dict with a "model" state dict')
+    return dict(loaded)
+
+
+# ---------------------------------------------------------------- kinds
+@dataclass(frozen=True)
+class CheckpointKind:
+    """Naming rules of one family of checkpoints (see :mod:`backbones.key_maps`)."""
+
+    title: str
+    to_model: Callable[[str], List[str]]
+    absent: Callable[[str], str]
+
+
+KINDS = {
+    'official': CheckpointKind('official BLIP', key_maps.official_to_model,
+                               key_maps.official_absent),
+    'huggingface': CheckpointKind('Hugging Face BLIP', key_maps.huggingface_to_model,
+                                  key_maps.huggingface_absent),
+    'bert': CheckpointKind('BERT', key_maps.bert_to_model, key_maps.bert_absent),
+}
+
+
+def detect_kind(state: Mapping[str, object], where: str) -> str:
+    """``'huggingface'``, ``'official'`` or ``'bert'``, told from the key prefixes."""
+    keys = list(state)
+    if any(key.startswith('vision_model.') for key in keys):
+        return 'huggingface'
+    if any(key.startswith(('visual_encoder.', 'text_encoder.', 'text_decoder.')) for key in keys):
+        return 'official'
+    if any(key.startswith(('bert.', 'embeddings.', 'encoder.layer.')) for key in keys):
+        return 'bert'
+    raise CheckpointError(
+        f'cannot tell what {where} is: no key starts with visual_encoder./text_encoder. '
+        f'(official BLIP), vision_model. (Hugging Face BLIP) or embeddings./bert. (BERT); '
+        f'its first keys are {keys[:5]}')
+
+
+# ---------------------------------------------------------------- preparing the state
+def fold_token_types(state: Dict[str, object], report: LoadReport) -> Dict[str, object]:
+    """Add BERT's token-type-0 row to every position embedding and drop the token types.
+
+    Hugging Face's BertModel adds token type 0 to every token; BLIP has no token types, so
+    folding the row into the positions keeps our hidden states equal to BERT's.
+    """
+    folded = dict(state)
+    for prefix in ('', 'bert.'):
+        types_key = f'{prefix}embeddings.token_type_embeddings.weight'
+        positions_key = f'{prefix}embeddings.position_embeddings.weight'
+        if types_key not in folded or positions_key not in folded:
+            continue
+        token_types = folded.pop(types_key)
+        folded[positions_key] = folded[positions_key] + token_types[0]
+        unused = token_types.shape[0] - 1
+        dropped = f'; the {unused} other token-type row(s) dropped' if unused else ''
+        report.folded.append(f'{types_key}[0] added to every row of {positions_key} '
+                             f'(BLIP has no token types){dropped}')
+    return folded
+
+
+def config_notes(kind: str, config: Mapping, model: nn.Module) -> List[str]:
+    """Differences between ``config.json`` and the model that change outputs."""
+    med = getattr(model, 'med_config', None)
+    vit = getattr(model, 'visual_encoder', None)
+    checks = []  # (config field, checkpoint value, model value, how to match)
+    if kind == 'huggingface':
+        vision, text = config.get('vision_config', {}), config.get('text_config', {})
+        if vit is not None:
+            checks.append(('vision_config.layer_norm_eps', vision.get('layer_norm_eps', 1e-5),
+                           vit.norm.eps, "build BlipViT with layer_norm_eps=<checkpoint's>"))
+        if med is not None:
+            checks.append(('text_config.layer_norm_eps', text.get('layer_norm_eps', 1e-12),
+                           med.layer_norm_eps,
+                           "text_overrides=dict(layer_norm_eps=<checkpoint's>)"))
+    if kind == 'bert' and med is not None:
+        checks += [
+            ('layer_norm_eps', config.get('layer_norm_eps', 1e-12), med.layer_norm_eps,
+             "text_overrides=dict(layer_norm_eps=<checkpoint's>)"),
+            ('hidden_act', config.get('hidden_act', 'gelu'), 'gelu', 'MED uses exact GELU only'),
+            ('position_embedding_type', config.get('position_embedding_type', 'absolute'),
+             'absolute', 'MED has absolute positions only'),
+        ]
+    return [f'config.json {name} is {theirs!r} but the model uses {ours!r}; outputs will differ '
+            f'({fix})' for name, theirs, ours, fix in checks if theirs != ours]
+
+
+def resize_image_encoders(model: nn.Module, image_size: int, report: LoadReport):
+    """Switch the model's ViTs (online and momentum) to ``image_size`` pixels."""
+    for name in ('visual_encoder', 'visual_encoder_m'):
+        encoder = getattr(model, name, None)
+        if encoder is None or encoder.image_size == image_size:
+            continue
+        report.notes.append(f'{name} switched from {encoder.image_size} to {image_size} px')
+        encoder.set_input_size(img_size=(image_size, image_size))
+        encoder.image_size = image_size
+
+
+# ---------------------------------------------------------------- fitting and planning
+def fit_to_model(key: str, value: torch.Tensor,
+                 target: torch.Tensor) -> Tuple[Optional[torch.Tensor], Optional[str]]:
+    """``(value fitted to target's shape, how)``; ``(value, None)`` if it fits as is,
+    ``(None, None)`` if it cannot be fitted."""
+    if value.shape == target.shape:
+        return value, None
+    if (key.endswith('pos_embed') and value.dim() == 3 == target.dim()
+            and value.shape[::2] == target.shape[::2]):
+        try:
+            resized = interpolate_pos_embed(value, target.shape[1] - 1)
+        except ValueError:
+            return None, None
+        old, new = int(round((value.shape[1] - 1) ** 0.5)), int(round((target.shape[1] - 1) ** 0.5))
+        return resized, f'bicubic {old}x{old} -> {new}x{new} patch grid, [CLS] slot kept'
+    if value.numel() == target.numel():
+        return value.reshape(target.shape), 'same values in the model layout'
+    if key.endswith(VOCAB_TABLE_SUFFIXES) and value.shape[1:] == target.shape[1:]:
+        rows = min(value.shape[0], target.shape[0])
+        fitted = target.detach().clone()
+        fitted[:rows] = value[:rows]
+        rest = (f'model rows {rows}.. keep their initialisation' if target.shape[0] > rows
+                else f'checkpoint rows {rows}.. dropped')
+        return fitted, f'copied the {rows} shared vocabulary rows; {rest}'
+    return None, None
+
+
+def shared_groups(targets: Mapping[str, torch.Tensor]) -> List[List[str]]:
+    """Model keys grouped by the tensor they name (shared modules, tied weights), in order."""
+    groups: Dict[int, List[str]] = {}
+    for key, tensor in targets.items():
+        groups.setdefault(id(tensor), []).append(key)
+    return list(groups.values())
+
+
+def collect_candidates(state: Mapping[str, object], kind: CheckpointKind,
+                       targets: Mapping[str, torch.Tensor],
+                       report: LoadReport) -> Dict[str, List[Tuple[str, torch.Tensor]]]:
+    """Model key -> ``[(checkpoint key, tensor), ...]``; records unexpected/ignored keys."""
+    candidates: Dict[str, List[Tuple[str, torch.Tensor]]] = defaultdict(list)
+    for checkpoint_key, value in state.items():
+        why = ('not a tensor' if not torch.is_tensor(value)
+               else key_maps.ignored_reason(checkpoint_key))
+        if why:
+            report.ignored.append((checkpoint_key, why))
+            continue
+        model_keys = [key for key in kind.to_model(checkpoint_key) if key in targets]
+        if not model_keys:
+            report.unexpected.append(checkpoint_key)
+        for model_key in model_keys:
+            candidates[model_key].append((checkpoint_key, value))
+    return candidates
+
+
+def plan_assignments(targets: Mapping[str, torch.Tensor],
+                     candidates: Mapping[str, List[Tuple[str, torch.Tensor]]],
+                     kind: CheckpointKind,
+                     report: LoadReport) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """``(model tensor, new value)`` pairs; fills every section of ``report`` on the way."""
+    assignments, unfilled = [], []
+    for keys in shared_groups(targets):
+        target = targets[keys[0]]
+        fitted, mismatched = [], False
+        for model_key in keys:
+            for checkpoint_key, value in candidates.get(model_key, []):
+                new_value, how = fit_to_model(model_key, value, target)
+                if new_value is None:
+                    mismatched = True
+                    if all(m.checkpoint_key != checkpoint_key for m in report.mismatched):
+                        report.mismatched.append(Mismatched(
+                            model_key, checkpoint_key, tuple(value.shape), tuple(target.shape)))
+                    continue
+                fitted.append((checkpoint_key, value, new_value, how))
+        if not fitted:
+            if not mismatched:
+                unfilled.append(keys)
+            continue
+        kept_key, kept_raw, kept, how = fitted[0]
+        differing = sorted({key for key, _, other, _ in fitted[1:] if not torch.equal(other, kept)})
+        if differing:
+            report.disagreeing.append(Disagreement(kept_key, differing))
+        if how:
+            report.reshaped.append(Reshaped(keys[0], tuple(kept_raw.shape),
+                                            tuple(target.shape), how))
+        assignments.append((target, kept))
+        report.loaded.append(keys[0])
+
+    sections = {'missing': report.missing, 'new': report.newly_initialised,
+                'outside': report.not_in_source}
+    for keys in unfilled:  # momentum copies start equal to the online weights, as in BLIP
+        online_key = key_maps.momentum_source(keys[0])
+        if online_key in targets:
+            assignments.append((targets[keys[0]], targets[online_key]))  # after its own load
+            report.copied.append((keys[0], online_key))
+        else:
+            sections[kind.absent(keys[0])].append(keys[0])
+    return assignments
+
+
+# ---------------------------------------------------------------- public API
+def load_checkpoint(model: nn.Module, source: Source, *, image_size: Optional[int] = None,
+                    strict: bool = False) -> LoadReport:
+    """Load an official BLIP, Hugging Face BLIP or BERT checkpoint into a BLIP ``model``.
+
+    Args:
+        model: a :class:`~backbones.blip.Blip` (any heads and sharing policy).
+        source: an official ``.pth`` (``{'model': state_dict}`` or a bare state dict), a
+            ``.safetensors``/``.bin`` file, a Hugging Face ``save_pretrained`` directory
+            (BLIP or BERT, sharded or not), or an in-memory state dict.
+        image_size: if given, the model's ViTs are first switched to this resolution.
+        strict: raise :class:`CheckpointError` (before changing any weight) when anything
+            is missing, unexpected, mismatched or disagreeing.
+
+    Returns:
+        The :class:`LoadReport`; print it to see every key that did not load as is.
+    """
+    state, where, config = read_checkpoint(source)
+    kind_name = detect_kind(state, where)
+    kind = KINDS[kind_name]
+    report = LoadReport(source=where, kind=kind.title)
+    if image_size is not None:
+        resize_image_encoders(model, image_size, report)
+    if kind_name == 'bert':
+        state = fold_token_types(state, report)
+    if config is not None:
+        report.notes += config_notes(kind_name, config, model)
+    targets = model.state_dict(keep_vars=True)
+    candidates = collect_candidates(state, kind, targets, report)
+    assignments = plan_assignments(targets, candidates, kind, report)
+    if strict and report.has_problems:
+        raise CheckpointError(f'strict loading failed, the model is unchanged:\n{report}')
+    with torch.no_grad():
+        for target, value in assignments:
+            target.copy_(value.to(target.dtype))
+    return report
+
+
+def official_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """The model's state dict under official BLIP's key names (queues at top level)."""
+    state = {key_maps.model_to_official(key): tensor
+             for key, tensor in model.state_dict().items()}
+    for alias, canonical in key_maps.TIED_ALIASES.items():
+        for key in [k for k in state if k.endswith(canonical)]:
+            state[key[:-len(canonical)] + alias] = state[key]
+    return state
+
+
+def save_official_checkpoint(model: nn.Module, path: Union[str, Path]):
+    """Write ``{'model': state_dict}`` in official BLIP's layout (loadable by both loaders)."""
+    torch.save({'model': official_state_dict(model)}, Path(path))

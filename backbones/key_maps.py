@@ -1,0 +1,130 @@
+"""How checkpoint keys of official BLIP, Hugging Face BLIP and BERT map onto our key names.
+
+Our :class:`~backbones.blip.Blip` uses official BLIP's names except for the ITC queues,
+which live in a ``queue`` submodule (``queue.image_queue``) where official BLIP keeps them
+at the top level (``image_queue``). Hugging Face renames the image encoder
+(``vision_model.*``) and keeps the text names; a BERT checkpoint holds one text
+transformer that initialises both our text encoder and our text decoder (as BLIP does).
+
+Every ``*_to_model`` function returns the model keys a checkpoint key *may* fill (several
+for BERT, none when the key has no place in BLIP); the loader keeps those the model has.
+Every ``*_absent`` function says why a model key a checkpoint did not fill is absent:
+``'missing'`` (this kind of checkpoint should have held it), ``'new'`` (this kind never holds
+it: the part is newly initialised by design) or ``'outside'`` (not part of what this kind
+of checkpoint describes; the model keeps its own values).
+"""
+import re
+from typing import List, Optional
+
+QUEUE_NAMES = ('image_queue', 'text_queue', 'idx_queue', 'ptr_queue')
+QUEUE_PREFIX = 'queue.'
+
+# A tied alias: official BLIP and Hugging Face register the LM bias twice.
+TIED_ALIASES = {'cls.predictions.decoder.bias': 'cls.predictions.bias'}
+
+IGNORED_SUFFIXES = {
+    'embeddings.position_ids': 'index buffer (0..max_len-1), recomputed by the model',
+}
+
+HF_VISION_RENAMES = (
+    (r'^vision_model\.embeddings\.class_embedding$', 'visual_encoder.cls_token'),
+    (r'^vision_model\.embeddings\.position_embedding$', 'visual_encoder.pos_embed'),
+    (r'^vision_model\.embeddings\.patch_embedding\.', 'visual_encoder.patch_embed.proj.'),
+    (r'^vision_model\.encoder\.layers\.(\d+)\.layer_norm1\.', r'visual_encoder.blocks.\1.norm1.'),
+    (r'^vision_model\.encoder\.layers\.(\d+)\.self_attn\.qkv\.',
+     r'visual_encoder.blocks.\1.attn.qkv.'),
+    (r'^vision_model\.encoder\.layers\.(\d+)\.self_attn\.projection\.',
+     r'visual_encoder.blocks.\1.attn.proj.'),
+    (r'^vision_model\.encoder\.layers\.(\d+)\.layer_norm2\.', r'visual_encoder.blocks.\1.norm2.'),
+    (r'^vision_model\.encoder\.layers\.(\d+)\.mlp\.', r'visual_encoder.blocks.\1.mlp.'),
+    (r'^vision_model\.post_layernorm\.', 'visual_encoder.norm.'),
+)
+
+# Old BERT checkpoints (e.g. the original bert-base-uncased .bin) name LayerNorm affine
+# parameters gamma/beta.
+BERT_LEGACY_SUFFIXES = {'LayerNorm.gamma': 'LayerNorm.weight', 'LayerNorm.beta': 'LayerNorm.bias'}
+BERT_TEXT_PREFIXES = ('text_encoder.', 'text_decoder.bert.')
+
+
+def resolve_tied_alias(key: str) -> str:
+    """The canonical name of a tied alias key (``...decoder.bias`` -> ``...bias``), else ``key``."""
+    for alias, canonical in TIED_ALIASES.items():
+        if key.endswith(alias):
+            return key[:-len(alias)] + canonical
+    return key
+
+
+def ignored_reason(key: str) -> Optional[str]:
+    """Why a checkpoint key is skipped without being unexpected (``None``: not skipped)."""
+    return next((why for suffix, why in IGNORED_SUFFIXES.items() if key.endswith(suffix)), None)
+
+
+def momentum_source(model_key: str) -> Optional[str]:
+    """The online key a momentum key copies (``visual_encoder_m.x`` -> ``visual_encoder.x``)."""
+    module, _, rest = model_key.partition('.')
+    if module.endswith('_m') and rest:
+        return f'{module[:-2]}.{rest}'
+    return None
+
+
+# ---------------------------------------------------------------- official BLIP
+def official_to_model(key: str) -> List[str]:
+    """Model keys of an official BLIP key (queues move under ``queue.``)."""
+    key = resolve_tied_alias(key)
+    return [QUEUE_PREFIX + key] if key in QUEUE_NAMES else [key]
+
+
+def model_to_official(key: str) -> str:
+    """Official BLIP name of a model key (inverse of :func:`official_to_model`)."""
+    if key.startswith(QUEUE_PREFIX) and key[len(QUEUE_PREFIX):] in QUEUE_NAMES:
+        return key[len(QUEUE_PREFIX):]
+    return key
+
+
+def official_absent(model_key: str) -> str:
+    """An official checkpoint of the model's heads holds every key."""
+    return 'missing'
+
+
+# ---------------------------------------------------------------- Hugging Face BLIP
+def huggingface_to_model(key: str) -> List[str]:
+    """Model keys of a Hugging Face BLIP key (``vision_model.*`` renamed, text kept)."""
+    for pattern, replacement in HF_VISION_RENAMES:
+        renamed, count = re.subn(pattern, replacement, key)
+        if count:
+            return [renamed]
+    if key.startswith('vision_model.'):
+        return []
+    return [resolve_tied_alias(key)]
+
+
+def huggingface_absent(model_key: str) -> str:
+    """Hugging Face BLIP has no queues or ITC temperature (nor momentum encoders: those are
+    copied from the online ones)."""
+    return 'outside' if model_key.partition('.')[0] in ('queue', 'temp') else 'missing'
+
+
+# ---------------------------------------------------------------- BERT
+def bert_to_model(key: str) -> List[str]:
+    """Model keys of a BERT key: the transformer fills encoder *and* decoder, ``cls`` the LM head.
+
+    ``pooler.*``, ``cls.seq_relationship.*`` and token types (folded beforehand) have no place.
+    """
+    for legacy, current in BERT_LEGACY_SUFFIXES.items():
+        if key.endswith(legacy):
+            key = key[:-len(legacy)] + current
+    key = key[len('bert.'):] if key.startswith('bert.') else key
+    if key.startswith(('embeddings.', 'encoder.')):
+        return [prefix + key for prefix in BERT_TEXT_PREFIXES]
+    if key.startswith('cls.predictions.'):
+        return ['text_decoder.' + resolve_tied_alias(key)]
+    return []
+
+
+def bert_absent(model_key: str) -> str:
+    """BERT never holds cross-attention (nor, without an MLM head, the LM head); no image side."""
+    if not model_key.startswith(('text_encoder.', 'text_decoder.')):
+        return 'outside'
+    if '.crossattention.' in model_key or model_key.startswith('text_decoder.cls.'):
+        return 'new'
+    return 'missing'
