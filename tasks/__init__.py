@@ -2,3 +2,5 @@
 
 Importing this package registers every task piece in :mod:`harness.registry`.
 """
+
+from . import datasets, toyworld  # noqa: F401

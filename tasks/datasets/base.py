@@ -1,0 +1,96 @@
+"""The common base of all readers: where files are, and what to do with a bad sample.
+
+``on_bad_sample='raise'`` (default) lets a :class:`BadSampleError` escape. ``'skip'`` returns
+the next good sample instead (index + 1, + 2, ... wrapping around, so the outcome is
+deterministic), logs a warning naming the bad file and marks it in a shared-memory flag
+array, so :meth:`AnnotationDataset.bad_sample_report` counts bad samples met in every
+DataLoader worker process.
+"""
+import dataclasses
+import logging
+import os
+import pathlib
+from typing import Union
+
+import torch
+from mmengine.logging import print_log
+from torch.utils.data import Dataset
+
+from .errors import BadSampleError, bad_sample
+from .roots import resolve_data_root
+
+BAD_SAMPLE_POLICIES = ('raise', 'skip')
+REPORTED_FILES = 5
+PathLike = Union[str, os.PathLike]
+
+
+@dataclasses.dataclass(frozen=True)
+class BadSampleReport:
+    """How many samples were skipped as bad, and the files of the first few."""
+
+    count: int
+    total: int
+    first_files: list[str]
+
+
+class AnnotationDataset(Dataset):
+    """Base of the readers: a data root, annotation files and a bad-sample policy.
+
+    Subclasses load and check their annotations, then call :meth:`_start_guard`, and
+    implement ``__len__``, :meth:`load_item` and :meth:`media_path`.
+    """
+
+    def __init__(self, data_root: PathLike, on_bad_sample: str = 'raise'):
+        if on_bad_sample not in BAD_SAMPLE_POLICIES:
+            raise ValueError(f"on_bad_sample={on_bad_sample!r}: use one of "
+                             f"{BAD_SAMPLE_POLICIES}.")
+        self.data_root = resolve_data_root(data_root)
+        self.on_bad_sample = on_bad_sample
+        self._bad_flags = None
+
+    def resolve(self, relative: PathLike) -> pathlib.Path:
+        """A path relative to the data root (absolute paths are kept)."""
+        return self.data_root / pathlib.Path(relative).expanduser()
+
+    def _start_guard(self) -> None:
+        """Allocate the shared bad-sample flags; call once the length is known."""
+        if self.on_bad_sample == 'skip':
+            self._bad_flags = torch.zeros(len(self), dtype=torch.bool).share_memory_()
+
+    def load_item(self, index: int) -> dict:
+        """The item at ``index``; raise BadSampleError when its media is unusable."""
+        raise NotImplementedError
+
+    def media_path(self, index: int) -> pathlib.Path:
+        """The image or video file of item ``index`` (for reports)."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        size = len(self)
+        if not -size <= index < size:
+            raise IndexError(f'index {index} out of range for {size} items')
+        index %= size
+        if self.on_bad_sample == 'raise':
+            return self.load_item(index)
+        for step in range(size):
+            candidate = (index + step) % size
+            if self._bad_flags[candidate]:
+                continue
+            try:
+                return self.load_item(candidate)
+            except BadSampleError as error:
+                self._bad_flags[candidate] = True
+                print_log(f'{type(self).__name__}: skipping bad sample {candidate} '
+                          f'(on_bad_sample=skip): {error}', logger='current',
+                          level=logging.WARNING)
+        raise bad_sample(self.media_path(index).parent, f'all {size} samples of '
+                         f'{type(self).__name__} are bad.', 'check data_root and the media '
+                         'folders.')
+
+    def bad_sample_report(self) -> BadSampleReport:
+        """Bad samples met so far (in every worker): count and first few file names."""
+        if self._bad_flags is None:
+            return BadSampleReport(0, len(self), [])
+        bad = torch.nonzero(self._bad_flags).flatten().tolist()
+        return BadSampleReport(len(bad), len(self),
+                               [str(self.media_path(i)) for i in bad[:REPORTED_FILES]])

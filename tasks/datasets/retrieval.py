@@ -1,0 +1,59 @@
+"""Image-text retrieval evaluation sets: Karpathy COCO and Flickr30K val/test files."""
+import pathlib
+
+from harness.registry import DATASETS
+
+from ..text import pre_caption
+from ..transforms import build_image_transform
+from .annotations import TEXT, TEXTS, check_records, load_records
+from .base import AnnotationDataset, PathLike
+from .media import read_image
+
+
+@DATASETS.register_module()
+class RetrievalEvalDataset(AnnotationDataset):
+    """Images of a retrieval test set, with every caption flattened into ``texts``.
+
+    Records are ``{"image": path, "caption": [str, ...]}``. Items are images:
+    ``{'image': FloatTensor[3, S, S], 'image_index': int}``. Attributes: ``texts`` (cleaned
+    captions), ``txt2img`` (image index of each text), ``img2txt`` (text indices of each
+    image).
+
+    Args:
+        data_root: folder the other paths are relative to (or 'toyworld', 'toyworld:tiny').
+        ann_file: the annotation file.
+        image_size: output side S.
+        image_root: folder the records' image paths are relative to (from data_root).
+        max_words: caption length cap (BLIP: 35 for retrieval).
+        on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
+    """
+
+    def __init__(self, data_root: PathLike, ann_file: PathLike, image_size: int = 384,
+                 image_root: PathLike = '', max_words: int = 35, on_bad_sample: str = 'raise'):
+        super().__init__(data_root, on_bad_sample)
+        self.ann_file = self.resolve(ann_file)
+        self.image_root = self.resolve(image_root)
+        self.transform = build_image_transform(image_size, train=False)
+        records = load_records(self.ann_file)
+        check_records(self.ann_file, records, required={'image': TEXT, 'caption': TEXTS},
+                      kind='retrieval evaluation')
+        self.images = [record['image'] for record in records]
+        self.texts, self.txt2img, self.img2txt = [], [], []
+        for image_index, record in enumerate(records):
+            self.img2txt.append(list(range(len(self.texts),
+                                           len(self.texts) + len(record['caption']))))
+            self.texts += [pre_caption(c, max_words) for c in record['caption']]
+            self.txt2img += [image_index] * len(record['caption'])
+        self._start_guard()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def media_path(self, index: int) -> pathlib.Path:
+        """The image file of image ``index``."""
+        return self.image_root / self.images[index]
+
+    def load_item(self, index: int) -> dict:
+        """The transformed image ``index``."""
+        image = read_image(self.media_path(index), self.ann_file, index)
+        return {'image': self.transform(image), 'image_index': index}

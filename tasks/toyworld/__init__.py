@@ -1,0 +1,22 @@
+"""ToyWorld: a small deterministic synthetic world written in real benchmark formats.
+
+Data root layout (``ensure_toyworld`` returns the root)::
+
+    toyworld_spec.json, DONE            the spec it was made from; completion marker
+    images/toyworld_<group>_<id>.png    every still image; <id> = global integer image id
+    annotations/coco_karpathy_{train,val,test}.json, coco_karpathy_{val,test}_gt.json
+    annotations/flickr30k_{train,val,test}.json        second visual domain
+    annotations/pretrain_web.json, pretrain_web_noise_labels.json, pretrain_human.json
+    annotations/vqa_{train,val,test}.json, answer_list.json          BLIP's VQA files
+    vqa/v2_OpenEnded_mscoco_{train,val,test}_questions.json, v2_mscoco_{..}_annotations.json
+    gqa/testdev_balanced_questions.json
+    msrvtt/msrvtt_test.jsonl, msrvtt/msrvtt_qa_test.json, msrvtt/videos/video<i>.mp4
+    vocab/vocab.txt                     BERT WordPiece vocabulary of all texts
+
+Run ``python -m tasks.toyworld --root DIR [--seed N] [--tiny]`` to generate one by hand.
+"""
+from .cache import default_root, ensure_toyworld
+from .spec import ToyWorldSpec
+from .writer import generate_toyworld
+
+__all__ = ['ToyWorldSpec', 'default_root', 'ensure_toyworld', 'generate_toyworld']

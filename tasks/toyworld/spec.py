@@ -1,0 +1,83 @@
+"""The size and seed of a ToyWorld data set, and the random streams derived from them."""
+import dataclasses
+import hashlib
+import json
+import zlib
+
+import numpy as np
+
+# Bump when the generator's output changes for an unchanged spec, so caches regenerate.
+GENERATOR_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyWorldSpec:
+    """Everything that determines a generated ToyWorld (same spec → byte-identical files).
+
+    Image counts are per split; ``web_noise_fraction`` is the share of web pairs whose
+    caption is deliberately wrong (mismatched, attribute-swapped or generic).
+    """
+
+    seed: int = 0
+    image_size: int = 64
+    n_train: int = 1500
+    n_val: int = 200
+    n_test: int = 200
+    captions_per_image: int = 5
+    n_web: int = 2000
+    web_noise_fraction: float = 0.35
+    n_flickr_train: int = 300
+    n_flickr_val: int = 100
+    n_flickr_test: int = 100
+    n_vqa_train: int = 120
+    n_vqa_val: int = 40
+    n_vqa_test: int = 40
+    questions_per_image: int = 5
+    n_videos: int = 32
+    frames_per_video: int = 16
+    video_fps: int = 8
+    questions_per_video: int = 3
+
+    def __post_init__(self):
+        if self.image_size < 16 or self.image_size % 2:
+            raise ValueError(f'ToyWorldSpec.image_size={self.image_size}: use an even size '
+                             '>= 16 (H.264 video needs even sides).')
+        if not 0.0 <= self.web_noise_fraction <= 1.0:
+            raise ValueError(f'ToyWorldSpec.web_noise_fraction={self.web_noise_fraction}: '
+                             'use a fraction in [0, 1].')
+        counts = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name.startswith('n_')}
+        for name, count in counts.items():
+            if count < 1:
+                raise ValueError(f'ToyWorldSpec.{name}={count}: every split needs >= 1 item.')
+        if self.frames_per_video < 2 or self.captions_per_image < 1:
+            raise ValueError('ToyWorldSpec: use frames_per_video >= 2 and '
+                             'captions_per_image >= 1.')
+        if not 1 <= self.questions_per_image <= 99:
+            raise ValueError(f'ToyWorldSpec.questions_per_image={self.questions_per_image}: '
+                             'use 1-99 (question ids embed the index in two digits).')
+
+    @classmethod
+    def tiny(cls, seed: int = 0) -> 'ToyWorldSpec':
+        """A spec small enough for unit tests (generates in a few seconds)."""
+        return cls(seed=seed, image_size=32, n_train=16, n_val=6, n_test=6, n_web=40,
+                   n_flickr_train=8, n_flickr_val=4, n_flickr_test=4, n_vqa_train=6,
+                   n_vqa_val=4, n_vqa_test=4, n_videos=4, frames_per_video=16)
+
+    def to_dict(self) -> dict:
+        """The spec plus the generator version, as stored in ``toyworld_spec.json``."""
+        return {'generator_version': GENERATOR_VERSION, **dataclasses.asdict(self)}
+
+    def digest(self) -> str:
+        """A short hash naming this spec's default cache folder."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def random_stream(seed: int, *keys) -> np.random.Generator:
+    """An independent random generator for one named part of the world.
+
+    Streams are keyed by name (and index), so resizing one split leaves the others unchanged.
+    """
+    words = [seed] + [zlib.crc32(str(key).encode()) for key in keys]
+    return np.random.default_rng(words)
