@@ -120,6 +120,14 @@ class Blip(BaseModel):
             self.itm_head = nn.Linear(self.med_config.hidden_size, 2)
 
     # ------------------------------------------------------------------ structure
+    def init_weights(self):
+        """Keep the weights made at construction.
+
+        mmengine calls ``init_weights`` at train start; timm's ViT would then re-draw its
+        weights (and its momentum copy differently), breaking the online/momentum equality
+        and any weights loaded before training. Initialisation happens in ``__init__``.
+        """
+
     @property
     def uses_encoder(self) -> bool:
         """Whether the model has a text encoder (ITC or ITM heads)."""

@@ -50,3 +50,5 @@ LOG_PROCESSORS = Registry('log processor', parent=MMENGINE_LOG_PROCESSORS)
 # Registries of our own (no mmengine parent).
 TOKENIZERS = Registry('tokenizer', scope='harness', locations=_MODEL_PACKAGES)
 STAGES = Registry('stage', scope='harness', locations=_HARNESS_PACKAGES + _TASK_PACKAGES)
+# Task evaluators: ``TASKS.get('retrieval')(model, dataset, **options) -> metrics``.
+TASKS = Registry('task', scope='harness', locations=_TASK_PACKAGES)

@@ -8,3 +8,33 @@ from tasks.toyworld import ToyWorldSpec, ensure_toyworld
 def tiny_toyworld(tmp_path_factory):
     """The data root of a tiny ToyWorld (seed 0), generated once per test session."""
     return ensure_toyworld(ToyWorldSpec.tiny(), tmp_path_factory.mktemp('toyworld') / 'tiny')
+
+
+TINY_TOYWORLD_OPTIONS = [f'toyworld.{key}={value}' for key, value in
+                         ToyWorldSpec.tiny().to_dict().items() if key != 'generator_version']
+
+
+@pytest.fixture
+def run_cli(tmp_path, tiny_toyworld):
+    """Run ``python harness/run.py CONFIG ...`` on the tiny ToyWorld in a subprocess.
+
+    Returns a function ``(config, *args) -> CompletedProcess`` (raises with the output
+    when the command fails).
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def run(config, *args, cfg_options=()):
+        command = [sys.executable, 'harness/run.py', config, *args, '--cfg-options',
+                   f'toyworld_dir={tiny_toyworld}', *TINY_TOYWORLD_OPTIONS, *cfg_options]
+        done = subprocess.run(command, cwd=repo, capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONHASHSEED='0'))
+        if done.returncode != 0:
+            raise AssertionError(f'{" ".join(command)} failed:\n{done.stdout[-4000:]}\n'
+                                 f'{done.stderr[-6000:]}')
+        return done
+    return run

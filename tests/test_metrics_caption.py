@@ -118,6 +118,8 @@ def test_registered_caption_metric_reports_unavailable_spice(gt_file, no_spice_j
     result = metric.evaluate(len(PREDICTIONS))
     assert set(result) == {'coco_caption/CIDEr', 'coco_caption/unavailable'}
     assert 'SPICE' in result['coco_caption/unavailable']
+    direct = caption_metrics.coco_caption_metrics(gt_file, PREDICTIONS, metrics=['CIDEr'])
+    assert result['coco_caption/CIDEr'] == pytest.approx(100.0 * direct.scores['CIDEr'])
 
 
 def test_failing_spice_run_is_reported_not_raised(gt_file, tmp_path, monkeypatch):

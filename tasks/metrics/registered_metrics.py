@@ -54,7 +54,7 @@ class _AnswerAccuracyMetric(_PredictionRecordMetric):
 
 @METRICS.register_module()
 class CocoCaptionMetric(_PredictionRecordMetric):
-    """COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr, SPICE) as fractions.
+    """COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr, SPICE) x100, as papers quote.
 
     Args:
         gt_file: COCO-format caption ground truth (``*_gt.json``).
@@ -77,7 +77,7 @@ class CocoCaptionMetric(_PredictionRecordMetric):
     def compute_metrics(self, results: list) -> dict:
         """Score the collected captions against ``gt_file``."""
         scores = coco_caption_metrics(self.gt_file, results, self.metrics)
-        metrics = dict(scores.scores)
+        metrics = {name: 100.0 * value for name, value in scores.scores.items()}
         if scores.unavailable:
             for name, reason in scores.unavailable.items():
                 MMLogger.get_current_instance().warning(f'{name}: unavailable ({reason})')

@@ -1,0 +1,43 @@
+# Stage list: pre-train (ITC+ITM+LM) -> fine-tune captioning (LM, prompt masked) ->
+# evaluate captioning (beam 3) and zero-shot retrieval (ITC top-k re-ranked by ITM).
+# '${name}' strings are filled from the variant's config when a stage is built, so the
+# datasets, schedule and model come from the configs that inherit this one.
+_base_ = ['../default_runtime.py']
+
+retrieval_k = 16  # BLIP: 256 COCO, 128 Flickr/MSRVTT; the ToyWorld test split has 200 images
+eval_batch_size = 64
+eval_dataset_name = 'toyworld_coco'
+train_loader = dict(num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True),
+                    collate_fn=dict(type='default_collate'))
+caption_model = dict(losses=('lm',), prompt='a picture of ', max_text_length=40)
+
+experiment = dict(
+    seeds=[0],
+    stages=[
+        dict(type='TrainStage', name='pretrain', runner=dict(
+            model=dict(losses=('itc', 'itm', 'lm'), max_text_length=30),
+            train_dataloader=dict(train_loader, batch_size='${batch_size}',
+                                  dataset='${pretrain_dataset}'),
+            train_cfg=dict(by_epoch=True, max_epochs='${pretrain_epochs}'),
+            optim_wrapper='${pretrain_optim_wrapper}',
+            param_scheduler='${pretrain_scheduler}',
+            custom_hooks=[dict(type='EpochSeedHook'), dict(type='AlphaWarmupHook')])),
+        dict(type='TrainStage', name='finetune_caption', init_from='pretrain', runner=dict(
+            model=caption_model,
+            train_dataloader=dict(train_loader, batch_size='${batch_size}',
+                                  dataset='${caption_train_dataset}'),
+            train_cfg=dict(by_epoch=True, max_epochs='${finetune_epochs}'),
+            optim_wrapper='${finetune_optim_wrapper}',
+            param_scheduler='${finetune_scheduler}')),
+        dict(type='EvaluateStage', name='eval_caption', task='caption',
+             checkpoint_from='finetune_caption', params_from='pretrain',
+             dataset='${caption_test_dataset}', dataset_name='${eval_dataset_name}',
+             split='test', model=caption_model,
+             options=dict(batch_size='${eval_batch_size}')),
+        dict(type='EvaluateStage', name='eval_retrieval', task='retrieval',
+             checkpoint_from='pretrain', params_from='pretrain',
+             dataset='${retrieval_test_dataset}', dataset_name='${eval_dataset_name}',
+             split='test', model=dict(losses=('itc', 'itm'), max_text_length=35),
+             options=dict(k='${retrieval_k}', batch_size='${eval_batch_size}')),
+    ],
+)

@@ -1,0 +1,12 @@
+# BLIP-base: ViT-B/16 + bert-base MED (set `bert_dir` to a local bert-base-uncased folder).
+bert_dir = 'checkpoints/bert-base-uncased'
+model = dict(
+    type='Blip',
+    vision=dict(type='BlipViT', arch='vit_base_patch16', image_size=224, grad_checkpointing=False),
+    tokenizer=dict(type='BlipTokenizer', vocab='{bert_dir}'),
+    text_arch='base',
+    sharing='all_but_sa',
+    embed_dim=256,
+    queue_size=57600,
+    max_text_length=30,
+)
