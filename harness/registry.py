@@ -29,7 +29,7 @@ _TASK_PACKAGES = ['tasks']
 _HARNESS_PACKAGES = ['harness.hooks', 'harness.stages']
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=_HARNESS_PACKAGES)
-MODELS = Registry('model', parent=MMENGINE_MODELS, locations=_MODEL_PACKAGES + _TASK_PACKAGES)
+MODELS = Registry('model', parent=MMENGINE_MODELS, locations=_MODEL_PACKAGES)
 MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS)
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, locations=_TASK_PACKAGES)
 DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS)
