@@ -21,6 +21,14 @@ from .blip_losses import (FeatureQueue, positive_targets, sample_hard_negatives,
 from .med import MedConfig, MedDecoder, MedTextModel, lm_loss, share_encoder_decoder
 
 LOSSES = ('itc', 'itm', 'lm')
+IMAGE_POOLS = ('cls', 'max')
+
+
+def pool_image_tokens(image_embeds: torch.Tensor, how: str) -> torch.Tensor:
+    """The image's ITC vector: its [CLS] token (BLIP) or the max over its patch tokens."""
+    if how == 'cls':
+        return image_embeds[:, 0]
+    return image_embeds[:, 1:].max(dim=1).values
 
 MED_SHAPES = {
     'base': dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -58,6 +66,10 @@ class Blip(BaseModel):
         prompt: caption prompt whose tokens are masked out of the LM loss.
         image_id_positives: treat all captions of one image as ITC positives and never
             as ITM negatives (retrieval fine-tuning); otherwise only the pair itself.
+        image_pool: the ITC image vector: ``'cls'`` (BLIP) or ``'max'`` over patch tokens.
+            A 2-block ViT trained from scratch cannot learn to gather objects into [CLS]
+            in a few hundred steps (ToyWorld ITC stays at chance), while max pooling learns
+            at once; the tiny ToyWorld models therefore use ``'max'``.
         label_smoothing: LM label smoothing (0.1).
         data_preprocessor: mmengine data preprocessor config.
     """
@@ -76,10 +88,14 @@ class Blip(BaseModel):
                  max_text_length: int = 30,
                  prompt: str = '',
                  image_id_positives: bool = False,
+                 image_pool: str = 'cls',
                  label_smoothing: float = 0.1,
                  data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=MODELS.build(
             data_preprocessor or dict(type='BlipDataPreprocessor')))
+        if image_pool not in IMAGE_POOLS:
+            raise ValueError(f'image_pool must be one of {IMAGE_POOLS}, got {image_pool!r}')
+        self.image_pool = image_pool
         unknown = set(losses) - set(LOSSES)
         if unknown or not losses:
             raise ValueError(f'losses must be a non-empty subset of {LOSSES}, got {losses}')
@@ -172,8 +188,12 @@ class Blip(BaseModel):
         return self.visual_encoder(images)
 
     def image_features(self, image_embeds: torch.Tensor) -> torch.Tensor:
-        """L2-normalised ITC image features from the [CLS] token."""
-        return F.normalize(self.vision_proj(image_embeds[:, 0]), dim=-1)
+        """L2-normalised ITC image features (from [CLS] unless ``image_pool`` says otherwise)."""
+        return F.normalize(self.image_projection(image_embeds), dim=-1)
+
+    def image_projection(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """The projected (not yet normalised) ITC vector of each image (video frames average it)."""
+        return self.vision_proj(pool_image_tokens(image_embeds, self.image_pool))
 
     def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """L2-normalised ITC text features (unimodal encoder [CLS])."""
@@ -244,8 +264,9 @@ class Blip(BaseModel):
         with torch.no_grad():
             self.temp.clamp_(0.001, 0.5)
             self.momentum_update()
-            image_feat_m = F.normalize(self.vision_proj_m(self.visual_encoder_m(images)[:, 0]),
-                                       dim=-1)
+            image_embeds_m = self.visual_encoder_m(images)
+            image_feat_m = F.normalize(
+                self.vision_proj_m(pool_image_tokens(image_embeds_m, self.image_pool)), dim=-1)
             text_hidden_m = self.text_encoder_m(tokens['input_ids'], tokens['attention_mask'],
                                                 mode='text')
             text_feat_m = F.normalize(self.text_proj_m(text_hidden_m[:, 0]), dim=-1)

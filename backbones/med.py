@@ -39,6 +39,7 @@ class MedConfig:
     attention_probs_dropout_prob: float = 0.0
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
+    initializer_range: float = 0.02
 
 
 class MedSelfAttention(nn.Module):
@@ -213,7 +214,7 @@ class MedTextModel(nn.Module):
         self.config = cfg
         self.embeddings = MedEmbeddings(cfg)
         self.encoder = MedEncoder(cfg)
-        init_bert_weights(self)
+        init_bert_weights(self, cfg.initializer_range)
 
     def image_key_values(self, image_embeds: torch.Tensor) -> List[KeyValue]:
         """Per-layer cross-attention keys/values of image tokens (compute once, reuse)."""
@@ -322,7 +323,7 @@ class MedDecoder(nn.Module):
         super().__init__()
         self.bert = MedTextModel(cfg)
         self.cls = MedLMHead(cfg)
-        init_bert_weights(self.cls)
+        init_bert_weights(self.cls, cfg.initializer_range)
         self.tie_output_embeddings()
 
     def tie_output_embeddings(self):

@@ -28,7 +28,7 @@ from .candidates import plan_candidates
 from .features import extract_text_features, extract_visual_features, tokenize_texts
 from .rerank import rerank_block
 from .scores import RetrievalScores, ScoreAssembler
-from .sharding import all_ranks_agree, blocks_of_rank, gather_rows, split_into_batches
+from tasks.sharding import all_ranks_agree, blocks_of_rank, gather_rows, split_into_batches
 
 
 def numeric_precision(model: torch.nn.Module, device: torch.device) -> str:

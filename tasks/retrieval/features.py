@@ -50,7 +50,7 @@ def encode_visual_batch(model, batch: Dict, device: torch.device
         videos = batch['video'].to(device, non_blocking=True)
         num_videos, num_frames = videos.shape[:2]
         frame_embeds = model.encode_image(videos.flatten(0, 1))
-        frame_proj = model.vision_proj(frame_embeds[:, 0]).float()
+        frame_proj = model.image_projection(frame_embeds).float()
         feats = F.normalize(frame_proj.view(num_videos, num_frames, -1).mean(dim=1), dim=-1)
         embeds = frame_embeds.reshape(num_videos, -1, frame_embeds.shape[-1])
         return torch.as_tensor(batch['video_index']), feats, embeds

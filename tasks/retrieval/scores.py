@@ -9,7 +9,7 @@ from typing import Dict
 import torch
 
 from .candidates import CandidatePlan
-from .sharding import max_across_ranks
+from tasks.sharding import max_across_ranks
 
 UNRANKED_SCORE = -100.0
 

@@ -1,4 +1,4 @@
-"""How retrieval work is split over distributed ranks, and how the pieces are gathered.
+"""How evaluation and corpus work is split over distributed ranks, and how pieces are gathered.
 
 Work is cut into fixed *blocks* of consecutive items (images, or texts for text features)
 that do not depend on the world size; block ``b`` belongs to rank ``b % world_size``. So a
