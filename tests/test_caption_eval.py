@@ -1,0 +1,89 @@
+"""Caption evaluation: resumable prediction cache, and 2 processes == 1 process."""
+import pytest
+import torch
+import torch.distributed
+import torch.multiprocessing
+
+import backbones  # noqa: F401  (registers the model)
+import backbones.generation
+from harness.registry import DATASETS, MODELS
+from tasks.caption import evaluate_caption
+
+SETTINGS = dict(batch_size=4, device='cpu', metrics=('BLEU', 'CIDEr'),
+                decoding=dict(method='beam', num_beams=2, max_length=12, min_length=3))
+
+
+def build_model(vocab_dir, state=None):
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='Blip', vision=dict(type='BlipViT', arch='vit_tiny_patch8', image_size=32),
+        tokenizer=dict(type='BlipTokenizer', vocab=str(vocab_dir)), text_arch='tiny',
+        losses=('lm',), prompt='a picture of ', text_overrides=dict(initializer_range=0.2)))
+    if state is not None:
+        model.load_state_dict(state)
+    return model.eval()
+
+
+def build_dataset(root):
+    return DATASETS.build(dict(type='CaptionEvalDataset', data_root=str(root),
+                               ann_file='annotations/coco_karpathy_test.json', image_size=32))
+
+
+def test_interrupted_evaluation_resumes_and_a_finished_one_is_reused(tiny_toyworld, tmp_path,
+                                                                     monkeypatch):
+    model, dataset = build_model(tiny_toyworld / 'vocab'), build_dataset(tiny_toyworld)
+    reference = evaluate_caption(model, dataset, **SETTINGS)
+
+    real_generate = backbones.generation.generate_captions
+    calls = []
+
+    def fail_on_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError('interrupted')
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(backbones.generation, 'generate_captions', fail_on_second_batch)
+    with pytest.raises(RuntimeError, match='interrupted'):
+        evaluate_caption(model, dataset, work_dir=tmp_path, cache_key='ckpt', save_every=1,
+                         **SETTINGS)
+    calls.clear()
+    resumed = evaluate_caption(model, dataset, work_dir=tmp_path, cache_key='ckpt', **SETTINGS)
+    assert len(calls) == 1  # only the batch that was not finished is generated again
+    assert resumed['predictions'] == reference['predictions']
+    assert resumed['metrics'] == reference['metrics']
+
+    calls.clear()
+    reused = evaluate_caption(model, dataset, work_dir=tmp_path, cache_key='ckpt', **SETTINGS)
+    assert calls == [] and reused['metrics'] == reference['metrics']
+
+
+def _worker(rank, world_size, init_file, root, state_path, out_dir):
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                                         world_size=world_size)
+    model = build_model(root / 'vocab', torch.load(state_path, weights_only=True))
+    result = evaluate_caption(model, build_dataset(root), **SETTINGS)
+    torch.save(dict(metrics=result['metrics'], predictions=result['predictions']),
+               f'{out_dir}/rank{rank}.pt')
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tiny_toyworld, tmp_path):
+    model, dataset = build_model(tiny_toyworld / 'vocab'), build_dataset(tiny_toyworld)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers: kernels may sum in another order per thread count
+    try:
+        single = evaluate_caption(model, dataset, **SETTINGS)
+    finally:
+        torch.set_num_threads(threads)
+    state_path = tmp_path / 'model.pt'
+    torch.save(model.state_dict(), state_path)
+    torch.multiprocessing.spawn(_worker, nprocs=2, args=(2, tmp_path / 'rendezvous',
+                                                         tiny_toyworld, state_path, tmp_path))
+    for rank in range(2):
+        result = torch.load(tmp_path / f'rank{rank}.pt', weights_only=True)
+        assert result['predictions'] == single['predictions']
+        assert result['metrics'] == single['metrics']
+    assert len({p['caption'] for p in single['predictions']}) > 1  # not one degenerate caption
