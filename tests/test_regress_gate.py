@@ -1,0 +1,63 @@
+"""The CI score gate: passes on the benchmark's own scores, fails on a damaged model."""
+import json
+
+import torch
+
+from harness import regress
+from harness.benchmark import run_benchmark
+from harness.safe_load import register_mmengine_safe_globals
+from tasks.toyworld import ToyWorldSpec
+
+CONFIG = 'configs/ci_benchmark.py'
+GATED = 'caption/toyworld_coco/test/CIDEr'
+
+
+def options(toyworld_root):
+    cfg = {f'toyworld.{key}': value for key, value in ToyWorldSpec.tiny().to_dict().items()
+           if key != 'generator_version'}
+    cfg.update({'toyworld_dir': str(toyworld_root), 'pretrain_epochs': 2, 'finetune_epochs': 3,
+                'batch_size': 16, 'retrieval_k': 4, 'model.queue_size': 64})
+    return cfg
+
+
+def damage_checkpoint(path):
+    """Overwrite the caption model's decoder weights with noise (a broken model)."""
+    register_mmengine_safe_globals()
+    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    generator = torch.Generator().manual_seed(0)
+    for key, tensor in checkpoint['state_dict'].items():
+        if key.startswith('text_decoder.') and tensor.is_floating_point():
+            tensor.copy_(torch.randn(tensor.shape, generator=generator))
+    torch.save(checkpoint, path)
+
+
+def gate(tmp_path, baseline_scores, current_scores):
+    baselines = tmp_path / 'baselines'
+    baselines.mkdir(exist_ok=True)
+    (baselines / 'smoke.json').write_text(json.dumps(dict(
+        name='smoke', benchmark_config=CONFIG, metrics=baseline_scores,
+        tolerance={key: 1.0 for key in baseline_scores})))
+    scores = tmp_path / 'scores.json'
+    scores.write_text(json.dumps(current_scores))
+    return regress.main(['--baseline', 'smoke', '--scores', str(scores),
+                         '--baselines-dir', str(baselines)])
+
+
+def test_gate_passes_on_the_baseline_and_fails_on_a_damaged_model(tiny_toyworld, tmp_path,
+                                                                 capsys):
+    work = tmp_path / 'run'
+    scores = run_benchmark(CONFIG, work_dir=work, cfg_options=options(tiny_toyworld))
+    assert GATED in scores and 'retrieval/toyworld_coco/test/TR@1' in scores
+    assert gate(tmp_path, scores, scores) == 0
+
+    variant_dir = work / 'work' / 'all_but_sa' / 'seed_0'
+    manifest = json.loads((variant_dir / 'manifest.json').read_text())
+    damage_checkpoint(manifest['stages']['finetune_caption']['outputs']['checkpoint'])
+    del manifest['stages']['eval_caption']
+    (variant_dir / 'manifest.json').write_text(json.dumps(manifest))
+    damaged = run_benchmark(CONFIG, work_dir=work, cfg_options=options(tiny_toyworld))
+    assert damaged[GATED] < scores[GATED] - 1.0
+    capsys.readouterr()
+    assert gate(tmp_path, scores, damaged) == 1
+    table = capsys.readouterr().out
+    assert 'FAIL' in table and GATED in table
