@@ -26,7 +26,7 @@ from mmengine.registry import Registry
 
 _MODEL_PACKAGES = ['backbones']
 _TASK_PACKAGES = ['tasks']
-_HARNESS_PACKAGES = ['harness.hooks', 'harness.stages']
+_HARNESS_PACKAGES = ['harness.hooks', 'harness.stages', 'harness.capfilt_stages']
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=_HARNESS_PACKAGES)
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=_MODEL_PACKAGES)

@@ -118,12 +118,16 @@ class TrainStage(Stage):
         runner: overrides of the variant config for this stage (dataloaders, schedule,
             model heads such as ``model=dict(losses=('lm',))``...).
         init_from: a finished stage whose checkpoint initialises the model.
+        corpus_from: a finished stage whose ``corpus`` output (an annotation file, e.g.
+            CapFilt's bootstrapped corpus) replaces ``train_dataloader.dataset.ann_file``.
     """
 
-    def __init__(self, name: str, runner: Optional[dict] = None, init_from: Optional[str] = None):
+    def __init__(self, name: str, runner: Optional[dict] = None, init_from: Optional[str] = None,
+                 corpus_from: Optional[str] = None):
         super().__init__(name)
         self.runner_overrides = runner or {}
         self.init_from = init_from
+        self.corpus_from = corpus_from
 
     def runner_config(self, ctx: StageContext) -> dict:
         """The full runner config of this stage."""
@@ -134,6 +138,9 @@ class TrainStage(Stage):
                    randomness=dict(cfg.get('randomness', {}), seed=ctx.seed),
                    resume=(stage_dir / 'last_checkpoint').exists(),
                    experiment_name=f'{ctx.experiment}.{ctx.variant}.seed{ctx.seed}.{self.name}')
+        if self.corpus_from:
+            corpus = ctx.manifest.outputs(self.corpus_from)['corpus']
+            cfg['train_dataloader']['dataset']['ann_file'] = corpus
         return cfg
 
     def run(self, ctx: StageContext) -> dict:

@@ -3,4 +3,4 @@
 Importing this package registers every task piece in :mod:`harness.registry`.
 """
 
-from . import caption, datasets, metrics, retrieval, toyworld  # noqa: F401
+from . import caption, capfilt, datasets, metrics, retrieval, toyworld  # noqa: F401

@@ -1,0 +1,72 @@
+"""The CapFilt configs: each ablation variant runs the intended stage list; corpus_from works."""
+import pytest
+
+from harness.config import load_config, resolve_references
+from harness.experiment import variant_config, variant_names
+from harness.paper_references import paper_table
+from harness.registry import STAGES
+from harness.stages import Manifest, StageContext
+
+FINAL = ['pretrain', 'finetune_caption', 'eval_caption', 'eval_retrieval']
+CAPFILT = ['pretrain_noisy', 'captioner', 'filter', 'caption_corpus', 'filter_corpus', *FINAL]
+SHARED = ['pretrain_noisy', 'captioner_filter', 'caption_corpus', 'filter_corpus', *FINAL]
+REPLICATED = CAPFILT[:5] + ['replicate_corpus', *FINAL]
+
+EXPECTED = {
+    'configs/capfilt.py': {'capfilt': (CAPFILT, 'filter_corpus')},
+    'configs/ablation_decoding.py': {'none': (FINAL, None), 'beam': (CAPFILT, 'filter_corpus'),
+                                     'nucleus': (CAPFILT, 'filter_corpus')},
+    'configs/ablation_capfilt_sharing.py': {'shared': (SHARED, 'filter_corpus'),
+                                            'decoupled': (CAPFILT, 'filter_corpus')},
+    'configs/ablation_capfilt_effect.py': {'no_capfilt': (FINAL, None),
+                                           'replicated': (REPLICATED, 'replicate_corpus'),
+                                           'capfilt': (CAPFILT, 'filter_corpus')},
+}
+
+
+def variant_stages(cfg, variant):
+    """The resolved stage configs one variant runs."""
+    return resolve_references(cfg['experiment']['stages'], variant_config(cfg, variant))
+
+
+@pytest.mark.parametrize('config', sorted(EXPECTED))
+def test_variants_run_their_stage_lists(config):
+    cfg = load_config(config)
+    assert variant_names(cfg) == list(EXPECTED[config])
+    for variant, (names, corpus_from) in EXPECTED[config].items():
+        stages = variant_stages(cfg, variant)
+        assert [stage['name'] for stage in stages] == names, variant
+        pretrain = next(stage for stage in stages if stage['name'] == 'pretrain')
+        assert pretrain.get('corpus_from') == corpus_from
+        assert 'init_from' not in pretrain  # the new model starts from scratch
+    reference = cfg['leaderboard'].get('paper_reference')
+    if reference:
+        assert [row.variant for row in paper_table(reference).rows] == list(EXPECTED[config])
+
+
+def test_decoding_variants_pick_their_decoding():
+    cfg = load_config('configs/ablation_decoding.py')
+    for variant in ('beam', 'nucleus'):
+        caption = next(stage for stage in variant_stages(cfg, variant)
+                       if stage['name'] == 'caption_corpus')
+        assert caption['decoding']['method'] == variant
+
+
+def test_shared_variant_uses_one_model_for_both_roles():
+    cfg = load_config('configs/ablation_capfilt_sharing.py')
+    stages = {stage['name']: stage for stage in variant_stages(cfg, 'shared')}
+    assert stages['caption_corpus']['captioner_from'] == 'captioner_filter'
+    assert stages['filter_corpus']['filter_from'] == 'captioner_filter'
+    assert set(stages['captioner_filter']['runner']['model']['losses']) == {'itc', 'itm', 'lm'}
+
+
+def test_corpus_from_replaces_the_training_annotation_file(tmp_path):
+    cfg = load_config('configs/capfilt.py')
+    stage_cfg = next(stage for stage in variant_stages(cfg, 'capfilt')
+                     if stage['name'] == 'pretrain')
+    manifest = Manifest(tmp_path)
+    manifest.mark_done('filter_corpus', dict(corpus='/data/corpus.json'), 0.0)
+    ctx = StageContext(experiment='capfilt', variant='capfilt', seed=0, cfg=cfg,
+                       work_dir=tmp_path, manifest=manifest, device='cpu')
+    runner_cfg = STAGES.build(stage_cfg).runner_config(ctx)
+    assert runner_cfg['train_dataloader']['dataset']['ann_file'] == '/data/corpus.json'
