@@ -1,17 +1,16 @@
 """The distinct images of a web (alt-text) corpus, which CapFilt captions and filters."""
-import pathlib
 from typing import List
 
 from harness.registry import DATASETS
 
 from ..datasets.annotations import TEXT, check_records, load_records
-from ..datasets.base import AnnotationDataset, PathLike
+from ..datasets.base import ImageListDataset, PathLike
 from ..datasets.media import read_image
 from ..transforms import build_image_transform
 
 
 @DATASETS.register_module()
-class WebImageDataset(AnnotationDataset):
+class WebImageDataset(ImageListDataset):
     """One item per distinct image of a BLIP pre-training ``{image, caption}`` file.
 
     CapFilt writes one synthetic caption per web *image* and scores every web *text* of
@@ -47,13 +46,6 @@ class WebImageDataset(AnnotationDataset):
                 self.texts_of_image.append([])
             self.texts_of_image[position].append(record_index)
         self._start_guard()
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def media_path(self, index: int) -> pathlib.Path:
-        """The file of distinct image ``index``."""
-        return self.image_root / self.images[index]
 
     def load_item(self, index: int) -> dict:
         """The eval-transformed image ``index``."""

@@ -94,3 +94,14 @@ class AnnotationDataset(Dataset):
         bad = torch.nonzero(self._bad_flags).flatten().tolist()
         return BadSampleReport(len(bad), len(self),
                                [str(self.media_path(i)) for i in bad[:REPORTED_FILES]])
+
+
+class ImageListDataset(AnnotationDataset):
+    """An annotation dataset whose items are the distinct images listed in ``self.images``."""
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def media_path(self, index: int) -> pathlib.Path:
+        """The file of image ``index``."""
+        return self.image_root / self.images[index]

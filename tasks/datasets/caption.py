@@ -6,7 +6,7 @@ from harness.registry import DATASETS
 
 from ..transforms import build_image_transform
 from .annotations import TEXT, check_records, load_json, load_records
-from .base import AnnotationDataset, PathLike
+from .base import ImageListDataset, PathLike
 from .errors import bad_sample
 from .media import read_image
 
@@ -36,7 +36,7 @@ def _gt_image_ids(gt_file: pathlib.Path) -> set[int]:
 
 
 @DATASETS.register_module()
-class CaptionEvalDataset(AnnotationDataset):
+class CaptionEvalDataset(ImageListDataset):
     """Images to caption, each with the integer id its ground-truth captions use.
 
     Records are ``{"image": path, ...}`` (Karpathy val/test files). Items:
@@ -77,13 +77,6 @@ class CaptionEvalDataset(AnnotationDataset):
                                  record_index=index)
             self.image_ids.append(image_id)
         self._start_guard()
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def media_path(self, index: int) -> pathlib.Path:
-        """The image file of image ``index``."""
-        return self.image_root / self.images[index]
 
     def load_item(self, index: int) -> dict:
         """The transformed image ``index`` and its ground-truth image id."""

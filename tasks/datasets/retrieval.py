@@ -1,17 +1,16 @@
 """Image-text retrieval evaluation sets: Karpathy COCO and Flickr30K val/test files."""
-import pathlib
 
 from harness.registry import DATASETS
 
 from ..text import pre_caption
 from ..transforms import build_image_transform
 from .annotations import TEXT, TEXTS, check_records, load_records
-from .base import AnnotationDataset, PathLike
+from .base import ImageListDataset, PathLike
 from .media import read_image
 
 
 @DATASETS.register_module()
-class RetrievalEvalDataset(AnnotationDataset):
+class RetrievalEvalDataset(ImageListDataset):
     """Images of a retrieval test set, with every caption flattened into ``texts``.
 
     Records are ``{"image": path, "caption": [str, ...]}``. Items are images:
@@ -45,13 +44,6 @@ class RetrievalEvalDataset(AnnotationDataset):
             self.texts += [pre_caption(c, max_words) for c in record['caption']]
             self.txt2img += [image_index] * len(record['caption'])
         self._start_guard()
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def media_path(self, index: int) -> pathlib.Path:
-        """The image file of image ``index``."""
-        return self.image_root / self.images[index]
 
     def load_item(self, index: int) -> dict:
         """The transformed image ``index``."""
