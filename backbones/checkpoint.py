@@ -484,3 +484,24 @@ def official_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
 def save_official_checkpoint(model: nn.Module, path: Union[str, Path]):
     """Write ``{'model': state_dict}`` in official BLIP's layout (loadable by both loaders)."""
     torch.save({'model': official_state_dict(model)}, Path(path))
+
+
+TIMM_CLASSIFIER_PREFIXES = ('head.', 'fc_norm.', 'head_drop.')
+
+
+def load_timm_vision_checkpoint(model: nn.Module, source: Source, *,
+                                strict: bool = False) -> LoadReport:
+    """Initialise ``model.visual_encoder`` from a timm / DeiT ViT checkpoint (file or dict).
+
+    timm's key names are BLIP's ``visual_encoder.*`` names without the prefix; the
+    classifier (``head.*``, ``fc_norm.*``) is dropped and reported, ``pos_embed`` is
+    interpolated to the model's resolution, and everything else not in the file (the text
+    side) is reported as missing, as by :func:`load_checkpoint`.
+    """
+    state, where, _ = read_checkpoint(source)
+    prefixed = {f'visual_encoder.{key}': value for key, value in state.items()
+                if not key.startswith(TIMM_CLASSIFIER_PREFIXES)}
+    report = load_checkpoint(model, prefixed, strict=strict)
+    report.notes.append(f'timm ViT weights from {where}; classifier keys dropped: '
+                        f'{sorted(k for k in state if k.startswith(TIMM_CLASSIFIER_PREFIXES))}')
+    return report
