@@ -1,0 +1,40 @@
+"""Experiments: finished (variant, seed, stage) work is reused unless --force; order is kept."""
+from harness.experiment import run_experiment
+from harness.registry import STAGES
+from harness.stages import Stage
+
+CALLS = []
+
+
+@STAGES.register_module(force=True)
+class CountingStage(Stage):
+    """Records each run and hands a value to the next stage through the manifest."""
+
+    def __init__(self, name, reads=None):
+        super().__init__(name)
+        self.reads = reads
+
+    def run(self, ctx):
+        seen = ctx.manifest.outputs(self.reads)['value'] if self.reads else None
+        CALLS.append((ctx.variant, ctx.seed, self.name, seen))
+        return dict(value=f'{ctx.variant}-{self.name}')
+
+
+def config(tmp_path):
+    return dict(experiment=dict(
+        name='reuse_check', seeds=[0, 1],
+        variants=dict(a=dict(), b=dict()),
+        stages=[dict(type='CountingStage', name='first'),
+                dict(type='CountingStage', name='second', reads='first')]))
+
+
+def test_rerun_reuses_finished_stages_and_force_redoes_them(tmp_path):
+    CALLS.clear()
+    run_experiment(config(tmp_path), tmp_path, leaderboard_dir=tmp_path / 'boards')
+    assert len(CALLS) == 8 and CALLS[1] == ('a', 0, 'second', 'a-first')
+    CALLS.clear()
+    run_experiment(config(tmp_path), tmp_path, leaderboard_dir=tmp_path / 'boards')
+    assert CALLS == []
+    run_experiment(config(tmp_path), tmp_path, variants=['b'], seeds=[1], force=True,
+                   leaderboard_dir=tmp_path / 'boards')
+    assert CALLS == [('b', 1, 'first', None), ('b', 1, 'second', 'b-first')]
