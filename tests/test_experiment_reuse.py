@@ -20,7 +20,7 @@ class CountingStage(Stage):
         return dict(value=f'{ctx.variant}-{self.name}')
 
 
-def config(tmp_path):
+def config():
     return dict(experiment=dict(
         name='reuse_check', seeds=[0, 1],
         variants=dict(a=dict(), b=dict()),
@@ -30,11 +30,11 @@ def config(tmp_path):
 
 def test_rerun_reuses_finished_stages_and_force_redoes_them(tmp_path):
     CALLS.clear()
-    run_experiment(config(tmp_path), tmp_path, leaderboard_dir=tmp_path / 'boards')
+    run_experiment(config(), tmp_path, leaderboard_dir=tmp_path / 'boards')
     assert len(CALLS) == 8 and CALLS[1] == ('a', 0, 'second', 'a-first')
     CALLS.clear()
-    run_experiment(config(tmp_path), tmp_path, leaderboard_dir=tmp_path / 'boards')
+    run_experiment(config(), tmp_path, leaderboard_dir=tmp_path / 'boards')
     assert CALLS == []
-    run_experiment(config(tmp_path), tmp_path, variants=['b'], seeds=[1], force=True,
+    run_experiment(config(), tmp_path, variants=['b'], seeds=[1], force=True,
                    leaderboard_dir=tmp_path / 'boards')
     assert CALLS == [('b', 1, 'first', None), ('b', 1, 'second', 'b-first')]
