@@ -5,16 +5,11 @@
 _base_ = [
     './_base_/experiments/capfilt.py',
     './_base_/models/blip_tiny.py',
-    './_base_/datasets/toyworld.py',
-    './_base_/schedules/toy_cpu.py',
+    './_base_/schedules/toy_cpu_short.py',
+    './_base_/datasets/toyworld_small.py',
 ]
 
-toyworld = dict(seed=0, image_size=64, n_train=200, n_val=40, n_test=60, n_web=800,
-                n_flickr_train=20, n_flickr_val=10, n_flickr_test=10, n_vqa_train=10,
-                n_vqa_val=5, n_vqa_test=5, n_videos=4)
-pretrain_epochs = 2
-finetune_epochs = 2
-batch_size = 32
+toyworld = dict(n_train=200, n_web=800)
 retrieval_k = 8
 
 experiment = dict(name='capfilt', variants=dict(capfilt=dict()))
