@@ -47,17 +47,24 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+def map_leaves(value: Any, function) -> Any:
+    """``value`` with ``function`` applied to every non-container leaf (dicts, lists, tuples
+    are rebuilt; ``function`` decides what to do with each leaf)."""
+    if isinstance(value, dict):
+        return {k: map_leaves(v, function) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(map_leaves(v, function) for v in value)
+    return function(value)
+
+
 def fill_placeholders(value: Any, replacements: Dict[str, str]) -> Any:
     """Replace placeholder substrings in every string inside ``value``."""
-    if isinstance(value, str):
-        for placeholder, replacement in replacements.items():
-            value = value.replace(placeholder, replacement)
-        return value
-    if isinstance(value, dict):
-        return {k: fill_placeholders(v, replacements) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(fill_placeholders(v, replacements) for v in value)
-    return value
+    def fill(leaf):
+        if isinstance(leaf, str):
+            for placeholder, replacement in replacements.items():
+                leaf = leaf.replace(placeholder, replacement)
+        return leaf
+    return map_leaves(value, fill)
 
 
 def uses_placeholder(value: Any, placeholder: str) -> bool:
@@ -95,19 +102,15 @@ def resolve_references(value: Any, cfg: dict) -> Any:
     Experiment stage lists use these late-bound references so that variants and
     ``--cfg-options`` that change ``cfg[name]`` reach every stage that refers to it.
     """
-    if isinstance(value, str):
-        match = REFERENCE.match(value)
+    def resolve(leaf):
+        match = REFERENCE.match(leaf) if isinstance(leaf, str) else None
         if not match:
-            return value
+            return leaf
         if match.group(1) not in cfg:
-            raise KeyError(f'{value!r} refers to `{match.group(1)}`, which the config does not '
+            raise KeyError(f'{leaf!r} refers to `{match.group(1)}`, which the config does not '
                            f'define; add it (e.g. in a _base_ dataset or schedule config)')
         return resolve_references(copy.deepcopy(cfg[match.group(1)]), cfg)
-    if isinstance(value, dict):
-        return {k: resolve_references(v, cfg) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(resolve_references(v, cfg) for v in value)
-    return value
+    return map_leaves(value, resolve)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> dict:

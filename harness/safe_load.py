@@ -15,6 +15,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.logging.history_buffer import HistoryBuffer
 
+from harness.config import map_leaves
 from harness.registry import HOOKS
 
 _PLAIN_BUFFER_TAG = '__history_buffer__'
@@ -46,13 +47,7 @@ def plain_to_buffer(plain: dict) -> HistoryBuffer:
 
 def numpy_scalars_to_python(value):
     """``value`` with every numpy scalar (e.g. a best score) turned into a Python number."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: numpy_scalars_to_python(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(numpy_scalars_to_python(v) for v in value)
-    return value
+    return map_leaves(value, lambda leaf: leaf.item() if isinstance(leaf, np.generic) else leaf)
 
 
 @HOOKS.register_module()
