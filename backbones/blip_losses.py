@@ -18,6 +18,8 @@ class FeatureQueue(nn.Module):
     """Ring buffers of momentum image/text features and their image ids (BLIP's queues).
 
     Buffers are ``[dim, size]`` (the official layout, so checkpoints load as they are).
+    ``size=0`` keeps nothing: ITC then contrasts in-batch pairs only (CLIP-style), which
+    suits short from-scratch runs whose encoders move too fast for queued features.
     """
 
     def __init__(self, dim: int, size: int):
@@ -31,6 +33,8 @@ class FeatureQueue(nn.Module):
     @torch.no_grad()
     def push(self, image_feat: torch.Tensor, text_feat: torch.Tensor, image_ids: torch.Tensor):
         """Enqueue a batch (gathered from all ranks), overwriting the oldest entries."""
+        if self.size == 0:
+            return
         image_feat = gather_across_ranks(image_feat)
         text_feat = gather_across_ranks(text_feat)
         image_ids = gather_across_ranks(image_ids)
@@ -59,19 +63,21 @@ def soft_target_contrastive_loss(sim_i2t, sim_t2i, sim_i2t_m, sim_t2i_m, targets
 
 
 @torch.no_grad()
-def sample_hard_negatives(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor, image_ids: torch.Tensor):
+def sample_hard_negatives(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor, image_ids: torch.Tensor,
+                          sharpness: float = 1.0):
     """Draw one hard negative text per image and one hard negative image per text.
 
     Each is sampled by ``multinomial`` from the softmaxed in-batch similarities
-    (``+1e-4`` as BLIP), with every pair of the same image masked out.
+    (``+1e-4`` as BLIP), with every pair of the same image masked out. ``sharpness``
+    multiplies the similarities first: 1 is BLIP's rule, 0 draws negatives uniformly.
 
     Returns:
         ``(negative_text_index_per_image, negative_image_index_per_text)``, both ``[B]``.
     """
     batch = sim_i2t.shape[0]
     same_image = image_ids.view(-1, 1) == image_ids.view(1, -1)
-    weights_i2t = (F.softmax(sim_i2t[:, :batch].float(), dim=1) + 1e-4).masked_fill(same_image, 0)
-    weights_t2i = (F.softmax(sim_t2i[:, :batch].float(), dim=1) + 1e-4).masked_fill(same_image, 0)
+    weights_i2t = (F.softmax(sharpness * sim_i2t[:, :batch].float(), dim=1) + 1e-4).masked_fill(same_image, 0)
+    weights_t2i = (F.softmax(sharpness * sim_t2i[:, :batch].float(), dim=1) + 1e-4).masked_fill(same_image, 0)
     if bool((weights_i2t.sum(dim=1) == 0).any()):
         raise ValueError('ITM needs a negative for every image, but a batch holds only one '
                          'image; use a batch with at least two distinct images')

@@ -111,3 +111,20 @@ def test_feature_queue_wraps_around():
     assert queue.idx_queue.tolist() == [[21, 1, 10, 11, 20]]
     assert int(queue.ptr_queue) == 1
     assert queue.image_queue[0].tolist() == [2.0, 0.0, 1.0, 1.0, 2.0]
+
+
+def test_negative_sharpness_scales_how_hard_the_itm_negatives_are():
+    # Row i is most similar to text (i + 1) % 4 by a wide margin.
+    sims = torch.full((4, 4), -10.0)
+    sims[torch.arange(4), (torch.arange(4) + 1) % 4] = 10.0
+    image_ids = torch.arange(4)
+    torch.manual_seed(0)
+    draws = {sharpness: torch.stack([sample_hard_negatives(sims, sims.clone(), image_ids,
+                                                           sharpness)[0]
+                                     for _ in range(600)])
+             for sharpness in (1.0, 0.0)}
+    hardest = (torch.arange(4) + 1) % 4
+    assert (draws[1.0] == hardest).float().mean() > 0.99  # BLIP's rule: the hardest one
+    uniform_share = (draws[0.0] == hardest).float().mean()
+    assert 0.25 < uniform_share < 0.42  # sharpness 0: each of the 3 others about 1/3
+    assert (draws[0.0] != torch.arange(4)).all()

@@ -1,7 +1,7 @@
 # Short AdamW + cosine schedules sized for ToyWorld on a 2-core CPU.
-pretrain_epochs = 1
+pretrain_epochs = 2
 finetune_epochs = 1
-batch_size = 48
+batch_size = 32
 pretrain_optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
 finetune_optim_wrapper = dict(optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.05))
 pretrain_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0,
