@@ -162,6 +162,8 @@ class EvaluateStage(Stage):
         name: stage name.
         task: a name in the ``TASKS`` registry (``'retrieval'``, ``'caption'``...).
         checkpoint_from: the finished training stage whose checkpoint is evaluated.
+        checkpoint: instead of ``checkpoint_from``, a checkpoint path (official BLIP
+            ``.pth``, Hugging Face BLIP directory, mmengine checkpoint) to evaluate as is.
         dataset: dataset config (built from ``DATASETS``).
         dataset_name: name shown on leaderboards (e.g. ``'toyworld_coco'``, ``'coco'``).
         split: split shown on leaderboards.
@@ -172,12 +174,18 @@ class EvaluateStage(Stage):
             the evaluated model's own count.
     """
 
-    def __init__(self, name: str, task: str, checkpoint_from: str, dataset: dict,
-                 dataset_name: str, split: str = 'test', model: Optional[dict] = None,
+    def __init__(self, name: str, task: str, dataset: dict, dataset_name: str,
+                 checkpoint_from: Optional[str] = None, checkpoint: Optional[str] = None,
+                 split: str = 'test', model: Optional[dict] = None,
                  options: Optional[dict] = None, params_from: Optional[str] = None):
         super().__init__(name)
+        if (checkpoint_from is None) == (checkpoint is None):
+            raise ValueError(f'stage {name!r}: give exactly one of checkpoint_from (a training '
+                             f'stage) or checkpoint (a path), e.g. --cfg-options '
+                             f'checkpoint=/models/model_base_retrieval_coco.pth')
         self.task = task
         self.checkpoint_from = checkpoint_from
+        self.checkpoint = checkpoint
         self.dataset_cfg = dataset
         self.dataset_name = dataset_name
         self.split = split
@@ -188,7 +196,10 @@ class EvaluateStage(Stage):
     def run(self, ctx: StageContext) -> dict:
         """Build, load, evaluate, record; returns the metrics."""
         from harness.recording import record_evaluation  # noqa: PLC0415
-        checkpoint = ctx.manifest.outputs(self.checkpoint_from)['checkpoint']
+        checkpoint = self.checkpoint or ctx.manifest.outputs(self.checkpoint_from)['checkpoint']
+        if not os.path.exists(checkpoint):
+            raise FileNotFoundError(f'stage {self.name!r}: checkpoint {checkpoint} does not exist; '
+                                    f'pass --cfg-options checkpoint=/path/to/a/checkpoint')
         model = MODELS.build(deep_merge(ctx.cfg['model'], self.model_overrides))
         load_weights(model, checkpoint)
         model.to(ctx.device).eval()
