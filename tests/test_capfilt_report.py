@@ -48,6 +48,8 @@ def test_report_reads_the_side_file_and_matches_the_hand_count(tmp_path):
     assert metrics['noise_ratio_synthetic'] == pytest.approx(20.0)
     assert metrics['filter_precision'] == pytest.approx(200 / 3)
     assert metrics['filter_recall'] == pytest.approx(200 / 3)
+    assert metrics['web_noise_rate'] == pytest.approx(100 * sum(
+        label != 'clean' for label in LABELS) / len(LABELS))
     assert metrics['synthetic_CIDEr'] == 12.5  # no web image has human captions
     assert 'probe' in report['notes']['synthetic_CIDEr'] and report['unavailable'] == {}
 
@@ -55,8 +57,8 @@ def test_report_reads_the_side_file_and_matches_the_hand_count(tmp_path):
 def test_report_without_side_file_says_unavailable(tmp_path):
     report = capfilt_report(scores(), 0.5, WEB, SYNTHETIC, HUMAN, tmp_path / 'absent.json',
                             probe_cider=None)
-    assert {'filter_precision', 'filter_recall', 'filter_f1', 'synthetic_CIDEr'} \
-        == set(report['unavailable'])
+    assert {'filter_precision', 'filter_recall', 'filter_f1', 'web_noise_rate',
+            'synthetic_CIDEr'} == set(report['unavailable'])
     assert set(report['metrics']) == {'noise_ratio_web', 'noise_ratio_synthetic'}
 
 

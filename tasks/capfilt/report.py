@@ -6,7 +6,9 @@ Metrics (percentages, CIDEr x100 as leaderboards print them):
   rejected (the paper's "noise ratio" is the web one);
 * ``filter_precision`` / ``filter_recall`` / ``filter_f1``: "rejected" as a detector of the
   noisy web pairs, against a noise-label side file (ToyWorld writes
-  ``pretrain_web_noise_labels.json``; real web data has none, so these are unavailable);
+  ``pretrain_web_noise_labels.json``; real web data has none, so these are unavailable),
+  beside ``web_noise_rate``, the labelled share of noisy web pairs, which is the precision
+  of a filter that rejects at random;
 * ``synthetic_CIDEr``: the synthetic captions against human captions of the same images
   where the human corpus has them, else the captioner's CIDEr on a COCO-format split
   (decoded the same way), as the caption stage measured it.
@@ -110,12 +112,13 @@ def capfilt_report(scores: Sequence[dict], threshold: float, web_records: Sequen
             if score['source'] == 'web':
                 rejected[score['record']] = not is_kept(score, threshold)
         metrics.update(rejection_quality(rejected, noisy))
+        metrics['web_noise_rate'] = 100 * sum(noisy) / len(noisy) if noisy else 0.0
         notes['noise_labels'] = str(noise_labels)
     else:
         reason = f'no noise-label side file ({noise_labels or "none configured"}); real web ' \
                  'data has no ground truth of which pairs are noisy'
         unavailable.update({name: reason for name in ('filter_precision', 'filter_recall',
-                                                      'filter_f1')})
+                                                      'filter_f1', 'web_noise_rate')})
     cider = same_image_cider(synthetic, human)
     if cider is not None:
         metrics['synthetic_CIDEr'] = cider
