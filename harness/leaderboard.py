@@ -463,7 +463,8 @@ def render_leaderboard(experiment: str, records: Sequence[ResultRecord],
 def render_plot(experiment: str, records: Sequence[ResultRecord],
                 board_spec: Mapping[str, Any] | None) -> bytes:
     """PNG bytes: one bar chart per primary metric, bars per variant, std over seeds as
-    error bars."""
+    error bars (none when every variant ran one seed: the Significance section then has
+    bootstrap intervals)."""
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot
@@ -475,12 +476,13 @@ def render_plot(experiment: str, records: Sequence[ResultRecord],
     rows = math.ceil(len(keys) / columns)
     figure, axes = pyplot.subplots(rows, columns, figsize=(4.2 * columns, 3.6 * rows),
                                    squeeze=False)
+    several_seeds = len({(r.variant, r.seed) for r in records}) > len({r.variant for r in records})
     for axis, key in zip(axes.flat, keys):
         by_variant = _records_by_variant(records, key)
         variants = [v for v in spec.variant_order if v in by_variant]
         stats = [_mean_std(_seed_values(by_variant[v], key[3])) for v in variants]
         axis.bar(range(len(variants)), [mean for mean, _ in stats],
-                 yerr=[std for _, std in stats], capsize=4,
+                 yerr=[std for _, std in stats] if several_seeds else None, capsize=4,
                  color=pyplot.cm.tab10.colors[:len(variants)] or None)
         for position, (mean, std) in enumerate(stats):
             axis.annotate(f'{mean:.1f}', (position, mean + std), xytext=(0, 3),
@@ -491,7 +493,9 @@ def render_plot(experiment: str, records: Sequence[ResultRecord],
         axis.margins(y=0.15)
     for axis in list(axes.flat)[len(keys):]:
         axis.set_visible(False)
-    figure.suptitle(f'{spec.title}  (our runs; error bars: std over seeds)', fontsize=11)
+    note = 'error bars: std over seeds' if several_seeds else \
+        'one seed; significance: see the board'
+    figure.suptitle(f'{spec.title}  (our runs; {note})', fontsize=11)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format='png', dpi=110)
