@@ -31,3 +31,13 @@ def test_training_validates_and_keeps_the_best_checkpoint(run_cli, tmp_path):
     log = done.stdout + done.stderr
     assert 'coco_caption/CIDEr' in log
     assert list(tmp_path.glob('best_coco_caption_CIDEr_epoch_*.pth'))
+
+
+def test_retrieval_finetuning_validates_by_the_protocol_and_keeps_the_best(run_cli, tmp_path):
+    done = run_cli('configs/retrieval_toyworld_tiny.py', '--work-dir', str(tmp_path))
+    log = done.stdout + done.stderr
+    assert 'retrieval/R_mean' in log and 'retrieval ITM re-ranking' in log
+    best = list(tmp_path.glob('best_retrieval_R_mean_epoch_*.pth'))
+    assert len(best) == 1
+    state = load_weights(best[0])
+    assert 'itm_head.weight' in state and not any(k.startswith('text_decoder.') for k in state)
