@@ -423,6 +423,18 @@ def _provenance_section(records: Sequence[ResultRecord], spec: BoardSpec) -> lis
             *_table(['Variant', 'Seeds', 'Config hash', 'Git revision', 'Device'], rows), '']
 
 
+def _unavailable_section(records: Sequence[ResultRecord]) -> list[str]:
+    """Metrics an evaluation could not compute, with the evaluator's reason (once each)."""
+    reasons = sorted({(r.task, r.dataset, r.split, metric, reason) for r in records
+                      for metric, reason in r.extra.get('unavailable', {}).items()})
+    if not reasons:
+        return []
+    rows = [[task, f'`{dataset}`', split, metric, reason]
+            for task, dataset, split, metric, reason in reasons]
+    return ['## Metrics not computed', '',
+            *_table(['Task', 'Dataset', 'Split', 'Metric', 'Reason'], rows), '']
+
+
 def render_leaderboard(experiment: str, records: Sequence[ResultRecord],
                        board_spec: Mapping[str, Any] | None, *, command: str | None = None,
                        generated_at: datetime.datetime | None = None) -> str:
@@ -449,6 +461,7 @@ def render_leaderboard(experiment: str, records: Sequence[ResultRecord],
              f'![{spec.title}: primary metrics per variant]({experiment}.png)', '']
     for group, keys in _groups(spec).items():
         lines += _our_table(group, keys, spec, records)
+    lines += _unavailable_section(records)
     lines += _significance_section(spec, records)
     if spec.paper_reference == 'headline':
         lines += _headline_section(spec)

@@ -18,12 +18,14 @@ def record_evaluation(ctx, stage, model, result: dict, params: int,
                       wall_time_s: float) -> ResultRecord:
     """Append the record of ``stage``'s evaluation ``result`` to the variant's results file.
 
-    ``result`` is a task evaluator's output: ``metrics`` (required), optional ``throughput``
-    and ``per_sample`` (per-item scores kept for paired-bootstrap significance tests).
+    ``result`` is a task evaluator's output: ``metrics`` (required), optional ``throughput``,
+    ``per_sample`` (per-item scores kept for paired-bootstrap significance tests) and
+    ``unavailable`` (metric -> why it could not be computed; leaderboards list these).
     """
     extra = dict(stage=stage.name, flops_scope='image encoder, one image')
-    if 'per_sample' in result:
-        extra['per_sample'] = result['per_sample']
+    for key in ('per_sample', 'unavailable'):
+        if result.get(key):
+            extra[key] = dict(result[key])
     record = ResultRecord(
         experiment=ctx.experiment, variant=ctx.variant, task=stage.task,
         dataset=stage.dataset_name, split=stage.split, metrics=dict(result['metrics']),

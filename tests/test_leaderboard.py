@@ -124,3 +124,14 @@ def test_index_lists_only_boards(tmp_path):
     write_index(tmp_path)
     index = (tmp_path / 'README.md').read_text()
     assert '[Board A](a.md) | First line.' in index and 'README.md)' not in index
+
+
+def test_unavailable_metrics_are_listed_with_their_reason():
+    records = _sharing_records()
+    records[0].extra['unavailable'] = {'SPICE': 'Stanford CoreNLP jars not found'}
+    board = render_leaderboard('sharing', records, SHARING_SPEC)
+    section = board.split('## Metrics not computed')[1].split('## ')[0]
+    assert '| caption | `toyworld_coco` | test | SPICE | Stanford CoreNLP jars not found |' \
+        in section
+    assert '## Metrics not computed' not in render_leaderboard('sharing', _sharing_records(),
+                                                               SHARING_SPEC)
