@@ -49,14 +49,15 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
         ctx.device = device
     for stage_cfg in resolve_references(cfg['experiment']['stages'], resolved):
         stage = STAGES.build(stage_cfg)
-        if manifest.done(stage.name) and not force:
+        fingerprint = stage.fingerprint()
+        if manifest.up_to_date(stage.name, fingerprint) and not force:
             print_log(f'[{variant} seed {seed}] {stage.name}: done, reusing its outputs',
                       logger='current')
             continue
         print_log(f'[{variant} seed {seed}] {stage.name}: running', logger='current')
         started = time.perf_counter()
         outputs = stage.run(ctx)
-        manifest.mark_done(stage.name, outputs, time.perf_counter() - started)
+        manifest.mark_done(stage.name, outputs, time.perf_counter() - started, fingerprint)
     return manifest
 
 

@@ -49,6 +49,10 @@ class Manifest:
         """Whether ``stage`` finished."""
         return self.stages.get(stage, {}).get('done', False)
 
+    def up_to_date(self, stage: str, fingerprint: Optional[str]) -> bool:
+        """Whether ``stage`` finished from inputs with this fingerprint (see ``Stage``)."""
+        return self.done(stage) and self.stages[stage].get('fingerprint') == fingerprint
+
     def outputs(self, stage: str) -> dict:
         """Outputs recorded by a finished stage (error if it has not run)."""
         if not self.done(stage):
@@ -56,9 +60,12 @@ class Manifest:
                            f'list it before the stages that read its outputs')
         return self.stages[stage]['outputs']
 
-    def mark_done(self, stage: str, outputs: dict, wall_time_s: float) -> None:
+    def mark_done(self, stage: str, outputs: dict, wall_time_s: float,
+                  fingerprint: Optional[str] = None) -> None:
         """Record ``stage`` as finished with its outputs (written atomically)."""
         self.stages[stage] = dict(done=True, outputs=outputs, wall_time_s=wall_time_s)
+        if fingerprint is not None:
+            self.stages[stage]['fingerprint'] = fingerprint
         write_json_atomic(self.path, dict(stages=self.stages))
 
 
@@ -85,6 +92,11 @@ class Stage:
     def run(self, ctx: StageContext) -> dict:
         """Do the work and return the outputs later stages may read."""
         raise NotImplementedError
+
+    def fingerprint(self) -> Optional[str]:
+        """Identity of inputs from outside the experiment (None: none); a finished stage
+        whose fingerprint changed runs again."""
+        return None
 
 
 def load_weights(model, checkpoint: str, logger=None):
@@ -192,6 +204,11 @@ class EvaluateStage(Stage):
         self.model_overrides = model or {}
         self.options = options or {}
         self.params_from = params_from
+
+    def fingerprint(self) -> Optional[str]:
+        """The given checkpoint file's identity, so that another checkpoint is evaluated anew."""
+        return checkpoint_identity(self.checkpoint) if self.checkpoint and \
+            os.path.exists(self.checkpoint) else self.checkpoint
 
     def run(self, ctx: StageContext) -> dict:
         """Build, load, evaluate, record; returns the metrics."""

@@ -38,3 +38,30 @@ def test_rerun_reuses_finished_stages_and_force_redoes_them(tmp_path):
     run_experiment(config(), tmp_path, variants=['b'], seeds=[1], force=True,
                    leaderboard_dir=tmp_path / 'boards')
     assert CALLS == [('b', 1, 'first', None), ('b', 1, 'second', 'b-first')]
+
+
+@STAGES.register_module(force=True)
+class ExternalInputStage(CountingStage):
+    """A stage reading an input from outside the experiment (a file, as a checkpoint)."""
+
+    def __init__(self, name, source):
+        super().__init__(name)
+        self.source = source
+
+    def fingerprint(self):
+        return open(self.source).read()
+
+
+def test_a_changed_external_input_reruns_a_finished_stage(tmp_path):
+    source = tmp_path / 'weights.txt'
+    source.write_text('v1')
+    cfg = dict(experiment=dict(name='external', seeds=[0], variants=dict(a=dict()),
+                               stages=[dict(type='ExternalInputStage', name='eval',
+                                            source=str(source))]))
+    CALLS.clear()
+    for _ in range(2):
+        run_experiment(cfg, tmp_path / 'work', leaderboard_dir=tmp_path / 'boards')
+    assert len(CALLS) == 1  # same input: reused
+    source.write_text('v2')
+    run_experiment(cfg, tmp_path / 'work', leaderboard_dir=tmp_path / 'boards')
+    assert len(CALLS) == 2
