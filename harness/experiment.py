@@ -41,7 +41,8 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
                 force: bool = False, launcher: str = 'none', device: Optional[str] = None) -> Manifest:
     """Run (or finish) every stage of one (variant, seed); returns its manifest."""
     resolved = resolve_data_roots(variant_config(cfg, variant))
-    variant_dir = work_dir / variant / f'seed_{seed}'
+    # Absolute, so that paths stages hand on (corpora, checkpoints) hold from any folder.
+    variant_dir = Path(work_dir).resolve() / variant / f'seed_{seed}'
     manifest = Manifest(variant_dir)
     ctx = StageContext(experiment=experiment, variant=variant, seed=seed, cfg=resolved,
                        work_dir=variant_dir, manifest=manifest, launcher=launcher)

@@ -65,3 +65,20 @@ def test_a_changed_external_input_reruns_a_finished_stage(tmp_path):
     source.write_text('v2')
     run_experiment(cfg, tmp_path / 'work', leaderboard_dir=tmp_path / 'boards')
     assert len(CALLS) == 2
+
+
+def test_a_relative_work_dir_gives_stages_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    CALLS.clear()
+    manifest_dirs = []
+
+    @STAGES.register_module(force=True)
+    class WorkDirStage(Stage):
+        def run(self, ctx):
+            manifest_dirs.append(ctx.work_dir)
+            return dict(corpus=str(ctx.work_dir / 'corpus.json'))
+
+    cfg = dict(experiment=dict(name='relative', seeds=[0], variants=dict(a=dict()),
+                               stages=[dict(type='WorkDirStage', name='write')]))
+    run_experiment(cfg, 'work_dirs/relative', leaderboard_dir=tmp_path / 'boards')
+    assert manifest_dirs == [tmp_path / 'work_dirs' / 'relative' / 'a' / 'seed_0']
