@@ -7,10 +7,14 @@ An experiment config holds, besides an ordinary model/data config:
   ``STAGES`` config (``dict(type='TrainStage', name='pretrain', ...)``);
 * ``leaderboard = dict(...)`` - the board spec (see :mod:`harness.leaderboard`).
 
-Work dirs: ``<work_dir>/<variant>/seed_<seed>/<stage>/``; a (variant, seed) whose
-manifest marks every stage done is skipped unless ``force``.
+Work dirs: ``<work_dir>/<variant>/seed_<seed>/<stage>/``. A finished stage is reused when
+its fingerprint (its resolved config, the variant's config and any outside input such as a
+checkpoint file) is unchanged; otherwise it and every stage after it run afresh, as all do
+with ``force``.
 """
+import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,7 +24,11 @@ from mmengine.logging import print_log
 
 from harness.config import deep_merge, resolve_data_roots, resolve_references
 from harness.registry import STAGES
+from harness.results import config_hash
 from harness.stages import Manifest, StageContext
+
+# Config keys that say how results are shown or where the config lives, not what is computed.
+BOOKKEEPING_KEYS = ('leaderboard', 'leaderboard_dir', '_config_file')
 
 
 def variant_names(cfg: dict) -> List[str]:
@@ -48,18 +56,36 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
                        work_dir=variant_dir, manifest=manifest, launcher=launcher)
     if device:
         ctx.device = device
+    settings = {k: v for k, v in resolved.items() if k not in BOOKKEEPING_KEYS}
+    upstream_changed = False
     for stage_cfg in resolve_references(cfg['experiment']['stages'], resolved):
         stage = STAGES.build(stage_cfg)
-        fingerprint = stage.fingerprint()
-        if manifest.up_to_date(stage.name, fingerprint) and not force:
+        fingerprint = config_hash(dict(stage=stage_cfg, settings=settings,
+                                       inputs=stage.fingerprint()))
+        if not (force or upstream_changed) and manifest.up_to_date(stage.name, fingerprint):
             print_log(f'[{variant} seed {seed}] {stage.name}: done, reusing its outputs',
                       logger='current')
             continue
+        if manifest.done(stage.name):
+            print_log(f'[{variant} seed {seed}] {stage.name}: its config, inputs or an earlier '
+                      f'stage changed (or --force): running it afresh', logger='current')
+            clear_stage_dir(variant_dir / stage.name)
+        upstream_changed = True  # every later stage reads what this one writes now
         print_log(f'[{variant} seed {seed}] {stage.name}: running', logger='current')
         started = time.perf_counter()
         outputs = stage.run(ctx)
         manifest.mark_done(stage.name, outputs, time.perf_counter() - started, fingerprint)
     return manifest
+
+
+def clear_stage_dir(stage_dir: Path) -> None:
+    """Remove a finished stage's files before it runs again (on the main process only).
+
+    Otherwise a training stage would "resume" its finished run and train nothing, and an
+    old ``best_*.pth`` could outlive the new run.
+    """
+    if int(os.environ.get('RANK', '0')) == 0 and stage_dir.is_dir():
+        shutil.rmtree(stage_dir)
 
 
 def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] = None,

@@ -1,4 +1,7 @@
-"""Experiments: finished (variant, seed, stage) work is reused unless --force; order is kept."""
+"""Experiments: finished (variant, seed, stage) work is reused unless --force or its config or
+inputs changed; order is kept."""
+import json
+
 from harness.experiment import run_experiment
 from harness.registry import STAGES
 from harness.stages import Stage
@@ -82,3 +85,38 @@ def test_a_relative_work_dir_gives_stages_absolute_paths(tmp_path, monkeypatch):
                                stages=[dict(type='WorkDirStage', name='write')]))
     run_experiment(cfg, 'work_dirs/relative', leaderboard_dir=tmp_path / 'boards')
     assert manifest_dirs == [tmp_path / 'work_dirs' / 'relative' / 'a' / 'seed_0']
+
+
+@STAGES.register_module(force=True)
+class StageDirStage(Stage):
+    """Appends a line to a file in its stage dir and returns how many lines it holds."""
+
+    def __init__(self, name, lr=0.1):
+        super().__init__(name)
+
+    def run(self, ctx):
+        log = ctx.work_dir / self.name / 'log.txt'
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, 'a') as handle:
+            handle.write('ran\n')
+        CALLS.append(self.name)
+        return dict(lines=len(log.read_text().splitlines()))
+
+
+def test_an_edited_stage_runs_afresh_with_the_stages_after_it(tmp_path):
+    def cfg(lr):
+        return dict(experiment=dict(name='edited', seeds=[0], variants=dict(a=dict()), stages=[
+            dict(type='StageDirStage', name='first'),
+            dict(type='StageDirStage', name='second', lr=lr),
+            dict(type='StageDirStage', name='third')]))
+    CALLS.clear()
+    run_experiment(cfg(0.1), tmp_path, leaderboard_dir=tmp_path / 'boards')
+    run_experiment(cfg(0.1), tmp_path, leaderboard_dir=tmp_path / 'boards')
+    assert CALLS == ['first', 'second', 'third']
+    run_experiment(cfg(0.2), tmp_path, leaderboard_dir=tmp_path / 'boards')
+    assert CALLS == ['first', 'second', 'third', 'second', 'third']
+    stages = json.loads((tmp_path / 'a' / 'seed_0' / 'manifest.json').read_text())['stages']
+    assert stages['second']['outputs']['lines'] == 1  # its old files were cleared first
+    assert stages['first']['outputs']['lines'] == 1
+    run_experiment(cfg(0.2), tmp_path, force=True, leaderboard_dir=tmp_path / 'boards')
+    assert CALLS[-3:] == ['first', 'second', 'third']
