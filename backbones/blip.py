@@ -24,6 +24,17 @@ LOSSES = ('itc', 'itm', 'lm')
 IMAGE_POOLS = ('cls', 'max')
 
 
+def gather_rows(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``tensor[index]`` along dim 0 as a one-hot matrix product.
+
+    Plain indexing back-propagates by scattered accumulation, whose order over CPU threads
+    varies from run to run when an index repeats (two texts drawing the same hard negative
+    image), so fixed seeds gave different weights; a product's gradient is reproducible.
+    """
+    one_hot = F.one_hot(index, tensor.shape[0]).to(tensor.dtype)
+    return (one_hot @ tensor.flatten(1)).view(len(index), *tensor.shape[1:])
+
+
 def pool_image_tokens(image_embeds: torch.Tensor, how: str) -> torch.Tensor:
     """The image's ITC vector: its [CLS] token (BLIP) or the max over its patch tokens."""
     if how == 'cls':
@@ -298,7 +309,8 @@ class Blip(BaseModel):
         input_ids, mask = tokens['input_ids'], tokens['attention_mask']
         all_ids = torch.cat([input_ids, input_ids, input_ids[negative_texts]], dim=0)
         all_masks = torch.cat([mask, mask, mask[negative_texts]], dim=0)
-        all_images = torch.cat([image_embeds, image_embeds[negative_images], image_embeds], dim=0)
+        all_images = torch.cat([image_embeds, gather_rows(image_embeds, negative_images),
+                                image_embeds], dim=0)
         logits = self.itm_logits(all_ids, all_masks, image_embeds=all_images)
         batch = input_ids.shape[0]
         labels = torch.cat([torch.ones(batch, dtype=torch.long),

@@ -128,3 +128,15 @@ def test_negative_sharpness_scales_how_hard_the_itm_negatives_are():
     uniform_share = (draws[0.0] == hardest).float().mean()
     assert 0.25 < uniform_share < 0.42  # sharpness 0: each of the 3 others about 1/3
     assert (draws[0.0] != torch.arange(4)).all()
+
+
+def test_gather_rows_is_indexing_with_the_same_gradient():
+    from backbones.blip import gather_rows
+    torch.manual_seed(0)
+    tensor = torch.randn(5, 3, 4, requires_grad=True)
+    index = torch.tensor([4, 0, 4, 2, 4])  # repeats, as hard negatives do
+    weights = torch.randn(5, 3, 4)
+    (gather_rows(tensor, index) * weights).sum().backward()
+    expected_grad = torch.zeros_like(tensor).index_add_(0, index, weights)
+    assert torch.allclose(gather_rows(tensor, index), tensor[index])
+    assert torch.allclose(tensor.grad, expected_grad)
