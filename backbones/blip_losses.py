@@ -76,8 +76,9 @@ def sample_hard_negatives(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor, image_id
     """
     batch = sim_i2t.shape[0]
     same_image = image_ids.view(-1, 1) == image_ids.view(1, -1)
-    weights_i2t = (F.softmax(sharpness * sim_i2t[:, :batch].float(), dim=1) + 1e-4).masked_fill(same_image, 0)
-    weights_t2i = (F.softmax(sharpness * sim_t2i[:, :batch].float(), dim=1) + 1e-4).masked_fill(same_image, 0)
+    weights_i2t, weights_t2i = (
+        (F.softmax(sharpness * sims[:, :batch].float(), dim=1) + 1e-4).masked_fill(same_image, 0)
+        for sims in (sim_i2t, sim_t2i))
     if bool((weights_i2t.sum(dim=1) == 0).any()):
         raise ValueError('ITM needs a negative for every image, but a batch holds only one '
                          'image; use a batch with at least two distinct images')
