@@ -537,8 +537,11 @@ def write_leaderboard(experiment: str, records: Sequence[ResultRecord],
                          f'dirs hold experiments {found}')
     out_dir = Path(out_dir)
     board = out_dir / f'{experiment}.md'
+    # Rendered before anything is written, so the revision it states is not marked dirty
+    # by this very board's files.
+    text = render_leaderboard(experiment, records, board_spec, command=command)
     atomic_write_bytes(out_dir / f'{experiment}.png', render_plot(experiment, records, board_spec))
-    atomic_write_text(board, render_leaderboard(experiment, records, board_spec, command=command))
+    atomic_write_text(board, text)
     write_index(out_dir)
     return board
 
