@@ -18,8 +18,9 @@ leaderboard = dict(
                 '(326 steps of ITC+ITM+LM), then fine-tuned for captioning (beam 3) and '
                 'evaluated zero-shot on retrieval (ITC top-16 re-ranked by ITM + cosine; '
                 'chance R@1 = 0.5% on 200 images), next to the paper\'s Table 3. At this '
-                'scale the differences between policies are within the bootstrap noise; the '
-                'tiny config\'s departures from BLIP are listed in the README.',
+                'scale most differences between policies are within the bootstrap noise (see '
+                'Significance); the tiny config\'s departures from BLIP are listed in the '
+                'README.',
     primary_metrics=[
         ('caption', '${eval_dataset_name}', 'test', 'BLEU-4'),
         ('caption', '${eval_dataset_name}', 'test', 'CIDEr'),
