@@ -215,8 +215,8 @@ class EvaluateStage(Stage):
         from harness.recording import record_evaluation  # noqa: PLC0415
         checkpoint = self.checkpoint or ctx.manifest.outputs(self.checkpoint_from)['checkpoint']
         if not os.path.exists(checkpoint):
-            raise FileNotFoundError(f'stage {self.name!r}: checkpoint {checkpoint} does not exist; '
-                                    f'pass --cfg-options checkpoint=/path/to/a/checkpoint')
+            raise FileNotFoundError(f'stage {self.name!r}: checkpoint {checkpoint} does not '
+                                    f'exist; pass --cfg-options checkpoint=/path/to/a/checkpoint')
         model = MODELS.build(deep_merge(ctx.cfg['model'], self.model_overrides))
         load_weights(model, checkpoint)
         model.to(ctx.device).eval()

@@ -10,8 +10,10 @@ def tiny_toyworld(tmp_path_factory):
     return ensure_toyworld(ToyWorldSpec.tiny(), tmp_path_factory.mktemp('toyworld') / 'tiny')
 
 
-TINY_TOYWORLD_OPTIONS = [f'toyworld.{key}={value}' for key, value in
-                         ToyWorldSpec.tiny().to_dict().items() if key != 'generator_version']
+# The tiny ToyWorld spec as config overrides: a dict for load_config, strings for the CLI.
+TINY_TOYWORLD_CFG = {f'toyworld.{key}': value for key, value in
+                     ToyWorldSpec.tiny().to_dict().items() if key != 'generator_version'}
+TINY_TOYWORLD_OPTIONS = [f'{key}={value}' for key, value in TINY_TOYWORLD_CFG.items()]
 
 
 @pytest.fixture

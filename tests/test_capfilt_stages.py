@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+from conftest import TINY_TOYWORLD_CFG
 
 from backbones.checkpoint import save_official_checkpoint
 from harness.config import deep_merge, load_config, resolve_data_roots, resolve_references
@@ -15,7 +16,6 @@ from harness.registry import DATASETS, MODELS, STAGES
 from harness.stages import Manifest, StageContext, load_weights
 from tasks.capfilt import captioning, filtering, shards
 from tasks.capfilt.captioning import caption_web_images
-from tasks.toyworld import ToyWorldSpec
 
 SHARD_SIZE = 8  # the tiny web corpus has 40 images: 5 shards
 
@@ -23,9 +23,8 @@ SHARD_SIZE = 8  # the tiny web corpus has 40 images: 5 shards
 @pytest.fixture(scope='module')
 def capfilt_cfg(tiny_toyworld):
     """configs/capfilt.py on the tiny ToyWorld, data roots filled in."""
-    options = {f'toyworld.{key}': value for key, value in ToyWorldSpec.tiny().to_dict().items()
-               if key != 'generator_version'}
-    cfg = load_config('configs/capfilt.py', dict(options, toyworld_dir=str(tiny_toyworld)))
+    cfg = load_config('configs/capfilt.py',
+                      dict(TINY_TOYWORLD_CFG, toyworld_dir=str(tiny_toyworld)))
     return resolve_data_roots(cfg)
 
 

@@ -1,10 +1,10 @@
 """Evaluating a given checkpoint file (official BLIP layout) without a training stage."""
 import pytest
 import torch
-from conftest import TINY_TOYWORLD_OPTIONS
+from conftest import TINY_TOYWORLD_CFG
 
-from harness.config import DictAction, deep_merge, load_config, resolve_data_roots, \
-    resolve_references
+from backbones.checkpoint import save_official_checkpoint
+from harness.config import deep_merge, load_config, resolve_data_roots, resolve_references
 from harness.registry import DATASETS, MODELS, STAGES, TASKS
 from harness.stages import Manifest, StageContext
 
@@ -13,9 +13,7 @@ EVAL_CONFIGS = ['configs/eval_retrieval_coco.py', 'configs/eval_retrieval_flickr
 
 
 def tiny_config(toyworld_root) -> dict:
-    options = dict(option.split('=', 1) for option in TINY_TOYWORLD_OPTIONS)
-    options = {key: DictAction._parse_iterable(value) for key, value in options.items()}
-    options['toyworld_dir'] = str(toyworld_root)
+    options = dict(TINY_TOYWORLD_CFG, toyworld_dir=str(toyworld_root))
     return resolve_data_roots(load_config('configs/ci_benchmark.py', options))
 
 
@@ -24,7 +22,7 @@ def test_evaluate_stage_scores_a_checkpoint_path(tiny_toyworld, tmp_path):
     torch.manual_seed(0)
     model = MODELS.build(deep_merge(cfg['model'], cfg['retrieval_model'])).eval()
     checkpoint = tmp_path / 'model_retrieval.pth'
-    torch.save({'model': model.state_dict()}, checkpoint)  # the official BLIP layout
+    save_official_checkpoint(model, checkpoint)
     stage = STAGES.build(dict(
         type='EvaluateStage', name='eval_retrieval', task='retrieval',
         checkpoint=str(checkpoint), dataset=cfg['retrieval_test_dataset'],

@@ -2,19 +2,18 @@
 import json
 
 import torch
+from conftest import TINY_TOYWORLD_CFG
 
 from harness import regress
 from harness.benchmark import run_benchmark
 from harness.safe_load import register_mmengine_safe_globals
-from tasks.toyworld import ToyWorldSpec
 
 CONFIG = 'configs/ci_benchmark.py'
 GATED = 'caption/toyworld_coco/test/CIDEr'
 
 
 def options(toyworld_root):
-    cfg = {f'toyworld.{key}': value for key, value in ToyWorldSpec.tiny().to_dict().items()
-           if key != 'generator_version'}
+    cfg = dict(TINY_TOYWORLD_CFG)
     cfg.update({'toyworld_dir': str(toyworld_root), 'pretrain_epochs': 2, 'finetune_epochs': 3,
                 'batch_size': 16, 'retrieval_k': 4, 'model.queue_size': 64})
     return cfg
