@@ -1,5 +1,5 @@
 """Image and text encoders and the BLIP model family (MED, heads, losses).
 
-Importing this package registers every model piece in :mod:`harness.registry`.
+Importing this package registers every model piece in :mod:`harness.core.registry`.
 """
 from . import blip, checkpoint, data_preprocessor, tokenizer, vit  # noqa: F401

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from torch import nn
 
-from harness.registry import MODELS, TOKENIZERS
+from harness.core.registry import MODELS, TOKENIZERS
+
+from . import generation
 from .blip_losses import (FeatureQueue, positive_targets, sample_hard_negatives,
                           soft_target_contrastive_loss)
 from .med import MedConfig, MedDecoder, MedTextModel, lm_loss, share_encoder_decoder
@@ -118,6 +120,8 @@ class Blip(BaseModel):
         self.tokenizer = TOKENIZERS.build(tokenizer)
         self.visual_encoder = MODELS.build(vision)
         vision_width = self.visual_encoder.embed_dim
+        self.embed_dim = embed_dim
+        self.configured_image_size = vision.get('image_size')
         self.med_config = build_med_config(text_arch, len(self.tokenizer), vision_width,
                                            **(text_overrides or {}))
         self.sharing = sharing
@@ -194,10 +198,20 @@ class Blip(BaseModel):
                 param_m.mul_(self.momentum).add_(param.detach(), alpha=1 - self.momentum)
 
     # ------------------------------------------------------------------ encoders
+    @property
+    def image_size(self) -> int:
+        """The square input resolution: the encoder's own (after a checkpoint loader resized
+        it) where it keeps one, else the configured ``vision.image_size``."""
+        return getattr(self.visual_encoder, 'image_size', self.configured_image_size)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters are."""
+        return next(self.parameters()).device
+
     def tokenize(self, texts: Sequence[str], max_length: Optional[int] = None) -> dict:
         """Token ids and mask of ``texts`` on the model's device."""
-        return self.tokenizer(texts, max_length or self.max_text_length,
-                              device=self.visual_encoder.cls_token.device)
+        return self.tokenizer(texts, max_length or self.max_text_length, device=self.device)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, 1 + N, width]`` image tokens."""
@@ -222,12 +236,17 @@ class Blip(BaseModel):
         replaced[:, 0] = token_id
         return replaced
 
+    def image_key_values(self, image_embeds: torch.Tensor) -> list:
+        """Per-layer cross-attention keys/values of ``image_embeds`` for :meth:`itm_logits`
+        (``image_kv``): computed once per image, reused for all its candidate texts."""
+        return self.text_encoder.image_key_values(image_embeds)
+
     def itm_logits(self, input_ids, attention_mask, image_embeds=None, image_kv=None,
                    image_atts=None) -> torch.Tensor:
         """``[B, 2]`` ITM logits (index 1 = match) of texts grounded on images.
 
         ``input_ids`` may start with [CLS]; the first token is replaced by [ENC].
-        Pass ``image_kv`` (from ``text_encoder.image_key_values``) to reuse an image's
+        Pass ``image_kv`` (from :meth:`image_key_values`) to reuse an image's
         cross-attention keys/values across many texts.
         """
         hidden = self.text_encoder(self.with_first_token(input_ids, self.tokenizer.enc_token_id),
@@ -336,10 +355,15 @@ class Blip(BaseModel):
                                    image_embeds=image_embeds)
         return lm_loss(logits, tokens['labels'], self.label_smoothing, reduction)
 
+    def generate_captions(self, images: torch.Tensor, **decoding) -> List[str]:
+        """Captions of ``images``, prompt stripped; ``decoding`` as
+        :func:`backbones.generation.generate_captions` (BLIP's defaults: beam 3, max 20,
+        min 5)."""
+        return generation.generate_captions(self, images, **decoding)
+
     def predict(self, images: torch.Tensor, data_samples: Optional[dict] = None) -> List[dict]:
         """Captions of ``images`` (BLIP's default decoding), one dict per image."""
-        from .generation import generate_captions  # noqa: PLC0415 (keeps decoding optional)
-        captions = generate_captions(self, images)
+        captions = self.generate_captions(images)
         ids = (data_samples or {}).get('image_id', [None] * len(captions))
         return [dict(image_id=int(i) if i is not None else None, caption=c)
                 for i, c in zip(ids, captions)]

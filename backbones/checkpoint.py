@@ -23,6 +23,9 @@ import torch
 from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
+from harness.core.registry import FUNCTIONS
+from harness.core.safe_globals import register_mmengine_safe_globals
+
 from . import key_maps
 from .vit import interpolate_pos_embed
 
@@ -450,6 +453,7 @@ def load_checkpoint(model: nn.Module, source: Source, *, image_size: Optional[in
     Returns:
         The :class:`LoadReport`; print it to see every key that did not load as is.
     """
+    register_mmengine_safe_globals()  # our own mmengine checkpoints hold numpy scalars
     state, where, config = read_checkpoint(source)
     kind_name = detect_kind(state, where)
     kind = KINDS[kind_name]
@@ -468,6 +472,18 @@ def load_checkpoint(model: nn.Module, source: Source, *, image_size: Optional[in
     with torch.no_grad():
         for target, value in assignments:
             target.copy_(value.to(target.dtype))
+    return report
+
+
+@FUNCTIONS.register_module(name='load_weights')
+def load_weights(model: nn.Module, checkpoint: Source, logger=None) -> LoadReport:
+    """:func:`load_checkpoint` with its report logged (``logger.info``, else printed).
+
+    Registered as ``FUNCTIONS['load_weights']``: the harness's stages load weights
+    through it without importing this package.
+    """
+    report = load_checkpoint(model, checkpoint)
+    (logger.info if logger else print)(f'loaded {checkpoint}:\n{report}')
     return report
 
 

@@ -1,7 +1,7 @@
 """Moves collated batches to the model's device in the shape BLIP's ``forward`` takes."""
 from mmengine.model import BaseDataPreprocessor
 
-from harness.registry import MODELS
+from harness.core.registry import MODELS
 
 IMAGE_KEYS = ('image', 'video')
 

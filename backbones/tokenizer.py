@@ -10,7 +10,7 @@ from typing import List, Sequence, Union
 import torch
 from transformers import BertTokenizer
 
-from harness.registry import TOKENIZERS
+from harness.core.registry import TOKENIZERS
 
 
 def resolve_vocab_file(vocab: Union[str, Path]) -> Path:

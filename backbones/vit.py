@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from harness.registry import MODELS
+from harness.core.registry import MODELS
 
 VIT_SHAPES = {
     'vit_tiny_patch8': dict(patch_size=8, embed_dim=96, depth=2, num_heads=3),

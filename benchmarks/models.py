@@ -19,7 +19,7 @@ import backbones  # noqa: F401  (registers the models)
 from backbones.blip import LOSSES, build_med_config
 from backbones.checkpoint import LoadReport, load_checkpoint
 from backbones.vit import VIT_SHAPES
-from harness.registry import MODELS
+from harness.core.registry import MODELS
 
 # bert-base-uncased + [DEC] (HF's bos) + [ENC]; [SEP] ends captions.
 VOCAB_IDS = dict(vocab_size=30524, bos_token_id=30522, pad_token_id=0, sep_token_id=102)

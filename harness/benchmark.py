@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional
 
 from harness.config import load_config
+from harness.experiment import run_experiment
 from harness.results import ResultRecord, collect_records
 
 
@@ -29,8 +30,6 @@ def flatten_scores(records: Iterable[ResultRecord]) -> Dict[str, float]:
 def run_benchmark(config_path: str, work_dir: Optional[Path] = None,
                   cfg_options: Optional[dict] = None) -> Dict[str, float]:
     """Run the experiment ``config_path`` (all variants, seeds, stages) and return its scores."""
-    import backbones  # noqa: F401,PLC0415  (register models)
-    from harness.experiment import run_experiment  # noqa: PLC0415
     cfg = load_config(config_path, cfg_options)
     with tempfile.TemporaryDirectory(prefix='blip_benchmark_') as scratch:
         root = Path(work_dir) if work_dir else Path(scratch)

@@ -22,10 +22,13 @@ from typing import Iterable, List, Optional
 
 from mmengine.logging import print_log
 
-from harness.config import deep_merge, resolve_data_roots, resolve_references
-from harness.registry import STAGES
-from harness.results import config_hash
-from harness.stages import Manifest, StageContext
+from harness.config import resolve_data_roots, resolve_references
+from harness.core.registry import STAGES
+from harness.core.stage import Manifest, StageContext
+from harness.core.tree import deep_merge
+from harness.leaderboard import write_leaderboard
+from harness.recording import record_evaluation
+from harness.results import collect_records, config_hash
 
 # Config keys that say how results are shown or where the config lives, not what is computed.
 BOOKKEEPING_KEYS = ('leaderboard', 'leaderboard_dir', '_config_file')
@@ -53,7 +56,8 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
     variant_dir = Path(work_dir).resolve() / variant / f'seed_{seed}'
     manifest = Manifest(variant_dir)
     ctx = StageContext(experiment=experiment, variant=variant, seed=seed, cfg=resolved,
-                       work_dir=variant_dir, manifest=manifest, launcher=launcher)
+                       work_dir=variant_dir, manifest=manifest, launcher=launcher,
+                       recorder=record_evaluation)
     if device:
         ctx.device = device
     settings = {k: v for k, v in resolved.items() if k not in BOOKKEEPING_KEYS}
@@ -107,8 +111,6 @@ def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] 
 def write_experiment_board(cfg: dict, work_dir: Path,
                            leaderboard_dir: Optional[Path] = None) -> Optional[Path]:
     """Regenerate ``<leaderboard_dir>/<experiment>.md`` (+ plot) from the work dir's records."""
-    from harness.leaderboard import write_leaderboard  # noqa: PLC0415
-    from harness.results import collect_records  # noqa: PLC0415
     experiment = cfg['experiment']['name']
     records = [r for r in collect_records([work_dir]) if r.experiment == experiment]
     if not records:

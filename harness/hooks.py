@@ -6,7 +6,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from harness.registry import HOOKS
+from harness.core.registry import HOOKS
 
 
 def unwrap(model):

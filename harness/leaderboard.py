@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from harness.paper_references import PAPER_HEADLINE, PaperTable, paper_table
-from harness.results import (ResultRecord, atomic_write_bytes, atomic_write_text,
+from harness.core.files import atomic_write_bytes, atomic_write_text
+from harness.results import (ResultRecord,
                              collect_records, git_revision)
 
 MetricKey = tuple[str, str, str, str]  # (task, dataset, split, metric)

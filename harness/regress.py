@@ -28,7 +28,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.results import atomic_write_text, git_revision
+from harness.core.files import atomic_write_text
+from harness.results import git_revision
 
 DEFAULT_BASELINES_DIR = Path('leaderboards') / 'baselines'
 REQUIRED_FIELDS = ('name', 'benchmark_config', 'metrics', 'tolerance')

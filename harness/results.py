@@ -13,12 +13,13 @@ import json
 import math
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from harness.core.files import atomic_write_bytes
 
 RESULTS_FILENAME = 'results.jsonl'
 
@@ -27,6 +28,8 @@ RESULTS_FILENAME = 'results.jsonl'
 class ResultRecord:
     """Scores and provenance of one evaluation of one variant on one task split.
 
+    ``units`` and ``higher_is_better`` map each metric to the unit and direction its
+    evaluator declared (``harness.core.task_result.Metric``); boards read them from here.
     ``flops`` is GFLOPs per image/sample (multiply-adds counted once, see
     ``harness.flops``); ``throughput`` maps a unit such as ``'images/s'`` to its rate;
     ``extra`` holds anything task-specific, e.g. ``extra['per_sample']`` =
@@ -40,6 +43,8 @@ class ResultRecord:
     split: str
     metrics: dict[str, float]
     params: int
+    units: dict[str, str] = dataclasses.field(default_factory=dict)
+    higher_is_better: dict[str, bool] = dataclasses.field(default_factory=dict)
     flops: float | None = None
     throughput: dict[str, float] = dataclasses.field(default_factory=dict)
     seed: int = 0
@@ -126,31 +131,6 @@ def git_revision(repo_dir: str | Path | None = None) -> str:
     except (OSError, subprocess.CalledProcessError):
         return 'unknown'
     return f'{revision}-dirty' if changes else revision
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Replaces ``path`` with ``data`` so readers see the old or the new file, never a mix.
-
-    Writes a temp file in the same directory, fsyncs it and ``os.replace``s it over the
-    target; on any error the temp file is removed and the old file stays untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(handle, 'wb') as temp_file:
-            temp_file.write(data)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """``atomic_write_bytes`` for UTF-8 text."""
-    atomic_write_bytes(path, text.encode('utf-8'))
 
 
 def append_record(work_dir: str | Path, record: ResultRecord) -> Path:

@@ -13,6 +13,9 @@ if __package__ in (None, ''):  # run as a script: import from the repository roo
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from harness.config import DictAction, load_config, resolve_data_roots  # noqa: E402
+from harness.experiment import run_experiment, write_experiment_board  # noqa: E402
+from harness.runner_builder import build_runner  # noqa: E402
+from harness.stages import load_weights  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -41,8 +44,6 @@ def parse_args(argv=None):
 
 def run_plain_config(cfg: dict, args, work_dir: Path):
     """Train (and test, when configured) an ordinary mmengine config."""
-    from harness.runner import build_runner  # noqa: PLC0415
-    from harness.stages import load_weights  # noqa: PLC0415
     cfg = resolve_data_roots(cfg)
     cfg.update(work_dir=str(work_dir), launcher=args.launcher, resume=args.resume)
     if args.seed:
@@ -59,7 +60,6 @@ def run_plain_config(cfg: dict, args, work_dir: Path):
 def main(argv=None) -> int:
     """Parse the CLI, then run the config or experiment; returns the exit code."""
     args = parse_args(argv)
-    import backbones  # noqa: F401,PLC0415  (register models in the default scope)
     cfg = load_config(args.config, args.cfg_options)
     work_dir = Path(args.work_dir or cfg.get('work_dir') or
                     Path('work_dirs') / Path(args.config).stem)
@@ -69,7 +69,6 @@ def main(argv=None) -> int:
                              f'--leaderboard apply to experiment configs only')
         run_plain_config(cfg, args, work_dir)
         return 0
-    from harness.experiment import run_experiment, write_experiment_board  # noqa: PLC0415
     if args.leaderboard:
         board = write_experiment_board(cfg, work_dir)
         if board is None:

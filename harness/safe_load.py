@@ -7,31 +7,17 @@ arrays and scalars. So:
 
 * :class:`PlainCheckpointMetaHook` stores the message hub's buffers as plain lists when a
   checkpoint is saved and rebuilds them when one is loaded (``--resume``);
-* :func:`register_mmengine_safe_globals` allow-lists only numpy's array/scalar/dtype
-  reconstruction, never a global switch to ``weights_only=False``.
+* :func:`harness.core.safe_globals.register_mmengine_safe_globals` allow-lists only numpy's
+  array/scalar/dtype reconstruction, never a global switch to ``weights_only=False``.
 """
 import numpy as np
-import torch
 from mmengine.hooks import Hook
 from mmengine.logging.history_buffer import HistoryBuffer
 
-from harness.config import map_leaves
-from harness.registry import HOOKS
+from harness.core.registry import HOOKS
+from harness.core.tree import map_leaves
 
 _PLAIN_BUFFER_TAG = '__history_buffer__'
-
-
-def _numpy_globals():
-    core = np._core if hasattr(np, '_core') else np.core
-    dtype_classes = [type(np.dtype(name)) for name in
-                     ('float64', 'float32', 'float16', 'int64', 'int32', 'int8', 'uint8', 'bool')]
-    return [np.ndarray, np.dtype, core.multiarray._reconstruct, core.multiarray.scalar,
-            *dtype_classes]
-
-
-def register_mmengine_safe_globals() -> None:
-    """Allow-list numpy's reconstruction types for ``torch.load(weights_only=True)``."""
-    torch.serialization.add_safe_globals(_numpy_globals())
 
 
 def buffer_to_plain(buffer: HistoryBuffer) -> dict:

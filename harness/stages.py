@@ -1,24 +1,20 @@
-"""Experiment stages: registered steps that read earlier stages' outputs from a manifest.
+"""The harness's own experiment stages: training with an mmengine Runner, evaluation.
 
-An experiment is variants x seeds x stages. Each (variant, seed) has a work dir holding
-``manifest.json``: per finished stage, its outputs (checkpoint paths, corpus files...) and
-wall time. A stage is skipped when the manifest marks it done (``--force`` redoes it).
-New protocols are new registered stages, not new scripts.
+The stage contract (``Stage``, ``StageContext``, ``Manifest``) is in
+:mod:`harness.core.stage`; task-specific stages live in their task folder (CapFilt's in
+``tasks/capfilt/stages.py``). Models, datasets, tasks and the checkpoint loader are found
+through the registries, never imported.
 """
-import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Optional
 
-import torch
-from harness.config import deep_merge
+from harness.core.registry import DATASETS, FUNCTIONS, MODELS, STAGES, TASKS
+from harness.core.stage import Stage, StageContext, checkpoint_identity
+from harness.core.tree import deep_merge
 from harness.hooks import unwrap
-from harness.registry import DATASETS, MODELS, STAGES, TASKS
-from harness.results import atomic_write_text
-from harness.runner import build_runner
-from harness.safe_load import register_mmengine_safe_globals
+from harness.runner_builder import build_runner
 
 RUNNER_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
                'val_dataloader', 'val_cfg', 'val_evaluator', 'test_dataloader', 'test_cfg',
@@ -27,90 +23,14 @@ RUNNER_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper', 'param
                'launcher')
 
 
-def write_json_atomic(path: Path, payload) -> None:
-    """Write ``payload`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True))
-
-
-class Manifest:
-    """The ``manifest.json`` of one (variant, seed) work dir: finished stages and outputs."""
-
-    def __init__(self, work_dir: Path):
-        self.path = Path(work_dir) / 'manifest.json'
-        self.stages: Dict[str, dict] = {}
-        if self.path.exists():
-            try:
-                self.stages = json.loads(self.path.read_text())['stages']
-            except (ValueError, KeyError) as error:
-                raise ValueError(f'{self.path} is not a valid stage manifest ({error}); delete it '
-                                 f'or re-run with --force') from error
-
-    def done(self, stage: str) -> bool:
-        """Whether ``stage`` finished."""
-        return self.stages.get(stage, {}).get('done', False)
-
-    def up_to_date(self, stage: str, fingerprint: Optional[str]) -> bool:
-        """Whether ``stage`` finished from inputs with this fingerprint (see ``Stage``)."""
-        return self.done(stage) and self.stages[stage].get('fingerprint') == fingerprint
-
-    def outputs(self, stage: str) -> dict:
-        """Outputs recorded by a finished stage (error if it has not run)."""
-        if not self.done(stage):
-            raise KeyError(f'stage {stage!r} has not finished in {self.path.parent}; '
-                           f'list it before the stages that read its outputs')
-        return self.stages[stage]['outputs']
-
-    def mark_done(self, stage: str, outputs: dict, wall_time_s: float,
-                  fingerprint: Optional[str] = None) -> None:
-        """Record ``stage`` as finished with its outputs (written atomically)."""
-        self.stages[stage] = dict(done=True, outputs=outputs, wall_time_s=wall_time_s)
-        if fingerprint is not None:
-            self.stages[stage]['fingerprint'] = fingerprint
-        write_json_atomic(self.path, dict(stages=self.stages))
-
-
-@dataclass
-class StageContext:
-    """What a stage sees: the variant's config, its work dir and the earlier stages' outputs."""
-
-    experiment: str
-    variant: str
-    seed: int
-    cfg: dict
-    work_dir: Path
-    manifest: Manifest
-    launcher: str = 'none'
-    device: str = field(default_factory=lambda: 'cuda' if torch.cuda.is_available() else 'cpu')
-
-
-class Stage:
-    """Base class: a named step of an experiment. Subclasses implement :meth:`run`."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def run(self, ctx: StageContext) -> dict:
-        """Do the work and return the outputs later stages may read."""
-        raise NotImplementedError
-
-    def fingerprint(self) -> Optional[str]:
-        """Identity of inputs from outside the experiment (None: none); a finished stage
-        whose fingerprint changed runs again."""
-        return None
-
-
 def load_weights(model, checkpoint: str, logger=None):
-    """Load ``checkpoint`` into ``model`` with the reporting loader; log the report."""
-    from backbones.checkpoint import load_checkpoint  # noqa: PLC0415
-    register_mmengine_safe_globals()
-    report = load_checkpoint(model, checkpoint)
-    message = f'loaded {checkpoint}:\n{report}'
-    (logger.info if logger else print)(message)
-    return report
+    """Load ``checkpoint`` into ``model`` with the registered reporting loader; log the report."""
+    return FUNCTIONS.get('load_weights')(model, checkpoint, logger)
 
 
-def latest_checkpoint(stage_dir: Path) -> str:
-    """The best checkpoint a training stage saved (``best_*.pth``), else its last one."""
+def selected_checkpoint(stage_dir: Path) -> str:
+    """The checkpoint a training stage hands on: its best (``best_*.pth``, saved when the
+    config selects by a validation metric), else its last one."""
     best = sorted(stage_dir.glob('best_*.pth'))
     if best:
         return str(best[-1])
@@ -162,7 +82,7 @@ class TrainStage(Stage):
             load_weights(runner.model, ctx.manifest.outputs(self.init_from)['checkpoint'],
                          runner.logger)
         runner.train()
-        return dict(checkpoint=latest_checkpoint(ctx.work_dir / self.name),
+        return dict(checkpoint=selected_checkpoint(ctx.work_dir / self.name),
                     params=unwrap(runner.model).num_parameters())
 
 
@@ -212,7 +132,14 @@ class EvaluateStage(Stage):
 
     def run(self, ctx: StageContext) -> dict:
         """Build, load, evaluate, record; returns the metrics."""
-        from harness.recording import record_evaluation  # noqa: PLC0415
+        evaluate = TASKS.get(self.task)
+        if evaluate is None:
+            raise KeyError(
+                f'stage {self.name!r}: no task {self.task!r} is registered; known tasks: '
+                f'{sorted(TASKS.module_dict)}. A task is a function decorated with '
+                f'@TASKS.register_module(name={self.task!r}) (harness.core.registry) in a '
+                f'module under tasks/ (found automatically) or in a module named by the '
+                f"config's custom_imports = dict(imports=['my_package.my_task'])")
         checkpoint = self.checkpoint or ctx.manifest.outputs(self.checkpoint_from)['checkpoint']
         if not os.path.exists(checkpoint):
             raise FileNotFoundError(f'stage {self.name!r}: checkpoint {checkpoint} does not '
@@ -221,22 +148,10 @@ class EvaluateStage(Stage):
         load_weights(model, checkpoint)
         model.to(ctx.device).eval()
         dataset = DATASETS.build(self.dataset_cfg)
-        stage_dir = ctx.work_dir / self.name
         started = time.perf_counter()
-        evaluate = TASKS.get(self.task)
-        if evaluate is None:
-            raise KeyError(f'stage {self.name!r}: no task {self.task!r} is registered; known '
-                           f'tasks: {sorted(TASKS.module_dict)}')
-        result = evaluate(model, dataset, device=ctx.device, work_dir=stage_dir,
-                                      cache_key=checkpoint_identity(checkpoint),
-                                      **self.options)
+        result = evaluate(model, dataset, device=ctx.device, work_dir=ctx.work_dir / self.name,
+                          cache_key=checkpoint_identity(checkpoint), **self.options)
         params = (ctx.manifest.outputs(self.params_from)['params'] if self.params_from
                   else model.num_parameters())
-        record_evaluation(ctx, self, model, result, params, time.perf_counter() - started)
-        return dict(metrics=result['metrics'])
-
-
-def checkpoint_identity(path: str) -> str:
-    """A cache key that changes whenever the checkpoint file changes."""
-    stat = os.stat(path)
-    return f'{Path(path).name}-{stat.st_size}-{int(stat.st_mtime_ns)}'
+        ctx.record(self, model, result, params, time.perf_counter() - started)
+        return dict(metrics=result.values())

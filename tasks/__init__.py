@@ -1,6 +1,6 @@
-"""Task plugins: dataset readers, transforms, inference loops and metrics.
+"""Task plugins: one folder per task family (readers, evaluator, metrics, stages).
 
-Importing this package registers every task piece in :mod:`harness.registry`.
+Importing this package imports nothing else: the registries find every module and folder
+here by name (``harness.core.registry.plugin_modules``), so scoring a pair of texts never
+loads a video decoder, and a new task family is one new folder.
 """
-
-from . import caption, capfilt, datasets, metrics, retrieval, toyworld  # noqa: F401

@@ -4,8 +4,8 @@ import pytest
 from harness.config import load_config, resolve_references
 from harness.experiment import variant_config, variant_names
 from harness.paper_references import paper_table
-from harness.registry import STAGES
-from harness.stages import Manifest, StageContext
+from harness.core.registry import STAGES
+from harness.core.stage import Manifest, StageContext
 
 FINAL = ['pretrain', 'finetune_caption', 'eval_caption', 'eval_retrieval']
 CAPFILT = ['pretrain_noisy', 'captioner', 'filter', 'caption_corpus', 'filter_corpus', *FINAL]

@@ -12,8 +12,10 @@ from conftest import TINY_TOYWORLD_CFG
 
 from backbones.checkpoint import save_official_checkpoint
 from harness.config import deep_merge, load_config, resolve_data_roots, resolve_references
-from harness.registry import DATASETS, MODELS, STAGES
-from harness.stages import Manifest, StageContext, load_weights
+from harness.core.registry import DATASETS, MODELS, STAGES
+from harness.recording import record_evaluation
+from harness.core.stage import Manifest, StageContext
+from harness.stages import load_weights
 from tasks.capfilt import captioning, filtering, shards
 from tasks.capfilt.captioning import caption_web_images
 
@@ -55,7 +57,8 @@ def context(cfg, checkpoints, work_dir):
     for stage, path in checkpoints.items():
         manifest.mark_done(stage, dict(checkpoint=str(path)), 0.0)
     return StageContext(experiment='test', variant='capfilt', seed=0, cfg=cfg,
-                        work_dir=work_dir, manifest=manifest, device='cpu')
+                        work_dir=work_dir, manifest=manifest, device='cpu',
+                        recorder=record_evaluation)
 
 
 def run_stages(ctx, *configs):
@@ -157,6 +160,6 @@ def test_sharding_by_rank_gives_the_same_union(capfilt_cfg, checkpoints, straigh
     with pytest.raises(RuntimeError, match=r'shards \[1, 3\] are not finished'):
         caption_web_images(model, dataset, **options)  # rank 0 alone: shards 0, 2, 4
     monkeypatch.setattr(shards, 'get_dist_info', lambda: (1, 2))
-    union = caption_web_images(model, dataset, **options)['captions']
+    union = caption_web_images(model, dataset, **options).outputs['captions']
     one_process = read(ctx.manifest.outputs('caption_corpus')['captions'])
     assert union == one_process

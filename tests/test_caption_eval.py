@@ -6,7 +6,7 @@ import torch.multiprocessing
 
 import backbones  # noqa: F401  (registers the model)
 import backbones.generation
-from harness.registry import DATASETS, MODELS
+from harness.core.registry import DATASETS, MODELS
 from tasks.caption import evaluate_caption
 
 SETTINGS = dict(batch_size=4, device='cpu', metrics=('BLEU', 'CIDEr'),
@@ -50,12 +50,12 @@ def test_interrupted_evaluation_resumes_and_a_finished_one_is_reused(tiny_toywor
     calls.clear()
     resumed = evaluate_caption(model, dataset, work_dir=tmp_path, cache_key='ckpt', **SETTINGS)
     assert len(calls) == 1  # only the batch that was not finished is generated again
-    assert resumed['predictions'] == reference['predictions']
-    assert resumed['metrics'] == reference['metrics']
+    assert resumed.outputs['predictions'] == reference.outputs['predictions']
+    assert resumed.values() == reference.values()
 
     calls.clear()
     reused = evaluate_caption(model, dataset, work_dir=tmp_path, cache_key='ckpt', **SETTINGS)
-    assert calls == [] and reused['metrics'] == reference['metrics']
+    assert calls == [] and reused.values() == reference.values()
 
 
 def _worker(rank, world_size, init_file, root, state_path, out_dir):
@@ -64,7 +64,7 @@ def _worker(rank, world_size, init_file, root, state_path, out_dir):
                                          world_size=world_size)
     model = build_model(root / 'vocab', torch.load(state_path, weights_only=True))
     result = evaluate_caption(model, build_dataset(root), **SETTINGS)
-    torch.save(dict(metrics=result['metrics'], predictions=result['predictions']),
+    torch.save(dict(metrics=result.values(), predictions=result.outputs['predictions']),
                f'{out_dir}/rank{rank}.pt')
     torch.distributed.destroy_process_group()
 
@@ -84,6 +84,6 @@ def test_two_processes_match_one(tiny_toyworld, tmp_path):
                                                          tiny_toyworld, state_path, tmp_path))
     for rank in range(2):
         result = torch.load(tmp_path / f'rank{rank}.pt', weights_only=True)
-        assert result['predictions'] == single['predictions']
-        assert result['metrics'] == single['metrics']
-    assert len({p['caption'] for p in single['predictions']}) > 1  # not one degenerate caption
+        assert result['predictions'] == single.outputs['predictions']
+        assert result['metrics'] == single.values()
+    assert len({p['caption'] for p in single.outputs['predictions']}) > 1  # not one degenerate caption

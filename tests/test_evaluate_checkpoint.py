@@ -5,8 +5,9 @@ from conftest import TINY_TOYWORLD_CFG
 
 from backbones.checkpoint import save_official_checkpoint
 from harness.config import deep_merge, load_config, resolve_data_roots, resolve_references
-from harness.registry import DATASETS, MODELS, STAGES, TASKS
-from harness.stages import Manifest, StageContext
+from harness.core.registry import DATASETS, MODELS, STAGES, TASKS
+from harness.recording import record_evaluation
+from harness.core.stage import Manifest, StageContext
 
 EVAL_CONFIGS = ['configs/eval_retrieval_coco.py', 'configs/eval_retrieval_flickr30k.py',
                 'configs/eval_caption_coco.py']
@@ -29,10 +30,11 @@ def test_evaluate_stage_scores_a_checkpoint_path(tiny_toyworld, tmp_path):
         dataset_name='toyworld_coco', model=cfg['retrieval_model'], options=dict(k=4)))
     work = tmp_path / 'work'
     ctx = StageContext(experiment='eval', variant='checkpoint', seed=0, cfg=cfg,
-                       work_dir=work, manifest=Manifest(work), device='cpu')
+                       work_dir=work, manifest=Manifest(work), device='cpu',
+                       recorder=record_evaluation)
     outputs = stage.run(ctx)
     direct = TASKS.get('retrieval')(model, DATASETS.build(cfg['retrieval_test_dataset']), k=4)
-    assert outputs['metrics'] == direct['metrics']
+    assert outputs['metrics'] == direct.values()
     assert (work / 'results.jsonl').read_text().count('"task": "retrieval"') == 1
 
 
@@ -44,6 +46,7 @@ def test_eval_configs_need_a_checkpoint_and_name_the_option(config, tmp_path):
         STAGES.build(stage_cfg)
     stage = STAGES.build(dict(stage_cfg, checkpoint=str(tmp_path / 'missing.pth')))
     ctx = StageContext(experiment='eval', variant='checkpoint', seed=0, cfg=cfg,
-                       work_dir=tmp_path, manifest=Manifest(tmp_path), device='cpu')
+                       work_dir=tmp_path, manifest=Manifest(tmp_path), device='cpu',
+                       recorder=record_evaluation)
     with pytest.raises(FileNotFoundError, match='missing.pth does not exist'):
         stage.run(ctx)

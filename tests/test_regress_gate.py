@@ -6,7 +6,7 @@ from conftest import TINY_TOYWORLD_CFG
 
 from harness import regress
 from harness.benchmark import run_benchmark
-from harness.safe_load import register_mmengine_safe_globals
+from harness.core.safe_globals import register_mmengine_safe_globals
 
 CONFIG = 'configs/ci_benchmark.py'
 GATED = 'caption/toyworld_coco/test/CIDEr'

@@ -10,7 +10,7 @@ import torch.multiprocessing
 from torch.utils.data import DataLoader, Dataset
 
 import backbones  # noqa: F401  (registers the model)
-from harness.registry import LOOPS, MODELS
+from harness.core.registry import LOOPS, MODELS
 from tasks.progress import ProgressMeter
 from tasks.retrieval import (UNRANKED_SCORE, compute_retrieval_scores, evaluate_retrieval,
                              evaluate, rerank)
@@ -171,7 +171,7 @@ def _distributed_worker(rank, world_size, init_file, state_path, out_dir):
     model = build_model(torch.load(state_path, weights_only=True))
     dataset = TinyRetrievalDataset()
     scores = compute_retrieval_scores(model, dataset, **SETTINGS)
-    metrics = evaluate_retrieval(model, dataset, **SETTINGS)['metrics']
+    metrics = evaluate_retrieval(model, dataset, **SETTINGS).values()
     torch.save(dict(i2t=scores.i2t, t2i=scores.t2i, metrics=metrics), f'{out_dir}/rank{rank}.pt')
     torch.distributed.destroy_process_group()
 
@@ -184,7 +184,7 @@ def test_two_processes_match_one(model, tmp_path):
     torch.set_num_threads(1)
     try:
         single = compute_retrieval_scores(model, dataset, **SETTINGS)
-        single_metrics = evaluate_retrieval(model, dataset, **SETTINGS)['metrics']
+        single_metrics = evaluate_retrieval(model, dataset, **SETTINGS).values()
     finally:
         torch.set_num_threads(threads)
     state_path = tmp_path / 'model.pt'
@@ -221,9 +221,9 @@ def test_val_loop_calls_hooks_with_prefixed_metrics(model, tmp_path):
         'before_val', 'before_val_epoch', 'after_val_epoch', 'after_val']
     assert runner.hooks[2][1]['metrics'] == metrics
     expected = evaluate_retrieval(model, dataset, **SETTINGS)
-    assert metrics == {f'retrieval/{name}': value for name, value in expected['metrics'].items()}
+    assert metrics == {f'retrieval/{name}': value for name, value in expected.values().items()}
     for name, hits in expected['per_sample'].items():  # per-query hits average to the metric
-        assert sum(hits.values()) / len(hits) == pytest.approx(expected['metrics'][name])
+        assert sum(hits.values()) / len(hits) == pytest.approx(expected.values()[name])
     assert expected['throughput']['ITM pairs/s per process'] > 0
 
 

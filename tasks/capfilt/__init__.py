@@ -1,17 +1,18 @@
 """CapFilt (captioning and filtering) as task pieces for the harness's CapFilt stages.
 
 Registered: ``WebImageDataset`` (``DATASETS``), the ``capfilt_caption`` and
-``capfilt_filter`` task functions (``TASKS``; sharded and resumable) and
-``replicated_corpus`` (``FUNCTIONS``). The stages that run them and write the corpus live
-in :mod:`harness.capfilt_stages`.
+``capfilt_filter`` task functions (``TASKS``; sharded and resumable),
+``replicated_corpus`` (``FUNCTIONS``) and the stages that run them and write the corpus
+(``STAGES``: :mod:`.stages`).
 """
 from .captioning import caption_web_images
 from .corpus import bootstrapped_corpus, replicated_corpus
 from .filtering import filter_web_corpus
 from .report import capfilt_report, rejection_quality
 from .shards import ShardStore, run_sharded
+from .stages import CaptionCorpusStage, FilterCorpusStage, ReplicateCorpusStage
 from .web_images import WebImageDataset
 
-__all__ = ['ShardStore', 'WebImageDataset', 'bootstrapped_corpus', 'caption_web_images',
+__all__ = ['CaptionCorpusStage', 'FilterCorpusStage', 'ReplicateCorpusStage', 'ShardStore', 'WebImageDataset', 'bootstrapped_corpus', 'caption_web_images',
            'capfilt_report', 'filter_web_corpus', 'rejection_quality', 'replicated_corpus',
            'run_sharded']

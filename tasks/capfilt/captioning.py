@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from harness.registry import TASKS
+from harness.core.registry import TASKS
+from harness.core.task_result import TaskResult
 
 from ..sharding import Block
 from .shards import run_sharded
@@ -28,14 +29,13 @@ def shard_seed(seed: int, shard: int) -> int:
 def caption_shard(model, dataset, block: Block, decoding: dict, batch_size: int, seed: int,
                   device: str, num_workers: int = 0) -> List[dict]:
     """``[{'image', 'caption'}]`` for the images of one shard, in image order."""
-    from backbones.generation import generate_captions  # noqa: PLC0415
     generator = torch.Generator(device=device).manual_seed(shard_seed(seed, block.index))
     loader = DataLoader(Subset(dataset, block.items), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers)
     records = []
     for batch in loader:
-        captions = generate_captions(model, batch['image'].to(device), generator=generator,
-                                     **decoding)
+        captions = model.generate_captions(batch['image'].to(device), generator=generator,
+                                           **decoding)
         records += [dict(image=dataset.images[index], caption=caption)
                     for index, caption in zip(batch['index'].tolist(), captions)]
     return records
@@ -45,7 +45,7 @@ def caption_shard(model, dataset, block: Block, decoding: dict, batch_size: int,
 def caption_web_images(model, dataset, *, device: str = 'cpu', work_dir=None,
                        cache_key: Optional[str] = None, decoding: Optional[dict] = None,
                        batch_size: int = 32, shard_size: int = 512, seed: int = 0,
-                       num_workers: int = 0) -> dict:
+                       num_workers: int = 0) -> TaskResult:
     """Caption every image of a :class:`WebImageDataset` once with a captioner.
 
     Args:
@@ -59,8 +59,8 @@ def caption_web_images(model, dataset, *, device: str = 'cpu', work_dir=None,
         seed: base seed of the per-shard sampling generators.
 
     Returns:
-        ``{'captions': [{'image', 'caption'}] (one per image, in dataset order),
-        'throughput': {'images/s': ...}}``.
+        A :class:`TaskResult` without metrics: ``outputs['captions']`` holds one
+        ``{'image', 'caption'}`` per image, in dataset order.
     """
     decoding = dict(DEFAULT_DECODING, **(decoding or {}))
     job = dict(task='capfilt_caption', cache_key=cache_key, decoding=decoding,
@@ -69,4 +69,5 @@ def caption_web_images(model, dataset, *, device: str = 'cpu', work_dir=None,
         Path(work_dir) / 'shards', job, len(dataset), shard_size, desc='synthetic captions',
         process_shard=lambda block: caption_shard(model, dataset, block, decoding, batch_size,
                                                   seed, device, num_workers))
-    return dict(captions=captions, throughput=throughput)
+    return TaskResult(metrics={}, throughput=throughput, counts={'images': len(dataset)},
+                      outputs={'captions': captions})

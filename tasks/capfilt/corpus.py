@@ -6,7 +6,7 @@ in the source files, so the corpus is read with the same ``data_root``/``image_r
 from pathlib import Path
 from typing import List, Sequence
 
-from harness.registry import FUNCTIONS
+from harness.core.registry import FUNCTIONS
 
 from ..datasets.annotations import TEXT, check_records, load_records
 

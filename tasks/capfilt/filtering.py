@@ -13,7 +13,8 @@ from typing import List, Optional, Sequence
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from harness.registry import TASKS
+from harness.core.registry import TASKS
+from harness.core.task_result import PERCENT, TIMES_100, Metric, TaskResult
 
 from ..datasets.errors import bad_sample
 from ..sharding import Block
@@ -74,7 +75,8 @@ def filter_web_corpus(model, dataset, *, synthetic_file: str, human_ann_file: st
                       device: str = 'cpu', work_dir=None, cache_key: Optional[str] = None,
                       threshold: float = 0.5, noise_labels: Optional[str] = None,
                       probe_cider: Optional[float] = None, batch_size: int = 32,
-                      shard_size: int = 512, max_words: int = 30, num_workers: int = 0) -> dict:
+                      shard_size: int = 512, max_words: int = 30,
+                      num_workers: int = 0) -> TaskResult:
     """Filter the web and synthetic texts of a :class:`WebImageDataset`; build the corpus.
 
     Args:
@@ -91,8 +93,10 @@ def filter_web_corpus(model, dataset, *, synthetic_file: str, human_ann_file: st
         max_words: texts are cleaned and cut as in pre-training (BLIP: 30 words).
 
     Returns:
-        ``{'corpus': [{image, caption}], 'scores': [...], 'metrics': {...},
-        'unavailable': {...}, 'notes': {...}, 'throughput': {...}}``.
+        A :class:`TaskResult` of the report's metrics (noise ratios, the filter's
+        precision/recall/F1 where noise labels exist, synthetic-caption CIDEr); its
+        ``outputs`` hold the ``corpus`` (``[{image, caption}]``), every scored pair
+        (``scores``) and the report's ``notes``.
     """
     synthetic = read_synthetic_captions(Path(synthetic_file), dataset)
     captions_digest = hashlib.sha1(json.dumps(synthetic).encode()).hexdigest()
@@ -106,5 +110,17 @@ def filter_web_corpus(model, dataset, *, synthetic_file: str, human_ann_file: st
     report = capfilt_report(scores, threshold, dataset.records, synthetic, human,
                             dataset.resolve(noise_labels) if noise_labels else None,
                             probe_cider)
-    return dict(corpus=bootstrapped_corpus(human, scores, threshold), scores=scores,
-                throughput=throughput, **report)
+    return TaskResult(
+        metrics={name: report_metric(name, value) for name, value in report['metrics'].items()},
+        throughput=throughput, unavailable=report['unavailable'],
+        counts={'images': len(dataset), 'texts': len(scores)},
+        outputs=dict(corpus=bootstrapped_corpus(human, scores, threshold), scores=scores,
+                     notes=report['notes']))
+
+
+def report_metric(name: str, value: float) -> Metric:
+    """A CapFilt report value with its unit: CIDEr ×100, every other one a percentage
+    (noise ratios are descriptive, the rest higher-is-better)."""
+    if 'CIDEr' in name:
+        return Metric(value, TIMES_100)
+    return Metric(value, PERCENT, higher_is_better='noise' not in name)

@@ -16,7 +16,7 @@ from typing import Callable, List, Set, Tuple
 
 from mmengine.dist import barrier, get_dist_info
 
-from harness.results import atomic_write_text
+from harness.core.files import atomic_write_text
 
 from ..progress import ProgressMeter
 from ..sharding import Block, blocks_of_rank

@@ -1,7 +1,7 @@
 """The distinct images of a web (alt-text) corpus, which CapFilt captions and filters."""
 from typing import List
 
-from harness.registry import DATASETS
+from harness.core.registry import DATASETS
 
 from ..datasets.annotations import TEXT, check_records, load_records
 from ..datasets.base import ImageListDataset, PathLike

@@ -17,11 +17,13 @@ import torch
 from mmengine import dist
 from torch.utils.data import DataLoader, Subset
 
-from harness.registry import TASKS
-from harness.results import atomic_write_text
-from tasks.metrics.caption import coco_caption_metrics
-from tasks.progress import ProgressMeter
-from tasks.sharding import blocks_of_rank
+from harness.core.files import atomic_write_text
+from harness.core.registry import TASKS
+from harness.core.task_result import TIMES_100, TaskResult, metrics_in
+
+from ..metrics.caption import coco_caption_metrics
+from ..progress import ProgressMeter
+from ..sharding import blocks_of_rank
 
 DEFAULT_DECODING = dict(method='beam', num_beams=3, max_length=20, min_length=5)
 # Metrics whose corpus score is the mean of per-image scores, so a paired bootstrap over
@@ -55,7 +57,6 @@ def save_predictions(path: Path, predictions: dict) -> None:
 def generate_shard(model, dataset, batches, done, *, device, decoding, seed, num_workers,
                    part_file: Optional[Path], save_every: int) -> Dict[int, dict]:
     """Caption this rank's ``batches`` (lists of dataset indices) not yet in ``done``."""
-    from backbones.generation import generate_captions  # noqa: PLC0415
     todo = [batch for batch in batches if any(i not in done for i in batch)]
     mine = {i: done[i] for batch in batches for i in batch if i in done}
     progress = ProgressMeter(sum(len(b) for b in todo), 'caption generation', unit='images')
@@ -66,8 +67,8 @@ def generate_shard(model, dataset, batches, done, *, device, decoding, seed, num
             batch = next(iter(loader))
             # Seeded by the batch's first index: sampling does not depend on rank count.
             generator = torch.Generator(device=device).manual_seed(seed + indices[0])
-            captions = generate_captions(model, batch['image'].to(device), generator=generator,
-                                         **decoding)
+            captions = model.generate_captions(batch['image'].to(device), generator=generator,
+                                               **decoding)
             for index, image_id, caption in zip(indices, batch['image_id'].tolist(), captions):
                 mine[index] = dict(image_id=image_id, caption=caption)
             progress.update(len(indices))
@@ -81,7 +82,7 @@ def generate_shard(model, dataset, batches, done, *, device, decoding, seed, num
 @TASKS.register_module(name='caption')
 def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=None,
                      batch_size=32, num_workers=0, decoding=None, save_every=10, seed=0,
-                     metrics=('BLEU', 'METEOR', 'ROUGE-L', 'CIDEr', 'SPICE')) -> dict:
+                     metrics=('BLEU', 'METEOR', 'ROUGE-L', 'CIDEr', 'SPICE')) -> TaskResult:
     """Caption every image of a ``CaptionEvalDataset`` and score against its ``gt_file``.
 
     Args:
@@ -93,9 +94,9 @@ def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=N
         seed: base seed of nucleus sampling.
 
     Returns:
-        ``{'metrics': {BLEU-4: ..., CIDEr: ... (x100)}, 'per_sample': {'CIDEr': {id: s},
-        'ROUGE-L': ...}, 'throughput': {'images/s': ...}, 'predictions': [...],
-        'unavailable': {...}}`` - the same on every rank.
+        A :class:`TaskResult` (the same on every rank): BLEU-1..4, METEOR, ROUGE-L, CIDEr
+        and SPICE ×100, per-image CIDEr/ROUGE-L, ``images/s``, and the captions in
+        ``outputs['predictions']`` (``[{'image_id', 'caption'}]``).
     """
     decoding = dict(DEFAULT_DECODING, **(decoding or {}))
     rank, world_size = dist.get_dist_info()
@@ -121,16 +122,18 @@ def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=N
               if dist.is_main_process() else None]
     dist.broadcast_object_list(result)
     result = result[0]
-    result.update(predictions=predictions,
-                  throughput={'images/s': generated / elapsed} if generated else {})
+    result.throughput = {'images/s': generated / elapsed} if generated else {}
+    result.counts = {'images': len(predictions)}
+    result.outputs['predictions'] = predictions
     return result
 
 
-def score_predictions(gt_file: str, predictions: list, metrics) -> dict:
-    """Metrics (x100), per-image scores of the mean-decomposable metrics, unavailable ones."""
+def score_predictions(gt_file: str, predictions: list, metrics) -> TaskResult:
+    """Metrics (×100), per-image scores of the mean-decomposable metrics, unavailable ones."""
     scores = coco_caption_metrics(gt_file, predictions, metrics)
-    return dict(
-        metrics={name: 100.0 * value for name, value in scores.scores.items()},
+    return TaskResult(
+        metrics=metrics_in({name: 100.0 * value for name, value in scores.scores.items()},
+                           TIMES_100),
         per_sample={name: {str(k): 100.0 * v for k, v in scores.per_image[name].items()}
                     for name in PER_IMAGE_MEAN_METRICS if name in scores.per_image},
         unavailable=dict(scores.unavailable))

@@ -1,6 +1,6 @@
 """Dataset readers for the real benchmark formats (and ToyWorld, written in them).
 
-Importing this package registers every reader in ``harness.registry.DATASETS`` and
+Importing this package registers every reader in ``harness.core.registry.DATASETS`` and
 ``vqa_train_collate`` in ``FUNCTIONS``.
 """
 from .base import AnnotationDataset, BadSampleReport

@@ -2,7 +2,7 @@
 import pathlib
 from typing import Optional
 
-from harness.registry import DATASETS
+from harness.core.registry import DATASETS
 
 from ..transforms import build_image_transform
 from .annotations import TEXT, check_records, load_json, load_records

@@ -1,7 +1,7 @@
 """GQA balanced question files (``testdev_balanced_questions.json`` and friends)."""
 import pathlib
 
-from harness.registry import DATASETS
+from harness.core.registry import DATASETS
 
 from ..text import pre_question
 from ..transforms import build_image_transform

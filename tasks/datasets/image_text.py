@@ -3,7 +3,7 @@ import dataclasses
 import pathlib
 from typing import Sequence, Union
 
-from harness.registry import DATASETS
+from harness.core.registry import DATASETS
 
 from ..text import pre_caption
 from ..transforms import build_image_transform

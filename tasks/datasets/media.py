@@ -1,9 +1,10 @@
 """Reading images (PIL) and uniformly sampled video frames (decord), with clear errors."""
 import pathlib
 
-import decord
 import numpy as np
 from PIL import Image
+
+from harness.core.optional import require
 
 from .errors import bad_sample
 
@@ -35,6 +36,7 @@ def read_video_frames(path: pathlib.Path, num_frames: int, ann_file,
         raise bad_sample(ann_file, f'video file {path} does not exist.',
                          'check data_root/video_root, or drop the record (or pass '
                          "on_bad_sample='skip').", record_index, media=path)
+    decord = require('decord', 'video frame sampling')
     try:
         reader = decord.VideoReader(str(path), num_threads=1)
         frame_count = len(reader)

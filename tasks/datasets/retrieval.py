@@ -1,6 +1,6 @@
 """Image-text retrieval evaluation sets: Karpathy COCO and Flickr30K val/test files."""
 
-from harness.registry import DATASETS
+from harness.core.registry import DATASETS
 
 from ..text import pre_caption
 from ..transforms import build_image_transform

@@ -1,7 +1,7 @@
 """Zero-shot video sets: MSRVTT retrieval (``msrvtt_test.jsonl``) and video QA."""
 import pathlib
 
-from harness.registry import DATASETS
+from harness.core.registry import DATASETS
 
 from ..text import pre_caption, pre_question
 from ..transforms import frames_to_tensor

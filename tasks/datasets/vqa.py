@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch.utils.data import default_collate
 
-from harness.registry import DATASETS, FUNCTIONS
+from harness.core.registry import DATASETS, FUNCTIONS
 
 from ..text import pre_question
 from ..transforms import build_image_transform

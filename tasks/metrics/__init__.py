@@ -1,6 +1,6 @@
 """Metrics of the task plugins: COCO captions, VQAv2/GQA accuracy and retrieval recall.
 
-Importing this package registers the mmengine metric wrappers in ``harness.registry.METRICS``.
+Importing this package registers the mmengine metric wrappers in ``harness.core.registry.METRICS``.
 """
 from .caption import (CAPTION_METRIC_FAMILIES, CaptionScores, coco_caption_metrics,
                       load_coco_references, score_captions, spice_unavailable_reason)

@@ -18,13 +18,14 @@ import subprocess
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pycocoevalcap.bleu.bleu import Bleu
-from pycocoevalcap.cider.cider import Cider
-from pycocoevalcap.meteor.meteor import Meteor
-from pycocoevalcap.rouge.rouge import Rouge
-from pycocoevalcap.spice import get_stanford_models
-from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+from harness.core.optional import require
 
+FEATURE = 'caption metrics (BLEU, METEOR, ROUGE-L, CIDEr, SPICE)'
+SCORERS = {'BLEU': ('pycocoevalcap.bleu.bleu', 'Bleu'),
+           'METEOR': ('pycocoevalcap.meteor.meteor', 'Meteor'),
+           'ROUGE-L': ('pycocoevalcap.rouge.rouge', 'Rouge'),
+           'CIDEr': ('pycocoevalcap.cider.cider', 'Cider'),
+           'SPICE': ('pycocoevalcap.spice.spice', 'Spice')}
 CAPTION_METRIC_FAMILIES = ('BLEU', 'METEOR', 'ROUGE-L', 'CIDEr', 'SPICE')
 BLEU_KEYS = ('BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4')
 
@@ -43,15 +44,30 @@ class CaptionScores:
         return '\n'.join(lines)
 
 
+def scorer(family: str):
+    """A new pycocoevalcap scorer of one metric family (imported on first use)."""
+    module, name = SCORERS[family]
+    return getattr(require(module, FEATURE, 'pycocoevalcap'), name)()
+
+
 def spice_unavailable_reason() -> str | None:
-    """Why SPICE cannot run here (missing Java or Stanford CoreNLP jars), or None if it can."""
+    """Why SPICE cannot run here (missing Java or Stanford CoreNLP jars), or None if it can.
+
+    The reason names the jar relative to the pycocoevalcap package (no machine path), so
+    boards that quote it stay the same on every machine.
+    """
     if shutil.which('java') is None:
         return 'no Java runtime on PATH'
+    get_stanford_models = require('pycocoevalcap.spice.get_stanford_models', FEATURE,
+                                  'pycocoevalcap')
     library = os.path.join(get_stanford_models.SPICEDIR, get_stanford_models.SPICELIB)
     for suffix in ('.jar', '-models.jar'):
         jar = os.path.join(library, get_stanford_models.JAR + suffix)
         if not os.path.exists(jar):
-            return (f'Stanford CoreNLP jar {jar} is missing; run '
+            where = os.path.relpath(jar, os.path.dirname(os.path.dirname(
+                get_stanford_models.SPICEDIR)))
+            return (f'Stanford CoreNLP jar {where} (inside the installed pycocoevalcap) is '
+                    'missing; run '
                     '`python -m pycocoevalcap.spice.get_stanford_models` once with network '
                     'access to install it')
     return None
@@ -79,16 +95,16 @@ def _tokenize(captions_by_image: Mapping[Hashable, list[str]]) -> dict[Hashable,
     """PTB-tokenise (lower-case, punctuation removed) with pycocoevalcap's tokenizer."""
     records = {image: [{'caption': caption} for caption in captions]
                for image, captions in captions_by_image.items()}
-    return PTBTokenizer().tokenize(records)
+    tokenizer = require('pycocoevalcap.tokenizer.ptbtokenizer', FEATURE, 'pycocoevalcap')
+    return tokenizer.PTBTokenizer().tokenize(records)
 
 
 def _score_spice(references, predictions, result: CaptionScores) -> None:
     """Add SPICE to ``result``, or record why it is unavailable; never raise."""
     reason = spice_unavailable_reason()
     if reason is None:
-        from pycocoevalcap.spice.spice import Spice
         try:
-            score, per_image = Spice().compute_score(references, predictions)
+            score, per_image = scorer('SPICE').compute_score(references, predictions)
         except (OSError, subprocess.CalledProcessError, ValueError) as error:
             reason = f'SPICE failed: {error}'
         else:
@@ -108,14 +124,13 @@ def _score_tokenized(references, predictions, families: list[str]) -> CaptionSco
     result = CaptionScores()
     image_ids = list(references)
     if 'BLEU' in families:
-        scores, per_image = Bleu(4).compute_score(references, predictions)
+        scores, per_image = scorer('BLEU').compute_score(references, predictions)
         for key, score, image_scores in zip(BLEU_KEYS, scores, per_image):
             result.scores[key] = float(score)
             result.per_image[key] = dict(zip(image_ids, image_scores))
-    single_scorers = {'METEOR': Meteor, 'ROUGE-L': Rouge, 'CIDEr': Cider}
-    for name, scorer_class in single_scorers.items():
+    for name in ('METEOR', 'ROUGE-L', 'CIDEr'):
         if name in families:
-            score, image_scores = scorer_class().compute_score(references, predictions)
+            score, image_scores = scorer(name).compute_score(references, predictions)
             result.scores[name] = float(score)
             result.per_image[name] = dict(zip(image_ids, (float(s) for s in image_scores)))
     if 'SPICE' in families:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from harness.registry import METRICS
+from harness.core.registry import METRICS
 
 from .caption import CAPTION_METRIC_FAMILIES, coco_caption_metrics
 from .vqa import gqa_accuracy, vqa_accuracy

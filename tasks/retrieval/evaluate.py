@@ -20,15 +20,17 @@ import torch
 from mmengine import dist
 from mmengine.logging import print_log
 
-from harness.registry import TASKS
+from harness.core.registry import TASKS
+from harness.core.task_result import PERCENT, TaskResult, metrics_in
+
 from ..metrics.retrieval import RECALL_AT, best_ranks, retrieval_metrics
 from ..progress import ProgressMeter
 from .cache import RetrievalCache, evaluation_digest, model_fingerprint
 from .candidates import plan_candidates
 from .features import extract_text_features, extract_visual_features, tokenize_texts
 from .rerank import rerank_block
+from ..sharding import all_ranks_agree, blocks_of_rank, gather_rows, split_into_batches
 from .scores import RetrievalScores, ScoreAssembler
-from tasks.sharding import all_ranks_agree, blocks_of_rank, gather_rows, split_into_batches
 
 
 def numeric_precision(model: torch.nn.Module, device: torch.device) -> str:
@@ -48,7 +50,7 @@ def _compute_features(model, dataset, image_blocks, *, batch_size: int, device: 
     text_blocks = blocks_of_rank(len(dataset.texts), batch_size, rank, world_size)
     text_index, text_feats = extract_text_features(
         model, tokens, split_into_batches(text_blocks, batch_size), device)
-    embed_dim = model.vision_proj.out_features
+    embed_dim = model.embed_dim
     image_feats = gather_rows(visual.index, visual.feats, len(dataset), embed_dim)
     text_feats = gather_rows(text_index, text_feats, len(dataset.texts), embed_dim)
     with torch.autocast(device.type, enabled=False):
@@ -103,8 +105,7 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
     """BLIP's re-ranked ``i2t``/``t2i`` score matrices of a retrieval split (every rank gets them).
 
     Args:
-        model: a BLIP model (``encode_image``, ``image_features``, ``vision_proj``,
-            ``tokenizer``, ``text_features``, ``itm_logits``, ``text_encoder``).
+        model: a :class:`harness.core.model_api.VisionLanguageModel`.
         dataset: items ``{'image', 'image_index'}`` or ``{'video', 'video_index'}``, with
             attributes ``texts``, ``txt2img``, ``img2txt``.
         k: ITM re-ranking depth (256 COCO, 128 Flickr30K/MSRVTT), capped at the candidates.
@@ -164,7 +165,7 @@ def evaluate_retrieval(model, dataset, *, k: int, batch_size: int = 64,
                        work_dir: Optional[Union[str, Path]] = None,
                        cache_key: Optional[str] = None, num_workers: int = 0,
                        max_text_length: int = 35, block_size: int = 64,
-                       autocast_dtype: Optional[str] = None) -> dict:
+                       autocast_dtype: Optional[str] = None) -> TaskResult:
     """BLIP's retrieval protocol on a split, as the ``'retrieval'`` task evaluator.
 
     The arguments are those of :func:`compute_retrieval_scores`, plus ``autocast_dtype``
@@ -172,9 +173,9 @@ def evaluate_retrieval(model, dataset, *, k: int, batch_size: int = 64,
     precision).
 
     Returns:
-        ``{'metrics': {TR@1, TR@5, TR@10, IR@1, IR@5, IR@10, TR_mean, IR_mean, R_mean}
-        (percent), 'per_sample': per-query hits of each recall (:func:`per_query_recalls`),
-        'throughput': {'ITM pairs/s per process': ...} (empty when the scores were cached)}``.
+        A :class:`TaskResult`: TR@1/5/10, IR@1/5/10, TR_mean, IR_mean, R_mean in percent,
+        per-query hits of each recall (:func:`per_query_recalls`), ``ITM pairs/s per
+        process`` (empty when the scores were cached) and the numbers of images and texts.
     """
     device = torch.device(device)
     dtype = getattr(torch, autocast_dtype) if autocast_dtype else None
@@ -184,6 +185,7 @@ def evaluate_retrieval(model, dataset, *, k: int, batch_size: int = 64,
             device=device, work_dir=work_dir, cache_key=cache_key, num_workers=num_workers,
             max_text_length=max_text_length, block_size=block_size)
     metrics = retrieval_metrics(scores.i2t, scores.t2i, dataset.img2txt, dataset.txt2img)
-    return dict(metrics={name: float(value) for name, value in metrics.items()},
-                per_sample=per_query_recalls(scores, dataset.img2txt, dataset.txt2img),
-                throughput=scores.throughput)
+    return TaskResult(metrics=metrics_in(metrics, PERCENT),
+                      per_sample=per_query_recalls(scores, dataset.img2txt, dataset.txt2img),
+                      throughput=dict(scores.throughput),
+                      counts={'images': len(dataset), 'texts': len(dataset.texts)})

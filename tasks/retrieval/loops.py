@@ -1,4 +1,4 @@
-"""mmengine loops that run BLIP's retrieval protocol instead of an evaluator.
+"""mmengine loops that run BLIP's retrieval protocol: thin adapters over the task evaluator.
 
 Select one with ``val_cfg=dict(type='RetrievalValLoop', k=128)`` (or ``test_cfg`` and
 ``RetrievalTestLoop``). The loop takes the dataset, batch size and workers of the runner's
@@ -12,7 +12,7 @@ from typing import Optional
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 
-from harness.registry import LOOPS
+from harness.core.registry import LOOPS
 from .evaluate import evaluate_retrieval
 
 
@@ -64,7 +64,7 @@ class RetrievalLoop(BaseLoop):
             work_dir=self.runner.work_dir if self.cache else None,
             num_workers=self.dataloader.num_workers, max_text_length=self.max_text_length,
             block_size=self.block_size, autocast_dtype=self.autocast_dtype)
-        return {f'{self.prefix}/{name}': value for name, value in result['metrics'].items()}
+        return {f'{self.prefix}/{name}': value for name, value in result.values().items()}
 
     def run(self) -> dict:
         """``before_<phase>[_epoch]`` hooks, evaluation, ``after_<phase>_epoch`` (metrics) hooks."""

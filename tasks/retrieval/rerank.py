@@ -1,6 +1,6 @@
 """ITM re-ranking of candidate pairs, one image at a time with its keys/values reused.
 
-An image's cross-attention keys/values (``text_encoder.image_key_values``) are computed
+An image's cross-attention keys/values (``model.image_key_values``) are computed
 once and expanded (a view) along the batch over its candidate texts, which run in
 chunks of ``itm_batch_size`` trimmed to their longest text. This is what makes a pair cost
 ~9 GFLOP instead of ~25 in BLIP-base at 384 px (DESIGN §7).
@@ -32,7 +32,7 @@ def itm_match_logits(model, image_embeds: torch.Tensor, input_ids: torch.Tensor,
     there and then copied to the image's device, so the accelerator is never waited on.
     """
     device = image_embeds.device
-    image_kv = model.text_encoder.image_key_values(image_embeds)
+    image_kv = model.image_key_values(image_embeds)
     logits = []
     for start in range(0, input_ids.shape[0], itm_batch_size):
         chunk_ids, chunk_mask = trim_padding(input_ids[start:start + itm_batch_size],

@@ -9,8 +9,9 @@ import fractions
 import pathlib
 from typing import Optional
 
-import av
 import numpy as np
+
+from harness.core.optional import require
 
 from .phrases import background_phrase, humanise, object_phrase, pick
 from .render import render_scene
@@ -121,6 +122,7 @@ def clip_questions(clip: Clip, rng: np.random.Generator, count: int) -> list[tup
 def write_mp4(path: pathlib.Path, frames: list[np.ndarray], fps: int) -> None:
     """Encode RGB frames as an H.264 yuv420p mp4 (reproducible bytes)."""
     height, width = frames[0].shape[:2]
+    av = require('av', 'writing ToyWorld video clips (PyAV)')
     with av.open(str(path), mode='w') as container:
         stream = container.add_stream('libx264', rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'

@@ -1,7 +1,8 @@
 """Build mmengine Runners the harness way (weights-only-safe checkpoints, our scope)."""
 from mmengine.config import Config
+from mmengine.runner import Runner
 
-from harness.safe_load import register_mmengine_safe_globals
+from harness.core.safe_globals import register_mmengine_safe_globals
 
 
 def build_runner(cfg: dict):
@@ -10,7 +11,6 @@ def build_runner(cfg: dict):
     Adds :class:`harness.safe_load.PlainCheckpointMetaHook` to the custom hooks (once) so
     ``--resume`` works on torch >= 2.6 without allow-listing unsafe globals.
     """
-    from mmengine.runner import Runner  # noqa: PLC0415
     register_mmengine_safe_globals()
     hooks = list(cfg.get('custom_hooks') or [])
     if not any(h.get('type') == 'PlainCheckpointMetaHook' for h in hooks):

@@ -9,9 +9,9 @@ synthetic) plus a results record of its report; a new model is then pre-trained 
 scratch with ``TrainStage(corpus_from='filter_corpus')``. :class:`ReplicateCorpusStage`
 writes the control corpus of the "more samples, no CapFilt" ablation.
 
-The work itself (sharded and resumable, rank-split under torch.distributed) is done by task
-functions found through the registries (``TASKS``: ``capfilt_caption``, ``capfilt_filter``,
-``caption``; ``FUNCTIONS``: ``replicated_corpus``).
+The work itself (sharded and resumable, rank-split under torch.distributed) is done by the
+task functions of this folder (:mod:`.captioning`, :mod:`.filtering`, :mod:`.corpus`) and
+the caption task (the probe split's CIDEr).
 """
 import json
 import time
@@ -21,10 +21,16 @@ from typing import Optional, Tuple
 from mmengine.dist import barrier, is_main_process
 from mmengine.logging import print_log
 
-from harness.config import deep_merge
-from harness.registry import DATASETS, FUNCTIONS, MODELS, STAGES, TASKS
-from harness.results import atomic_write_text
-from harness.stages import Stage, StageContext, checkpoint_identity, load_weights
+from backbones.checkpoint import load_weights
+from harness.core.files import atomic_write_text
+from harness.core.registry import DATASETS, MODELS, STAGES
+from harness.core.stage import Stage, StageContext, checkpoint_identity
+from harness.core.tree import deep_merge
+
+from ..caption.evaluate import evaluate_caption
+from .captioning import caption_web_images
+from .corpus import replicated_corpus
+from .filtering import filter_web_corpus
 
 SYNTHETIC_FILE = 'synthetic_captions.json'
 CORPUS_FILE = 'corpus.json'
@@ -86,21 +92,22 @@ class CaptionCorpusStage(Stage):
         """Caption (resuming finished shards), write the captions, score the probe split."""
         model, checkpoint = trained_model(ctx, self.captioner_from, self.model_overrides)
         stage_dir = ctx.work_dir / self.name
-        result = TASKS.get('capfilt_caption')(
+        result = caption_web_images(
             model, DATASETS.build(self.images_cfg), device=ctx.device, work_dir=stage_dir,
             cache_key=checkpoint_identity(checkpoint), decoding=self.decoding, seed=ctx.seed,
             **self.options)
         path = stage_dir / SYNTHETIC_FILE
-        write_on_main_process(path, result['captions'])
-        outputs = dict(captions=str(path), num_images=len(result['captions']),
-                       throughput=result['throughput'])
+        captions = result.outputs['captions']
+        write_on_main_process(path, captions)
+        outputs = dict(captions=str(path), num_images=len(captions),
+                       throughput=result.throughput)
         if self.probe_cfg:
-            probe = TASKS.get('caption')(
+            probe = evaluate_caption(
                 model, DATASETS.build(self.probe_cfg), device=ctx.device,
                 work_dir=stage_dir / 'probe', cache_key=checkpoint_identity(checkpoint),
                 batch_size=self.options['batch_size'], decoding=self.decoding,
                 metrics=('CIDEr',))
-            outputs['probe_CIDEr'] = probe['metrics']['CIDEr']
+            outputs['probe_CIDEr'] = probe.metrics['CIDEr'].value
         return outputs
 
 
@@ -152,28 +159,29 @@ class FilterCorpusStage(Stage):
 
     def run(self, ctx: StageContext) -> dict:
         """Score (resuming finished shards), write corpus and report, append the record."""
-        from harness.recording import record_evaluation  # noqa: PLC0415
         started = time.perf_counter()
         model, checkpoint = trained_model(ctx, self.filter_from, self.model_overrides)
         captions = ctx.manifest.outputs(self.captions_from)
         stage_dir = ctx.work_dir / self.name
-        result = TASKS.get('capfilt_filter')(
+        result = filter_web_corpus(
             model, DATASETS.build(self.images_cfg), device=ctx.device, work_dir=stage_dir,
             cache_key=checkpoint_identity(checkpoint), synthetic_file=captions['captions'],
             probe_cider=captions.get('probe_CIDEr'), **self.options)
         paths = {name: stage_dir / file for name, file in (
             ('corpus', CORPUS_FILE), ('scores', SCORES_FILE), ('report', REPORT_FILE))}
-        write_on_main_process(paths['corpus'], result['corpus'])
-        write_on_main_process(paths['scores'], result['scores'])
-        report = {key: result[key] for key in ('metrics', 'unavailable', 'notes')}
-        write_on_main_process(paths['report'], dict(report, corpus_size=len(result['corpus'])))
-        for metric, reason in result['unavailable'].items():
+        corpus = result.outputs['corpus']
+        write_on_main_process(paths['corpus'], corpus)
+        write_on_main_process(paths['scores'], result.outputs['scores'])
+        report = dict(metrics=result.values(), unavailable=result.unavailable,
+                      notes=result.outputs['notes'], corpus_size=len(corpus))
+        write_on_main_process(paths['report'], report)
+        for metric, reason in result.unavailable.items():
             print_log(f'{self.name}: {metric} unavailable: {reason}', logger='current')
-        if is_main_process():
-            record_evaluation(ctx, self, model, result, model.num_parameters(),
-                              time.perf_counter() - started)
+        if is_main_process() and ctx.recorder is not None:
+            ctx.record(self, model, result, model.num_parameters(),
+                       time.perf_counter() - started)
         return dict({name: str(path) for name, path in paths.items()},
-                    corpus_size=len(result['corpus']), metrics=result['metrics'])
+                    corpus_size=len(corpus), metrics=result.values())
 
 
 @STAGES.register_module()
@@ -202,7 +210,7 @@ class ReplicateCorpusStage(Stage):
         """Write the replicated corpus."""
         web = DATASETS.build(self.images_cfg)
         target = ctx.manifest.outputs(self.size_from)['corpus_size']
-        corpus = FUNCTIONS.get('replicated_corpus')(web.resolve(self.human_ann_file),
+        corpus = replicated_corpus(web.resolve(self.human_ann_file),
                                                     web.ann_file, target)
         if len(corpus) != target:
             print_log(f'{self.name}: {self.size_from} has {target} pairs, fewer than the human '

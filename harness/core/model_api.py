@@ -1,0 +1,86 @@
+"""The written interfaces between plugins: what a task may call on a model, and what a
+model reads from its image backbone.
+
+Task plugins talk to models through :class:`VisionLanguageModel` only (never through
+``text_encoder``, ``itm_head`` or other internals), so any registered model that
+satisfies it serves every task. ``tests/test_model_api.py`` checks every registered model
+against it. A model may leave out the heads it was not built with (a caption-only model
+has no ITM head); calling a missing head raises a clear error.
+
+An image backbone (``model.vision`` in a config) satisfies :class:`ImageBackbone`.
+"""
+from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class ImageBackbone(Protocol):
+    """An image encoder BLIP can cross-attend to.
+
+    ``forward(images [B, 3, S, S]) -> tokens [B, 1 + N, width]`` with the pooled ([CLS])
+    token first; ``embed_dim`` is ``width``. Nothing else is required: the device comes
+    from the parameters and ``S`` from the config's ``vision.image_size`` (a backbone that
+    can change resolution, like ``BlipViT``, keeps an ``image_size`` attribute the
+    checkpoint loader updates).
+    """
+
+    embed_dim: int
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """All tokens of the images."""
+
+
+@runtime_checkable
+class VisionLanguageModel(Protocol):
+    """What task plugins may call on a model (BLIP's ``Blip`` is the reference).
+
+    Attributes:
+        embed_dim: width of the ITC features.
+        image_size: input resolution the model was built for (square).
+        max_text_length: the model's token limit for texts.
+        tokenizer: ``tokenizer(texts, max_length, padding='max_length') -> {'input_ids',
+            'attention_mask'}`` (CPU tensors), plus ``decode``/``batch_decode``.
+    """
+
+    embed_dim: int
+    image_size: int
+    max_text_length: int
+    tokenizer: Any
+
+    def tokenize(self, texts: Sequence[str], max_length: Optional[int] = None) -> dict:
+        """``input_ids``/``attention_mask`` of ``texts`` on the model's device (padded to
+        the longest, cut at ``max_length`` or the model's own limit)."""
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, 1 + N, width]`` image tokens (the input of every image-grounded head)."""
+
+    def image_projection(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """Projected, not yet normalised ITC vectors ``[B, embed_dim]`` (videos average them)."""
+
+    def image_features(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """L2-normalised ITC image features ``[B, embed_dim]``."""
+
+    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                      ) -> torch.Tensor:
+        """L2-normalised ITC text features ``[B, embed_dim]``."""
+
+    def image_key_values(self, image_embeds: torch.Tensor) -> list:
+        """Per-layer cross-attention keys/values of images, reusable across many texts."""
+
+    def itm_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   image_embeds: Optional[torch.Tensor] = None, image_kv: Optional[list] = None,
+                   image_atts: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``[B, 2]`` image-text matching logits (index 1 = match), raw."""
+
+    def generate_captions(self, images: torch.Tensor, **decoding: Any) -> list:
+        """Captions of ``images`` (prompt stripped) with the given decoding options."""
+
+    def num_parameters(self) -> int:
+        """Unique parameters of the model proper (momentum copies excluded)."""
+
+
+MODEL_API_METHODS: Sequence[str] = (
+    'tokenize', 'encode_image', 'image_projection', 'image_features', 'text_features',
+    'image_key_values', 'itm_logits', 'generate_captions', 'num_parameters')
+MODEL_API_ATTRIBUTES: Sequence[str] = ('embed_dim', 'image_size', 'max_text_length', 'tokenizer')

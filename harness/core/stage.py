@@ -1,0 +1,102 @@
+"""The stage contract: a named step of an experiment, what it sees, and where it records.
+
+An experiment is variants x seeds x stages. Each (variant, seed) has a work dir holding
+``manifest.json``: per finished stage, its outputs (checkpoint paths, corpus files...), wall
+time and fingerprint. Stages are registered in ``STAGES``; the harness's own (training,
+evaluation) live in :mod:`harness.stages`, task-specific ones (CapFilt's) in their task
+folder. A stage that evaluates something hands its :class:`~harness.core.task_result.TaskResult`
+to ``ctx.record``, which the experiment runner provides; a stage never writes results
+records itself.
+"""
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import torch
+
+from harness.core.files import atomic_write_json
+
+
+class Manifest:
+    """The ``manifest.json`` of one (variant, seed) work dir: finished stages and outputs."""
+
+    def __init__(self, work_dir: Path):
+        self.path = Path(work_dir) / 'manifest.json'
+        self.stages: Dict[str, dict] = {}
+        if self.path.exists():
+            try:
+                self.stages = json.loads(self.path.read_text())['stages']
+            except (ValueError, KeyError) as error:
+                raise ValueError(f'{self.path} is not a valid stage manifest ({error}); delete it '
+                                 f'or re-run with --force') from error
+
+    def done(self, stage: str) -> bool:
+        """Whether ``stage`` finished."""
+        return self.stages.get(stage, {}).get('done', False)
+
+    def up_to_date(self, stage: str, fingerprint: Optional[str]) -> bool:
+        """Whether ``stage`` finished from inputs with this fingerprint (see ``Stage``)."""
+        return self.done(stage) and self.stages[stage].get('fingerprint') == fingerprint
+
+    def outputs(self, stage: str) -> dict:
+        """Outputs recorded by a finished stage (error if it has not run)."""
+        if not self.done(stage):
+            raise KeyError(f'stage {stage!r} has not finished in {self.path.parent}; '
+                           f'list it before the stages that read its outputs')
+        return self.stages[stage]['outputs']
+
+    def mark_done(self, stage: str, outputs: dict, wall_time_s: float,
+                  fingerprint: Optional[str] = None) -> None:
+        """Record ``stage`` as finished with its outputs (written atomically)."""
+        self.stages[stage] = dict(done=True, outputs=outputs, wall_time_s=wall_time_s)
+        if fingerprint is not None:
+            self.stages[stage]['fingerprint'] = fingerprint
+        atomic_write_json(self.path, dict(stages=self.stages))
+
+
+@dataclass
+class StageContext:
+    """What a stage sees: the variant's config, its work dir and the earlier stages' outputs."""
+
+    experiment: str
+    variant: str
+    seed: int
+    cfg: dict
+    work_dir: Path
+    manifest: Manifest
+    launcher: str = 'none'
+    device: str = field(default_factory=lambda: 'cuda' if torch.cuda.is_available() else 'cpu')
+    #: ``recorder(ctx, stage, model, result, params, wall_time_s)`` appends a results
+    #: record (the experiment runner sets it; None outside an experiment).
+    recorder: Optional[Callable[..., Any]] = None
+
+    def record(self, stage: 'Stage', model, result, params: int, wall_time_s: float) -> None:
+        """Append the results record of ``stage``'s evaluation ``result`` (a ``TaskResult``)."""
+        if self.recorder is None:
+            raise RuntimeError(f'stage {stage.name!r} produced a result, but this context has '
+                               f'no recorder; run it through harness.experiment')
+        self.recorder(self, stage, model, result, params, wall_time_s)
+
+
+class Stage:
+    """Base class: a named step of an experiment. Subclasses implement :meth:`run`."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def run(self, ctx: StageContext) -> dict:
+        """Do the work and return the outputs later stages may read."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> Optional[str]:
+        """Identity of inputs from outside the experiment (None: none); a finished stage
+        whose fingerprint changed runs again."""
+        return None
+
+
+def checkpoint_identity(path: str) -> str:
+    """A cache key that changes whenever the checkpoint file changes."""
+    stat = os.stat(path)
+    return f'{Path(path).name}-{stat.st_size}-{int(stat.st_mtime_ns)}'
