@@ -79,24 +79,15 @@ def generate_shard(model, dataset, batches, done, *, device, decoding, seed, num
     return mine
 
 
-@TASKS.register_module(name='caption')
-def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=None,
-                     batch_size=32, num_workers=0, decoding=None, save_every=10, seed=0,
-                     metrics=('BLEU', 'METEOR', 'ROUGE-L', 'CIDEr', 'SPICE')) -> TaskResult:
-    """Caption every image of a ``CaptionEvalDataset`` and score against its ``gt_file``.
+def caption_dataset(model, dataset, *, device='cpu', work_dir=None, cache_key=None,
+                    batch_size=32, num_workers=0, decoding=None, save_every=10, seed=0
+                    ) -> tuple[list, dict]:
+    """Caption every image of ``dataset`` (resuming from and saving to ``work_dir``).
 
-    Args:
-        model: a BLIP model with a text decoder (``generate_captions`` is used).
-        dataset: yields ``{'image', 'image_id'}`` and has ``gt_file``.
-        decoding: options of :func:`backbones.generation.generate_captions` (BLIP's
-            defaults: beam 3, max length 20, min length 5).
-        save_every: write this rank's prediction file every this many batches.
-        seed: base seed of nucleus sampling.
-
-    Returns:
-        A :class:`TaskResult` (the same on every rank): BLEU-1..4, METEOR, ROUGE-L, CIDEr
-        and SPICE ×100, per-image CIDEr/ROUGE-L, ``images/s``, and the captions in
-        ``outputs['predictions']`` (``[{'image_id', 'caption'}]``).
+    Shared by every captioning benchmark (COCO, NoCaps): ``decoding`` is merged into
+    :data:`DEFAULT_DECODING`. Returns the predictions ``[{'image_id', 'caption'}]`` in
+    dataset order (the same on every rank) and the generation throughput (``images/s``;
+    empty when every caption came from the cache).
     """
     decoding = dict(DEFAULT_DECODING, **(decoding or {}))
     rank, world_size = dist.get_dist_info()
@@ -118,11 +109,41 @@ def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=N
         for part in Path(work_dir).glob(f'{tag}.part*.json'):
             part.unlink()
     predictions = [merged[i] for i in sorted(merged)]
-    result = [score_predictions(dataset.gt_file, predictions, metrics)
-              if dist.is_main_process() else None]
+    return predictions, ({'images/s': generated / elapsed} if generated else {})
+
+
+def on_main_process(score, *args) -> TaskResult:
+    """``score(*args)`` computed once, on the main process, and sent to every rank."""
+    result = [score(*args) if dist.is_main_process() else None]
     dist.broadcast_object_list(result)
-    result = result[0]
-    result.throughput = {'images/s': generated / elapsed} if generated else {}
+    return result[0]
+
+
+@TASKS.register_module(name='caption')
+def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=None,
+                     batch_size=32, num_workers=0, decoding=None, save_every=10, seed=0,
+                     metrics=('BLEU', 'METEOR', 'ROUGE-L', 'CIDEr', 'SPICE')) -> TaskResult:
+    """Caption every image of a ``CaptionEvalDataset`` and score against its ``gt_file``.
+
+    Args:
+        model: a BLIP model with a text decoder (``generate_captions`` is used).
+        dataset: yields ``{'image', 'image_id'}`` and has ``gt_file``.
+        decoding: options of :func:`backbones.generation.generate_captions` (BLIP's
+            defaults: beam 3, max length 20, min length 5).
+        save_every: write this rank's prediction file every this many batches.
+        seed: base seed of nucleus sampling.
+
+    Returns:
+        A :class:`TaskResult` (the same on every rank): BLEU-1..4, METEOR, ROUGE-L, CIDEr
+        and SPICE ×100, per-image CIDEr/ROUGE-L, ``images/s``, and the captions in
+        ``outputs['predictions']`` (``[{'image_id', 'caption'}]``).
+    """
+    predictions, throughput = caption_dataset(
+        model, dataset, device=device, work_dir=work_dir, cache_key=cache_key,
+        batch_size=batch_size, num_workers=num_workers, decoding=decoding,
+        save_every=save_every, seed=seed)
+    result = on_main_process(score_predictions, dataset.gt_file, predictions, metrics)
+    result.throughput = throughput
     result.counts = {'images': len(predictions)}
     result.outputs['predictions'] = predictions
     return result

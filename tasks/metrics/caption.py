@@ -196,13 +196,8 @@ def load_coco_references(gt_file: str) -> dict[Hashable, list[str]]:
     return references
 
 
-def coco_caption_metrics(gt_file: str, predictions: Sequence[Mapping],
-                         metrics: Iterable[str] = CAPTION_METRIC_FAMILIES) -> CaptionScores:
-    """COCO caption metrics of ``[{"image_id", "caption"}]`` predictions against a gt file.
-
-    Equals ``COCOEvalCap`` with ``params['image_id'] = cocoRes.getImgIds()`` (only the
-    predicted images are scored), minus SPICE when it cannot run.
-    """
+def captions_by_image(predictions: Sequence[Mapping]) -> dict[Hashable, str]:
+    """``[{"image_id", "caption"}]`` predictions as image id → caption (one per image)."""
     captions = {}
     for position, prediction in enumerate(predictions):
         missing = {'image_id', 'caption'} - set(prediction)
@@ -213,4 +208,15 @@ def coco_caption_metrics(gt_file: str, predictions: Sequence[Mapping],
             raise ValueError(f'image_id {prediction["image_id"]!r} has more than one predicted '
                              'caption; keep one caption per image')
         captions[prediction['image_id']] = prediction['caption']
-    return score_captions(load_coco_references(gt_file), captions, metrics)
+    return captions
+
+
+def coco_caption_metrics(gt_file: str, predictions: Sequence[Mapping],
+                         metrics: Iterable[str] = CAPTION_METRIC_FAMILIES) -> CaptionScores:
+    """COCO caption metrics of ``[{"image_id", "caption"}]`` predictions against a gt file.
+
+    Equals ``COCOEvalCap`` with ``params['image_id'] = cocoRes.getImgIds()`` (only the
+    predicted images are scored), minus SPICE when it cannot run.
+    """
+    return score_captions(load_coco_references(gt_file), captions_by_image(predictions),
+                          metrics)

@@ -10,6 +10,7 @@ Data root layout (``ensure_toyworld`` returns the root)::
     annotations/vqa_{train,val,test}.json, answer_list.json          BLIP's VQA files
     vqa/v2_OpenEnded_mscoco_{train,val,test}_questions.json, v2_mscoco_{..}_annotations.json
     gqa/testdev_balanced_questions.json
+    annotations/nocaps_val.json, nocaps_val_gt.json   NoCaps format, held-out colours
     msrvtt/msrvtt_test.jsonl, msrvtt/msrvtt_qa_test.json, msrvtt/videos/video<i>.mp4
     vocab/vocab.txt                     BERT WordPiece vocabulary of all texts
 

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 
 # Bump when the generator's output changes for an unchanged spec, so caches regenerate.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: adds the NoCaps val split (nocaps_files.py)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,6 +6,7 @@ from .caption_files import write_caption_files
 from .gqa_files import write_gqa_file
 from .images import make_images
 from .msrvtt_files import write_msrvtt_files
+from .nocaps_files import write_nocaps_files
 from .spec import ToyWorldSpec
 from .vocab import write_vocab
 from .vqa_files import write_vqa_files
@@ -27,5 +28,6 @@ def generate_toyworld(spec: ToyWorldSpec, root: pathlib.Path) -> None:
     texts += write_gqa_file(spec, root, images['vqa_test'])
     texts += write_msrvtt_files(spec, root)
     write_vocab(root / VOCAB_FILE, texts)
+    write_nocaps_files(spec, root)  # after the vocabulary: its words are all in it already
     (root / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=1, sort_keys=True) + '\n')
     (root / DONE_FILE).write_text('complete\n')
