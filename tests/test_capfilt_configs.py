@@ -3,7 +3,7 @@ import pytest
 
 from harness.config import load_config, resolve_references
 from harness.experiment import variant_config, variant_names
-from harness.paper_references import paper_table
+from harness.core.paper import paper_reference
 from harness.core.registry import STAGES
 from harness.core.stage import Manifest, StageContext
 
@@ -41,7 +41,7 @@ def test_variants_run_their_stage_lists(config):
         assert 'init_from' not in pretrain  # the new model starts from scratch
     reference = cfg['leaderboard'].get('paper_reference')
     if reference:
-        assert [row.variant for row in paper_table(reference).rows] == list(EXPECTED[config])
+        assert [row.variant for row in paper_reference(reference).rows] == list(EXPECTED[config])
 
 
 def test_decoding_variants_pick_their_decoding():
