@@ -82,7 +82,9 @@ TASKS = Registry('task', scope='harness', locations=_TASK_PACKAGES)
 # ``paper_reference``.
 PAPER_TABLES = Registry('paper table', scope='harness', locations=_TASK_PACKAGES)
 # Data roots that the harness generates instead of reading (ToyWorld): a callable
-# ``(spec: dict) -> pathlib.Path`` that makes (or finds) the root for a config.
+# ``(spec: dict, root=None) -> pathlib.Path`` that makes (or finds) the root for a config
+# whose ``data_root`` is the source's name (spec: the config's value of that name; root: its
+# ``<name>_dir``, when set).
 DATA_SOURCES = Registry('data source', scope='harness', locations=_TASK_PACKAGES)
 
 __all__ = [
