@@ -10,7 +10,7 @@ _base_ = [
 ]
 
 toyworld = dict(n_train=300, n_web=300)
-nocaps_val_dataset = dict(type='NoCapsEvalDataset', data_root='{toyworld_root}',
+nocaps_val_dataset = dict(type='NoCapsEvalDataset', data_root='${data_root}',
                           ann_file='annotations/nocaps_val.json',
                           gt_file='annotations/nocaps_val_gt.json', image_size='${image_size}')
 eval_nocaps_stage = dict(

@@ -8,14 +8,14 @@ _base_ = [
 
 model = dict(losses=('lm',), prompt='a picture of ', max_text_length=40)
 train_dataloader = dict(
-    batch_size=32, num_workers=0, dataset={{_base_.caption_train_dataset}},
+    batch_size=32, num_workers=0, dataset='${caption_train_dataset}',
     sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'))
 val_dataloader = dict(
-    batch_size=64, num_workers=0, dataset={{_base_.caption_val_dataset}},
+    batch_size=64, num_workers=0, dataset='${caption_val_dataset}',
     sampler=dict(type='DefaultSampler', shuffle=False), collate_fn=dict(type='default_collate'))
 # A list, because the metric's own `metrics` key would read as an Evaluator's.
 val_evaluator = [dict(type='CocoCaptionMetric', metrics=['BLEU', 'CIDEr'],
-                      gt_file='{toyworld_root}/annotations/coco_karpathy_val_gt.json')]
+                      gt_file='${data_root}/annotations/coco_karpathy_val_gt.json')]
 train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
 val_cfg = dict(type='ValLoop')
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))

@@ -15,7 +15,7 @@ _base_ = [
 data_root = None
 image_size = 384
 nocaps_val_dataset = dict(
-    type='NoCapsEvalDataset', data_root='{data_root}', ann_file='annotations/nocaps_val.json',
+    type='NoCapsEvalDataset', data_root='${data_root}', ann_file='annotations/nocaps_val.json',
     gt_file='annotations/nocaps_val_4500_captions.json', image_root='nocaps',
     image_size=image_size)
 nocaps_test_dataset = dict(nocaps_val_dataset, ann_file='annotations/nocaps_test.json',

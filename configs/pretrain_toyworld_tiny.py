@@ -9,10 +9,10 @@ _base_ = [
 
 model = dict(losses=('itc', 'itm', 'lm'), max_text_length=30)
 train_dataloader = dict(
-    batch_size=48, num_workers=0, dataset={{_base_.pretrain_dataset}},
+    batch_size=48, num_workers=0, dataset='${pretrain_dataset}',
     sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'))
 train_cfg = dict(by_epoch=True, max_epochs=2)
-optim_wrapper = {{_base_.pretrain_optim_wrapper}}
+optim_wrapper = '${pretrain_optim_wrapper}'
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=2, eta_min=1e-5,
                         convert_to_iter_based=True)]
 custom_hooks = [dict(type='EpochSeedHook'), dict(type='AlphaWarmupHook')]

@@ -10,10 +10,10 @@ _base_ = [
 
 model = dict(losses=('itc', 'itm'), max_text_length=35, image_id_positives=True)
 train_dataloader = dict(
-    batch_size=32, num_workers=0, dataset={{_base_.retrieval_train_dataset}},
+    batch_size=32, num_workers=0, dataset='${retrieval_train_dataset}',
     sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'))
 val_dataloader = dict(
-    batch_size=64, num_workers=0, dataset={{_base_.retrieval_val_dataset}},
+    batch_size=64, num_workers=0, dataset='${retrieval_val_dataset}',
     sampler=dict(type='DefaultSampler', shuffle=False), collate_fn=dict(type='default_collate'))
 val_evaluator = dict()  # RetrievalValLoop computes its own metrics
 train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)

@@ -22,7 +22,7 @@ from typing import Iterable, List, Optional
 
 from mmengine.logging import print_log
 
-from harness.config import resolve_data_roots, resolve_references
+from harness.config import resolve_config, resolve_references
 from harness.core.registry import STAGES
 from harness.core.stage import Manifest, StageContext
 from harness.core.tree import deep_merge
@@ -51,7 +51,7 @@ def variant_config(cfg: dict, variant: str) -> dict:
 def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: Path,
                 force: bool = False, launcher: str = 'none', device: Optional[str] = None) -> Manifest:
     """Run (or finish) every stage of one (variant, seed); returns its manifest."""
-    resolved = resolve_data_roots(variant_config(cfg, variant))
+    resolved = resolve_config(variant_config(cfg, variant))
     # Absolute, so that paths stages hand on (corpora, checkpoints) hold from any folder.
     variant_dir = Path(work_dir).resolve() / variant / f'seed_{seed}'
     manifest = Manifest(variant_dir)

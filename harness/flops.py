@@ -2,9 +2,10 @@
 
 FLOPs follow fvcore's convention: **one fused multiply-add counts as one flop** (so the
 numbers are MACs; multiply by two for "hardware" FLOPs). fvcore has no handle for
-``aten::scaled_dot_product_attention`` and silently drops it, which hides the attention
-cost of every model that uses ``F.scaled_dot_product_attention``; ``count_flops``
-registers one.
+``aten::scaled_dot_product_attention`` (``F.scaled_dot_product_attention``) nor for
+``aten::_native_multi_head_attention`` (the fused kernel ``nn.MultiheadAttention`` runs in
+eval mode without grad) and skips them, which hides the attention cost, and for the fused
+kernel the projections too; ``count_flops`` registers a handle for each.
 """
 import functools
 from math import prod
@@ -16,6 +17,7 @@ from fvcore.nn.jit_handles import get_shape
 from torch import nn
 
 SDPA_OP = 'aten::scaled_dot_product_attention'
+NATIVE_MHA_OP = 'aten::_native_multi_head_attention'
 
 
 def sdpa_flop_handle(inputs: list, outputs: list) -> int:
@@ -31,6 +33,25 @@ def sdpa_flop_handle(inputs: list, outputs: list) -> int:
     key_len = key_shape[-2]
     value_dim = value_shape[-1]
     return prod(batch_dims) * query_len * key_len * (head_dim + value_dim)
+
+
+def native_mha_flop_handle(inputs: list, outputs: list) -> int:
+    """fvcore op handle: flops of one fused ``nn.MultiheadAttention`` call.
+
+    The op's inputs are ``(query, key, value, embed_dim, num_heads, qkv_weight, ...)`` with
+    query ``(B, L, E)`` and key/value ``(B, S, E)``. Counted as multiply-adds: the q/k/v
+    input projections ``B*(L + 2*S)*E*E``, the two attention matmuls ``2*B*L*S*E``
+    (``q @ k^T`` and ``attn @ v`` summed over heads) and the output projection
+    ``B*L*E*E``. Biases, softmax and masking are not counted, as fvcore's linear and SDPA
+    counts do not count them.
+    """
+    *batch_dims, query_len, embed_dim = get_shape(inputs[0])
+    key_len = get_shape(inputs[1])[-2]
+    batch = prod(batch_dims)
+    projections = batch * (query_len + 2 * key_len) * embed_dim * embed_dim
+    attention = 2 * batch * query_len * key_len * embed_dim
+    output = batch * query_len * embed_dim * embed_dim
+    return projections + attention + output
 
 
 def _modules_reached_by(function: Callable[..., Any]) -> list[nn.Module]:
@@ -61,6 +82,29 @@ class _CallableAsModule(nn.Module):
         return self.function(*args)
 
 
+def _analyse(model: nn.Module | Callable[..., Any],
+             inputs: torch.Tensor | Sequence[torch.Tensor]) -> FlopCountAnalysis:
+    """fvcore's analysis of one call ``model(*inputs)`` with our attention handles, traced
+    without grad (as inference runs, so ``nn.MultiheadAttention`` takes its fused path)."""
+    module = model if isinstance(model, nn.Module) else _CallableAsModule(model)
+    inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    analysis = FlopCountAnalysis(module, inputs)
+    analysis.set_op_handle(SDPA_OP, sdpa_flop_handle, NATIVE_MHA_OP, native_mha_flop_handle)
+    analysis.uncalled_modules_warnings(False)
+    analysis.unsupported_ops_warnings(False)
+    try:
+        with torch.no_grad():
+            analysis.total()  # traces once; later queries reuse the cached statistics
+    except RuntimeError as error:
+        if 'requires grad as a constant' not in str(error):
+            raise
+        raise RuntimeError(
+            'count_flops: the function uses module weights it does not reach through a '
+            'bound method, functools.partial or closure; pass the nn.Module itself, or a '
+            'lambda/partial that closes over the module') from error
+    return analysis
+
+
 def count_flops(model: nn.Module | Callable[..., Any],
                 inputs: torch.Tensor | Sequence[torch.Tensor]) -> float:
     """Total flops (multiply-adds counted once) of one call ``model(*inputs)``.
@@ -75,21 +119,15 @@ def count_flops(model: nn.Module | Callable[..., Any],
         Flops for the whole call, not per sample: divide by the batch size and 1e9 for
         the per-image GFLOPs of a results record.
     """
-    module = model if isinstance(model, nn.Module) else _CallableAsModule(model)
-    inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
-    analysis = FlopCountAnalysis(module, inputs)
-    analysis.set_op_handle(SDPA_OP, sdpa_flop_handle)
-    analysis.uncalled_modules_warnings(False)
-    try:
-        with torch.no_grad():
-            return float(analysis.total())
-    except RuntimeError as error:
-        if 'requires grad as a constant' not in str(error):
-            raise
-        raise RuntimeError(
-            'count_flops: the function uses module weights it does not reach through a '
-            'bound method, functools.partial or closure; pass the nn.Module itself, or a '
-            'lambda/partial that closes over the module') from error
+    return float(_analyse(model, inputs).total())
+
+
+def skipped_ops(model: nn.Module | Callable[..., Any],
+                inputs: torch.Tensor | Sequence[torch.Tensor]) -> dict[str, int]:
+    """Ops of one call that fvcore has no handle for and counts as zero, with how often
+    each ran (e.g. ``{'aten::add': 25, 'aten::gelu': 12}``): check that only element-wise
+    ops, which the multiply-add convention leaves out anyway, are among them."""
+    return dict(_analyse(model, inputs).unsupported_ops())
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.benchmark import run_benchmark
 from harness.core.files import atomic_write_text
 from harness.results import git_revision
 
@@ -164,14 +165,6 @@ def format_table(rows: Sequence[Row]) -> str:
 
 def benchmark_scores(baseline: Baseline) -> dict[str, float]:
     """Runs the baseline's benchmark config and returns its flat ``{metric: score}``."""
-    try:
-        from harness.benchmark import run_benchmark
-    except ModuleNotFoundError as error:
-        if error.name != 'harness.benchmark':
-            raise
-        raise RuntimeError('harness.benchmark.run_benchmark is not available to run '
-                           f'{baseline.benchmark_config}; gate precomputed scores with '
-                           '--scores FILE') from error
     return {key: float(value) for key, value in run_benchmark(baseline.benchmark_config).items()}
 
 

@@ -12,7 +12,7 @@ if __package__ in (None, ''):  # run as a script: import from the repository roo
     # this folder's modules (config.py, hooks.py...) from shadowing top-level imports
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from harness.config import DictAction, load_config, resolve_data_roots  # noqa: E402
+from harness.config import DictAction, load_config, resolve_config  # noqa: E402
 from harness.experiment import run_experiment, write_experiment_board  # noqa: E402
 from harness.runner_builder import build_runner  # noqa: E402
 from harness.stages import load_weights  # noqa: E402
@@ -44,7 +44,7 @@ def parse_args(argv=None):
 
 def run_plain_config(cfg: dict, args, work_dir: Path):
     """Train (and test, when configured) an ordinary mmengine config."""
-    cfg = resolve_data_roots(cfg)
+    cfg = resolve_config(cfg)
     cfg.update(work_dir=str(work_dir), launcher=args.launcher, resume=args.resume)
     if args.seed:
         cfg['randomness'] = dict(cfg.get('randomness', {}), seed=args.seed[0])

@@ -3,7 +3,7 @@ import pytest
 
 from harness.config import load_config, resolve_references
 from harness.experiment import variant_config, variant_names
-from harness.paper_references import paper_table
+from harness.core.paper import paper_reference
 from harness.core.registry import STAGES
 from harness.core.stage import Manifest, StageContext
 
@@ -11,6 +11,8 @@ FINAL = ['pretrain', 'finetune_caption', 'eval_caption', 'eval_retrieval']
 CAPFILT = ['pretrain_noisy', 'captioner', 'filter', 'caption_corpus', 'filter_corpus', *FINAL]
 SHARED = ['pretrain_noisy', 'captioner_filter', 'caption_corpus', 'filter_corpus', *FINAL]
 REPLICATED = CAPFILT[:5] + ['replicate_corpus', *FINAL]
+# A data root that is only named, never read: the stage lists resolve without generating data.
+NO_DATA = {'data_root': '/data/never-read'}
 
 EXPECTED = {
     'configs/capfilt.py': {'capfilt': (CAPFILT, 'filter_corpus')},
@@ -31,7 +33,7 @@ def variant_stages(cfg, variant):
 
 @pytest.mark.parametrize('config', sorted(EXPECTED))
 def test_variants_run_their_stage_lists(config):
-    cfg = load_config(config)
+    cfg = load_config(config, NO_DATA)
     assert variant_names(cfg) == list(EXPECTED[config])
     for variant, (names, corpus_from) in EXPECTED[config].items():
         stages = variant_stages(cfg, variant)
@@ -41,11 +43,11 @@ def test_variants_run_their_stage_lists(config):
         assert 'init_from' not in pretrain  # the new model starts from scratch
     reference = cfg['leaderboard'].get('paper_reference')
     if reference:
-        assert [row.variant for row in paper_table(reference).rows] == list(EXPECTED[config])
+        assert [row.variant for row in paper_reference(reference).rows] == list(EXPECTED[config])
 
 
 def test_decoding_variants_pick_their_decoding():
-    cfg = load_config('configs/ablation_decoding.py')
+    cfg = load_config('configs/ablation_decoding.py', NO_DATA)
     for variant in ('beam', 'nucleus'):
         caption = next(stage for stage in variant_stages(cfg, variant)
                        if stage['name'] == 'caption_corpus')
@@ -53,7 +55,7 @@ def test_decoding_variants_pick_their_decoding():
 
 
 def test_shared_variant_uses_one_model_for_both_roles():
-    cfg = load_config('configs/ablation_capfilt_sharing.py')
+    cfg = load_config('configs/ablation_capfilt_sharing.py', NO_DATA)
     stages = {stage['name']: stage for stage in variant_stages(cfg, 'shared')}
     assert stages['caption_corpus']['captioner_from'] == 'captioner_filter'
     assert stages['filter_corpus']['filter_from'] == 'captioner_filter'
@@ -61,7 +63,7 @@ def test_shared_variant_uses_one_model_for_both_roles():
 
 
 def test_corpus_from_replaces_the_training_annotation_file(tmp_path):
-    cfg = load_config('configs/capfilt.py')
+    cfg = load_config('configs/capfilt.py', NO_DATA)
     stage_cfg = next(stage for stage in variant_stages(cfg, 'capfilt')
                      if stage['name'] == 'pretrain')
     manifest = Manifest(tmp_path)
@@ -70,3 +72,4 @@ def test_corpus_from_replaces_the_training_annotation_file(tmp_path):
                        work_dir=tmp_path, manifest=manifest, device='cpu')
     runner_cfg = STAGES.build(stage_cfg).runner_config(ctx)
     assert runner_cfg['train_dataloader']['dataset']['ann_file'] == '/data/corpus.json'
+    assert runner_cfg['train_dataloader']['dataset']['data_root'] == NO_DATA['data_root']

@@ -11,7 +11,7 @@ import torch
 from conftest import TINY_TOYWORLD_CFG
 
 from backbones.checkpoint import save_official_checkpoint
-from harness.config import deep_merge, load_config, resolve_data_roots, resolve_references
+from harness.config import deep_merge, load_config, resolve_config, resolve_references
 from harness.core.registry import DATASETS, MODELS, STAGES
 from harness.recording import record_evaluation
 from harness.core.stage import Manifest, StageContext
@@ -27,7 +27,7 @@ def capfilt_cfg(tiny_toyworld):
     """configs/capfilt.py on the tiny ToyWorld, data roots filled in."""
     cfg = load_config('configs/capfilt.py',
                       dict(TINY_TOYWORLD_CFG, toyworld_dir=str(tiny_toyworld)))
-    return resolve_data_roots(cfg)
+    return resolve_config(cfg)
 
 
 @pytest.fixture(scope='module')

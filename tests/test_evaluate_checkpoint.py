@@ -4,7 +4,7 @@ import torch
 from conftest import TINY_TOYWORLD_CFG
 
 from backbones.checkpoint import save_official_checkpoint
-from harness.config import deep_merge, load_config, resolve_data_roots, resolve_references
+from harness.config import deep_merge, load_config, resolve_config, resolve_references
 from harness.core.registry import DATASETS, MODELS, STAGES, TASKS
 from harness.recording import record_evaluation
 from harness.core.stage import Manifest, StageContext
@@ -15,7 +15,7 @@ EVAL_CONFIGS = ['configs/eval_retrieval_coco.py', 'configs/eval_retrieval_flickr
 
 def tiny_config(toyworld_root) -> dict:
     options = dict(TINY_TOYWORLD_CFG, toyworld_dir=str(toyworld_root))
-    return resolve_data_roots(load_config('configs/ci_benchmark.py', options))
+    return resolve_config(load_config('configs/ci_benchmark.py', options))
 
 
 def test_evaluate_stage_scores_a_checkpoint_path(tiny_toyworld, tmp_path):
@@ -50,3 +50,11 @@ def test_eval_configs_need_a_checkpoint_and_name_the_option(config, tmp_path):
                        recorder=record_evaluation)
     with pytest.raises(FileNotFoundError, match='missing.pth does not exist'):
         stage.run(ctx)
+
+
+@pytest.mark.parametrize('config', EVAL_CONFIGS)
+def test_eval_configs_name_a_missing_data_root_option(config, tmp_path):
+    cfg = load_config(config, {'checkpoint': str(tmp_path / 'model.pth'),
+                               'bert_dir': str(tmp_path)})
+    with pytest.raises(ValueError, match='--cfg-options data_root='):
+        resolve_references(cfg['experiment']['stages'], cfg)

@@ -1,10 +1,11 @@
-"""Leaderboard writer: variants × seeds, paper rows, significance, plot, index."""
+"""Leaderboard writer: variants × seeds, units, paper rows, significance, plot, index."""
 import datetime
 
 import pytest
 
-from harness.leaderboard import (main, paired_bootstrap_ci, render_leaderboard,
-                                 student_t_two_sided_p, write_index, write_leaderboard)
+from harness.boards.stats import holm_adjust, paired_bootstrap, welch_p_value
+from harness.core.paper import PaperTable, paper_reference
+from harness.leaderboard import main, render_leaderboard, write_index, write_leaderboard
 from harness.results import ResultRecord, append_record
 
 SHARING_SPEC = dict(
@@ -23,8 +24,10 @@ def _sharing_records(experiment: str = 'sharing') -> list[ResultRecord]:
     return [ResultRecord(experiment=experiment, variant=variant, task='caption',
                          dataset='toyworld_coco', split='test',
                          metrics={'CIDEr': cider + seed * 0.3, 'BLEU-4': 30.0 + seed * 0.1},
+                         units={'CIDEr': '×100', 'BLEU-4': '×100'},
                          params=int(200e6), flops=12.5, seed=seed, config_hash=f'hash-{variant}',
-                         device='cpu')
+                         device='cpu', extra={'counts': {'images': 200, 'texts': 1000},
+                                              'flops_scope': 'image encoder, one image'})
             for variant, cider in CIDER_BY_VARIANT.items() for seed in range(3)]
 
 
@@ -42,6 +45,9 @@ def test_board_has_variants_paper_rows_and_significance():
     significance = board.split('## Significance')[1].split('## ')[0]
     assert '| all vs all_but_sa |' in significance and '**significant**' in significance
     assert 'Auto-generated' in board and '(sharing.png)' in board
+    assert 'Evaluated: 200 images, 1000 texts.' in ours
+    assert 'GFLOPs: image encoder, one image.' in ours
+    assert 'Holm-adjusted together' in significance and 'scipy.stats.ttest_ind' in significance
 
 
 def test_paper_columns_without_counterpart_are_named():
@@ -64,10 +70,13 @@ def test_write_leaderboard_writes_png_and_index(tmp_path):
 def test_generic_experiment_without_spec_or_paper_rows(tmp_path):
     records = [ResultRecord(experiment='my_probe', variant=variant, task='retrieval',
                             dataset='toyworld_flickr', split='test',
-                            metrics={'TR@1': value, 'IR@1': value - 5}, params=1000)
+                            metrics={'TR@10': value, 'TR@1': value, 'TR@5': value,
+                                     'IR@1': value - 5},
+                            units={'TR@1': '%', 'TR@5': '%', 'TR@10': '%'}, params=1000)
                for variant, value in (('small', 40.0), ('large', 55.0))]
     board = render_leaderboard('my_probe', records, None)
-    assert '| small |' in board and '| large |' in board and 'TR@1 (%)' in board
+    assert '| small |' in board and '| large |' in board
+    assert '| Variant | Params (M) | IR@1 | TR@1 (%) | TR@5 (%) | TR@10 (%) |' in board
     assert 'Paper reference' not in board
     assert 'No test run' in board  # single seed: no significance test possible
     write_leaderboard('my_probe', records, None, tmp_path)
@@ -80,20 +89,89 @@ def test_per_sample_scores_use_paired_bootstrap():
         shift = 1.0 if record.variant == 'all_but_ca' else 0.0
         record.extra['per_sample'] = {'CIDEr': {str(i): i % 7 + shift for i in range(40)}}
     board = render_leaderboard('sharing', records, SHARING_SPEC)
-    assert 'paired bootstrap (n=40 samples)' in board and '95% CI [-1.00, -1.00]' in board
+    assert '| paired bootstrap (n=40 samples) | [-1.00, -1.00] | 0.001 |' in board
 
 
-def test_bootstrap_ci_is_deterministic_and_brackets_difference():
+def test_bootstrap_is_deterministic_and_brackets_difference():
     first = {str(i): float(i % 5) for i in range(50)}
     second = {str(i): float((i + 2) % 5) for i in range(50)}
-    assert paired_bootstrap_ci(first, second) == paired_bootstrap_ci(first, second)
-    difference, low, high, n = paired_bootstrap_ci(first, second)
-    assert low <= difference <= high and n == 50
+    assert paired_bootstrap(first, second) == paired_bootstrap(first, second)
+    result = paired_bootstrap(first, second)
+    assert result.low <= result.difference <= result.high and result.samples == 50
+    # 0 inside the 95% interval <=> p >= 0.05 (the p-value inverts the percentile CI)
+    assert (result.low <= 0.0 <= result.high) == (result.p_value >= 0.05)
+    shifted = paired_bootstrap({k: v + 3.0 for k, v in first.items()}, first)
+    assert shifted.p_value == pytest.approx(2 / 2001) and shifted.low == 3.0
 
 
-def test_t_distribution_matches_known_critical_values():
-    assert student_t_two_sided_p(2.776, 4) == pytest.approx(0.05, abs=1e-4)
-    assert student_t_two_sided_p(1.0, 1) == pytest.approx(0.5)
+def test_welch_p_value_matches_the_t_table():
+    # Equal sizes (3) and variances (1): dof = 4, t = shift / sqrt(2/3); the t table puts
+    # the two-sided 5% critical value for 4 dof at 2.776445, so this shift gives p = 0.05.
+    shift = 2.776445 * (2 / 3) ** 0.5
+    assert welch_p_value([0.0, 1.0, 2.0], [shift, shift + 1, shift + 2]) == \
+        pytest.approx(0.05, abs=1e-6)
+    # Unequal variances: t = -5 / sqrt(1/3 + 4/3) = -3.873, dof = 2.941 (Welch-Satterthwaite)
+    assert welch_p_value([0.0, 1.0, 2.0], [4.0, 6.0, 8.0]) == pytest.approx(0.0316, abs=2e-4)
+    assert welch_p_value([1.0, 1.0], [1.0, 1.0]) == 1.0
+    assert welch_p_value([1.0, 1.0], [2.0, 2.0]) == 0.0
+
+
+def test_holm_adjusts_in_step_down_order():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, max(0.04*1, 0.06) = 0.06
+    assert holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm_adjust([]) == []
+
+
+def test_holm_correction_can_overturn_a_single_test_verdict():
+    records = _sharing_records()
+    # 'all' (100.0, 100.3, 100.6) vs 'all_but_ca' (100.8, 101.0, 101.3): Welch p = 0.033,
+    # significant alone, not after Holm across the board's 12 comparisons.
+    for record in records:
+        if record.variant == 'all_but_ca':
+            record.metrics['CIDEr'] = [100.8, 101.0, 101.3][record.seed]
+    significance = render_leaderboard('sharing', records, SHARING_SPEC).split(
+        '## Significance')[1].split('## ')[0]
+    row = next(line for line in significance.splitlines()
+               if 'CIDEr' in line and '| all vs all_but_ca |' in line)
+    cells = [cell.strip() for cell in row.split('|')]
+    assert float(cells[6]) < 0.05 and float(cells[7]) >= 0.05
+    assert cells[8] == 'not significant'
+
+
+def test_units_come_from_records_and_spec_overrides():
+    records = _sharing_records()
+    for record in records:
+        record.units = {'CIDEr': 'points'}
+    board = render_leaderboard('sharing', records, SHARING_SPEC)
+    assert 'CIDEr (points)' in board and '| BLEU-4 |' in board.split('## Significance')[0]
+    overridden = render_leaderboard('sharing', records, dict(SHARING_SPEC, units={'CIDEr': 'x'}))
+    assert 'CIDEr (x)' in overridden and 'CIDEr (points)' not in overridden
+    records[0].units = {'CIDEr': '%'}
+    with pytest.raises(ValueError, match=r"different units \['%', 'points'\].*leaderboard.units"):
+        render_leaderboard('sharing', records, SHARING_SPEC)
+
+
+def test_paper_tables_come_from_the_registry():
+    table = paper_reference('sharing')
+    assert isinstance(table, PaperTable) and table.task == 'caption'
+    assert [row.variant for row in table.rows] == ['all', 'all_but_ca', 'all_but_sa', 'none']
+    assert table.units == {'BLEU-4': '×100', 'CIDEr': '×100'}
+    headline = paper_reference('headline')
+    assert {row.task for row in headline} >= {'caption', 'retrieval', 'vqa'}
+    with pytest.raises(ValueError, match=r"'nope' is not a registered.*'decoding'.*'sharing'"):
+        paper_reference('nope')
+    with pytest.raises(ValueError, match=r"paper_reference='nope'.*'headline'"):
+        render_leaderboard('sharing', _sharing_records(), dict(SHARING_SPEC,
+                                                                paper_reference='nope'))
+
+
+def test_headline_board_lists_every_task_with_units():
+    board = render_leaderboard('sharing', _sharing_records(),
+                               dict(SHARING_SPEC, paper_reference='headline'))
+    paper = board.split('## Paper reference rows')[1]
+    assert '| caption | `coco_karpathy` | test | CIDEr (×100) | 136.7 | ViT-L |' in paper
+    assert '| vqa | `vqav2` | test-dev | accuracy (%) | 78.25 |' in paper
 
 
 def test_cli_filters_experiment_and_reports_unknown(tmp_path, capsys):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from harness.benchmark import run_benchmark
-from harness.config import deep_merge, load_config, resolve_data_roots
+from harness.config import deep_merge, load_config, resolve_config
 from harness.experiment import variant_config
 from harness.core.registry import DATASETS, MODELS, TASKS
 
@@ -28,7 +28,7 @@ def random_weights_scores(cfg: dict) -> dict:
 @pytest.mark.slow
 def test_pretrained_tiny_blip_beats_random_weights(tmp_path):
     trained = run_benchmark(CONFIG, work_dir=tmp_path)
-    cfg = resolve_data_roots(variant_config(load_config(CONFIG), 'all_but_sa'))
+    cfg = resolve_config(variant_config(load_config(CONFIG), 'all_but_sa'))
     untrained = random_weights_scores(cfg)
     for metric in ('TR@1', 'IR@1', 'R_mean'):
         key = f'retrieval/{SPLIT}/{metric}'

@@ -217,5 +217,6 @@ def test_paper_rows_use_the_recorded_metric_names():
     table = PAPER_TABLES.get('nocaps')()
     names = {f'{s}_{m}' for s in ('in-domain', 'near-domain', 'out-domain', 'overall')
              for m in ('CIDEr', 'SPICE')}
-    assert table['task'] == 'nocaps' and table['rows']
-    assert all(set(row['metrics']) <= names and row['source'] for row in table['rows'])
+    assert table.task == 'nocaps' and table.rows
+    assert all(set(row.metrics) <= names and row.source for row in table.rows)
+    assert set(table.units) == names

@@ -222,9 +222,11 @@ def test_val_loop_calls_hooks_with_prefixed_metrics(model, tmp_path):
     assert runner.hooks[2][1]['metrics'] == metrics
     expected = evaluate_retrieval(model, dataset, **SETTINGS)
     assert metrics == {f'retrieval/{name}': value for name, value in expected.values().items()}
-    for name, hits in expected['per_sample'].items():  # per-query hits average to the metric
+    for name, hits in expected.per_sample.items():  # per-query hits average to the metric
         assert sum(hits.values()) / len(hits) == pytest.approx(expected.values()[name])
-    assert expected['throughput']['ITM pairs/s per process'] > 0
+    assert expected.throughput['ITM pairs/s per process'] > 0
+    assert expected.units()['TR@1'] == '%' and expected.counts == {
+        'images': len(dataset), 'texts': len(dataset.texts)}
 
 
 def test_progress_meter_logs_rate_and_eta(caplog):

@@ -216,10 +216,13 @@ def test_video_readers(tiny_toyworld):
     assert qa[0]['video'].shape == (4, 3, IMAGE_SIZE, IMAGE_SIZE)
 
 
-def test_toyworld_data_root_alias_needs_no_path(monkeypatch, tiny_toyworld):
-    monkeypatch.setattr('tasks.datasets.roots.ensure_toyworld', lambda spec: tiny_toyworld)
-    dataset = RetrievalEvalDataset('toyworld:tiny', 'annotations/coco_karpathy_val.json')
+def test_a_data_source_name_needs_no_path(monkeypatch, tiny_toyworld):
+    asked = []
+    monkeypatch.setattr('tasks.toyworld.source.ensure_toyworld',
+                        lambda spec, root=None: asked.append((spec, root)) or tiny_toyworld)
+    dataset = RetrievalEvalDataset('toyworld', 'annotations/coco_karpathy_val.json')
     assert dataset.data_root == tiny_toyworld
+    assert asked == [(ToyWorldSpec(), None)]  # the source's default spec, default folder
 
 
 # --- text cleaning and image transforms -----------------------------------------------------

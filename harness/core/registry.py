@@ -77,11 +77,14 @@ STAGES = Registry('stage', scope='harness', locations=_HARNESS_PACKAGES + _TASK_
 # Task evaluators (``harness.core.task_result.TaskEvaluator``): ``TASKS.get('retrieval')(
 # model, dataset, device=..., work_dir=..., cache_key=..., **options) -> TaskResult``.
 TASKS = Registry('task', scope='harness', locations=_TASK_PACKAGES)
-# The paper's reference tables (``harness.core.paper.PaperTable``), registered by the task
-# folder whose protocol they were measured with; boards name them by ``paper_reference``.
+# Functions returning the paper's reference tables (``harness.core.paper.PaperTable``),
+# registered by the task folder whose protocol measured them; boards name them by
+# ``paper_reference``.
 PAPER_TABLES = Registry('paper table', scope='harness', locations=_TASK_PACKAGES)
 # Data roots that the harness generates instead of reading (ToyWorld): a callable
-# ``(spec: dict) -> pathlib.Path`` that makes (or finds) the root for a config.
+# ``(spec: dict, root=None) -> pathlib.Path`` that makes (or finds) the root for a config
+# whose ``data_root`` is the source's name (spec: the config's value of that name; root: its
+# ``<name>_dir``, when set).
 DATA_SOURCES = Registry('data source', scope='harness', locations=_TASK_PACKAGES)
 
 __all__ = [

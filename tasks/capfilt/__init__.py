@@ -8,6 +8,7 @@ Registered: ``WebImageDataset`` (``DATASETS``), the ``capfilt_caption`` and
 from .captioning import caption_web_images
 from .corpus import bootstrapped_corpus, replicated_corpus
 from .filtering import filter_web_corpus
+from . import paper_tables  # noqa: F401  (registers PAPER_TABLES)
 from .report import capfilt_report, rejection_quality
 from .shards import ShardStore, run_sharded
 from .stages import CaptionCorpusStage, FilterCorpusStage, ReplicateCorpusStage

@@ -21,7 +21,7 @@ class WebImageDataset(ImageListDataset):
     Item: ``{'image': FloatTensor[3, S, S] (eval transform), 'index': int}``.
 
     Args:
-        data_root: folder the other paths are relative to (or 'toyworld', 'toyworld:tiny').
+        data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
         ann_file: the web corpus (``annotations/pretrain_web.json`` in ToyWorld).
         image_size: output side S.
         image_root: folder the records' image paths are relative to (from data_root).

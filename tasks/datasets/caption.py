@@ -44,7 +44,7 @@ class CaptionEvalDataset(ImageListDataset):
     (:func:`image_id_from_file_name`), checked against ``gt_file`` when the dataset is built.
 
     Args:
-        data_root: folder the other paths are relative to (or 'toyworld', 'toyworld:tiny').
+        data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
         ann_file: the annotation file.
         gt_file: COCO-format ground truth; default: ann_file with '_gt' before '.json'.
         image_size: output side S.

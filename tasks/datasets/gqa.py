@@ -21,7 +21,7 @@ class GQADataset(AnnotationDataset):
     'answer': str}``.
 
     Args:
-        data_root: folder the other paths are relative to (or 'toyworld', 'toyworld:tiny').
+        data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
         ann_file: the questions file.
         image_root: image folder (from data_root).
         image_ext: image file extension ('.jpg' for GQA, '.png' for ToyWorld).

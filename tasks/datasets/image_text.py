@@ -34,7 +34,7 @@ class ImageTextPairDataset(AnnotationDataset):
     ``text`` cleaned by :func:`tasks.text.pre_caption`.
 
     Args:
-        data_root: folder the other paths are relative to (or 'toyworld', 'toyworld:tiny').
+        data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
         ann_file: one annotation file or a list of them (pre-training mixes several).
         image_size: output side S.
         image_root: folder the records' image paths are relative to (from data_root).

@@ -19,7 +19,7 @@ class RetrievalEvalDataset(ImageListDataset):
     image).
 
     Args:
-        data_root: folder the other paths are relative to (or 'toyworld', 'toyworld:tiny').
+        data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
         ann_file: the annotation file.
         image_size: output side S.
         image_root: folder the records' image paths are relative to (from data_root).

@@ -26,7 +26,7 @@ class VideoRetrievalDataset(AnnotationDataset):
     each clip).
 
     Args:
-        data_root: folder the other paths are relative to (or 'toyworld', 'toyworld:tiny').
+        data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
         ann_file: the jsonl annotation file.
         video_root: clip folder (from data_root).
         num_frames: frames per clip (BLIP: 8).
@@ -84,7 +84,7 @@ class VideoQADataset(AnnotationDataset):
     index), 'answer': str}``.
 
     Args:
-        data_root: folder the other paths are relative to (or 'toyworld', 'toyworld:tiny').
+        data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
         ann_file: the JSON list (or jsonl) of questions.
         video_root: clip folder (from data_root).
         num_frames: frames per clip.

@@ -46,7 +46,7 @@ class VQADataset(AnnotationDataset):
     'question', 'question_id'}``. Questions are cleaned by :func:`tasks.text.pre_question`.
 
     Args:
-        data_root: folder the other paths are relative to (or 'toyworld', 'toyworld:tiny').
+        data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
         ann_file: one annotation file or a list of them.
         split: 'train' or 'test' (the item layout; evaluate val files with 'test').
         image_size: output side S (BLIP: 480).

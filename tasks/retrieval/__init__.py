@@ -7,6 +7,7 @@
 from .evaluate import compute_retrieval_scores, evaluate_retrieval
 from .loops import RetrievalTestLoop, RetrievalValLoop
 from .scores import UNRANKED_SCORE, RetrievalScores
+from . import paper_tables  # noqa: F401  (registers PAPER_TABLES)
 
 __all__ = ['compute_retrieval_scores', 'evaluate_retrieval', 'RetrievalValLoop',
            'RetrievalTestLoop', 'RetrievalScores', 'UNRANKED_SCORE']

@@ -15,9 +15,13 @@ Data root layout (``ensure_toyworld`` returns the root)::
     vocab/vocab.txt                     BERT WordPiece vocabulary of all texts
 
 Run ``python -m tasks.toyworld --root DIR [--seed N] [--tiny]`` to generate one by hand.
+Importing this package registers the ``'toyworld'`` data source (:mod:`.source`), so a
+config's ``data_root='toyworld'`` names it.
 """
 from .cache import default_root, ensure_toyworld
+from .source import toyworld_data_root
 from .spec import ToyWorldSpec
 from .writer import generate_toyworld
 
-__all__ = ['ToyWorldSpec', 'default_root', 'ensure_toyworld', 'generate_toyworld']
+__all__ = ['ToyWorldSpec', 'default_root', 'ensure_toyworld', 'generate_toyworld',
+           'toyworld_data_root']

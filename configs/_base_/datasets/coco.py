@@ -3,18 +3,18 @@
 data_root = None
 image_size = 384
 pretrain_dataset = dict(
-    type='ImageTextPairDataset', data_root='{data_root}',
+    type='ImageTextPairDataset', data_root='${data_root}',
     ann_file=['annotations/coco_karpathy_train.json'], image_size=224, max_words=30, train=True)
 caption_train_dataset = dict(
-    type='ImageTextPairDataset', data_root='{data_root}',
+    type='ImageTextPairDataset', data_root='${data_root}',
     ann_file='annotations/coco_karpathy_train.json', image_size=image_size, max_words=30,
     train=True)
 retrieval_train_dataset = caption_train_dataset
 caption_val_dataset = dict(
-    type='CaptionEvalDataset', data_root='{data_root}',
+    type='CaptionEvalDataset', data_root='${data_root}',
     ann_file='annotations/coco_karpathy_val.json', image_size=image_size)
 caption_test_dataset = dict(caption_val_dataset, ann_file='annotations/coco_karpathy_test.json')
 retrieval_val_dataset = dict(
-    type='RetrievalEvalDataset', data_root='{data_root}',
+    type='RetrievalEvalDataset', data_root='${data_root}',
     ann_file='annotations/coco_karpathy_val.json', image_size=image_size, max_words=35)
 retrieval_test_dataset = dict(retrieval_val_dataset, ann_file='annotations/coco_karpathy_test.json')

@@ -4,10 +4,10 @@
 data_root = None
 image_size = 384
 retrieval_train_dataset = dict(
-    type='ImageTextPairDataset', data_root='{data_root}',
+    type='ImageTextPairDataset', data_root='${data_root}',
     ann_file='annotations/flickr30k_train.json', image_size=image_size, max_words=30,
     train=True)
 retrieval_val_dataset = dict(
-    type='RetrievalEvalDataset', data_root='{data_root}',
+    type='RetrievalEvalDataset', data_root='${data_root}',
     ann_file='annotations/flickr30k_val.json', image_size=image_size, max_words=35)
 retrieval_test_dataset = dict(retrieval_val_dataset, ann_file='annotations/flickr30k_test.json')

@@ -11,7 +11,7 @@
 #   replicated_stages      CapFilt's corpus size, but human + web pairs replicated (control)
 _base_ = ['./pretrain_finetune_eval.py']
 
-capfilt_web_images = dict(type='WebImageDataset', data_root='{toyworld_root}',
+capfilt_web_images = dict(type='WebImageDataset', data_root='${data_root}',
                           ann_file='annotations/pretrain_web.json', image_size='${image_size}')
 capfilt_human_ann_file = 'annotations/pretrain_human.json'
 capfilt_noise_labels = 'annotations/pretrain_web_noise_labels.json'  # report only

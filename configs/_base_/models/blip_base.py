@@ -3,7 +3,7 @@ bert_dir = 'checkpoints/bert-base-uncased'
 model = dict(
     type='Blip',
     vision=dict(type='BlipViT', arch='vit_base_patch16', image_size=224, grad_checkpointing=False),
-    tokenizer=dict(type='BlipTokenizer', vocab='{bert_dir}'),
+    tokenizer=dict(type='BlipTokenizer', vocab='${bert_dir}'),
     text_arch='base',
     sharing='all_but_sa',
     embed_dim=256,

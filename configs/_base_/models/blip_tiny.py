@@ -12,7 +12,7 @@
 model = dict(
     type='Blip',
     vision=dict(type='BlipViT', arch='vit_tiny_patch8', image_size=64),
-    tokenizer=dict(type='BlipTokenizer', vocab='{toyworld_root}/vocab'),
+    tokenizer=dict(type='BlipTokenizer', vocab='${data_root}/vocab'),
     text_arch='tiny',
     sharing='all_but_sa',
     embed_dim=64,

@@ -1,0 +1,211 @@
+"""The Markdown board of one experiment: our tables, significance, paper rows, provenance.
+
+Our rows are aggregated over seeds (mean ± std), one table per (task, dataset, split),
+each followed by what was evaluated (``record.extra['counts']``) and what the GFLOPs
+column counts (``record.extra['flops_scope']``). The paper's rows, where the spec names a
+paper table, follow in a separate, labelled section.
+"""
+import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from harness.boards.aggregate import (MetricKey, describe_counts, format_mean_std,
+                                      latest_per_seed, mean_std, metric_header, metric_unit,
+                                      records_by_variant, seed_values)
+from harness.boards.spec import BoardSpec
+from harness.boards.stats import board_comparisons, method_statement
+from harness.core.paper import HeadlineNumber, PaperTable, paper_reference
+from harness.results import ResultRecord, git_revision
+
+
+def table_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """Markdown table lines (pipes in cells escaped)."""
+    def cells(values: Iterable[Any]) -> str:
+        return '| ' + ' | '.join(str(value).replace('|', '\\|') for value in values) + ' |'
+    return [cells(header), '|' + '|'.join('---' for _ in header) + '|', *map(cells, rows)]
+
+
+def _format_reference(value: float | None) -> str:
+    """A paper number as the paper prints it (one or two decimals), or an em dash."""
+    if value is None:
+        return '—'
+    text = f'{value:.2f}'
+    return text[:-1] if text.endswith('0') else text
+
+
+def _per_variant_note(label: str, values: Mapping[str, str]) -> list[str]:
+    """One line stating a per-record fact: once when all variants agree, else per variant."""
+    distinct = set(values.values())
+    if not distinct:
+        return []
+    if len(distinct) == 1:
+        return [f'{label}: {distinct.pop()}.', '']
+    return [f'{label}: ' + '; '.join(f'{variant}: {text}' for variant, text in values.items())
+            + '.', '']
+
+
+def _our_table(group: tuple[str, str, str], keys: Sequence[MetricKey], spec: BoardSpec,
+               records: Sequence[ResultRecord]) -> list[str]:
+    """Our rows for one (task, dataset, split): params, GFLOPs and each metric per variant,
+    then what was evaluated and what the GFLOPs count."""
+    task, dataset, split = group
+    in_group = [r for r in records if (r.task, r.dataset, r.split) == group]
+    show_flops = any(r.flops is not None for r in in_group)
+    header = ['Variant', 'Params (M)'] + (['GFLOPs'] if show_flops else [])
+    header += [metric_header(key[3], metric_unit(key, records, spec.units)) for key in keys]
+    rows = []
+    for variant in spec.variant_order:
+        mine = [r for r in in_group if r.variant == variant]
+        row = [variant, f'{max(r.params for r in mine) / 1e6:.1f}' if mine else '—']
+        if show_flops:
+            flops = [r.flops for r in mine if r.flops is not None]
+            row.append(f'{mean_std(flops)[0]:.2f}' if flops else '—')
+        for key in keys:
+            values = seed_values(records_by_variant(mine, key).get(variant, []), key[3])
+            row.append(format_mean_std(values) if values else '—')
+        rows.append(row)
+    lines = [f'### Our runs — {task} · `{dataset}` · split `{split}`', '',
+             *table_lines(header, rows), '']
+    lines += _per_variant_note('Evaluated', {
+        r.variant: describe_counts(r.extra['counts']) for r in in_group if r.extra.get('counts')})
+    if show_flops:
+        scopes = {r.variant: r.extra.get('flops_scope') or 'scope not recorded'
+                  for r in in_group if r.flops is not None}
+        lines += _per_variant_note('GFLOPs', scopes)
+    return lines
+
+
+def _paper_section(table: PaperTable, spec: BoardSpec) -> list[str]:
+    """The paper's rows, separated and labelled, plus the columns we have no match for."""
+    metrics = list(dict.fromkeys(m for row in table.rows for m in row.metrics))
+    optional = [('Params (M)', 'params_m'), ('Noise ratio (%)', 'noise_ratio'),
+                ('Notes', 'notes')]
+    optional = [(label, attr) for label, attr in optional
+                if any(getattr(row, attr) not in (None, '') for row in table.rows)]
+    header = ['Variant', "Paper's label", *(label for label, _ in optional),
+              *(metric_header(m, table.units.get(m, '')) for m in metrics), 'Source']
+    rows = []
+    for row in table.rows:
+        cells = [row.variant, row.paper_label]
+        for _, attr in optional:
+            value = getattr(row, attr)
+            cells.append(value if isinstance(value, str) else _format_reference(value))
+        cells += [_format_reference(row.metrics.get(m)) for m in metrics]
+        rows.append([*cells, row.source])
+    our_metric_names = {key[3] for key in spec.primary_metrics}
+    unmatched = [m for m in metrics if m not in our_metric_names]
+    unmatched += [label for label, attr in optional if attr != 'params_m']
+    our_datasets = sorted({key[1] for key in spec.primary_metrics})
+    lines = ['## Paper reference rows — NOT our runs', '',
+             f'{table.title}: BLIP paper numbers, source **{table.rows[0].source}**, '
+             f'{table.task} on `{table.dataset}` split `{table.split}`. Our runs above use '
+             f'{", ".join(f"`{d}`" for d in our_datasets)}, so compare the ordering of '
+             'variants, not absolute values.', '', *table_lines(header, rows), '']
+    if unmatched:
+        lines += ['Paper columns with no counterpart in our runs: '
+                  + ', '.join(unmatched) + '.', '']
+    missing_variants = [row.variant for row in table.rows if row.variant not in spec.variant_order]
+    if missing_variants:
+        lines += ['Paper variants we did not run: ' + ', '.join(missing_variants) + '.', '']
+    return lines
+
+
+def _headline_section(numbers: Sequence[HeadlineNumber]) -> list[str]:
+    """The paper's headline numbers as a labelled reference table."""
+    rows = [[h.task, f'`{h.dataset}`', h.split, metric_header(h.metric, h.unit),
+             _format_reference(h.value), h.model or '—', h.source] for h in numbers]
+    return ['## Paper reference rows — NOT our runs', '',
+            *table_lines(['Task', 'Dataset', 'Split', 'Metric', 'Value', 'Model', 'Source'],
+                         rows), '']
+
+
+def _significance_section(spec: BoardSpec, records: Sequence[ResultRecord]) -> list[str]:
+    """Pairwise comparisons of variants on every primary metric, Holm-adjusted."""
+    comparisons = board_comparisons(spec, records)
+    lines = ['## Significance', '']
+    if not comparisons:
+        return lines + ['No test run: it needs two variants that each have at least 2 seeds '
+                        "or per-sample scores in `extra['per_sample']`.", '']
+    lines += ['Difference = first − second. ' + method_statement(len(comparisons)), '']
+    rows = []
+    for c in comparisons:
+        header = metric_header(c.key[3], metric_unit(c.key, records, spec.units))
+        interval = f'[{c.interval[0]:+.2f}, {c.interval[1]:+.2f}]' if c.interval else '—'
+        rows.append([f'{c.key[0]}/`{c.key[1]}`/{c.key[2]} {header}', f'{c.first} vs {c.second}',
+                     f'{c.difference:+.2f}', c.method, interval, f'{c.p_value:.3g}',
+                     f'{c.adjusted_p:.3g}',
+                     '**significant**' if c.significant else 'not significant'])
+    return lines + table_lines(['Metric', 'Pair', 'Difference', 'Test', '95% CI', 'p',
+                                'Holm p', 'Verdict'], rows) + ['']
+
+
+def _provenance_section(records: Sequence[ResultRecord], spec: BoardSpec) -> list[str]:
+    """Which runs the board was built from: seeds, config hashes, revisions, devices."""
+    rows = []
+    for variant in spec.variant_order:
+        mine = [r for r in records if r.variant == variant]
+        if not mine:
+            rows.append([variant, '—', 'no results found', '—', '—'])
+            continue
+        rows.append([variant, ', '.join(map(str, sorted({r.seed for r in mine}))),
+                     ', '.join(f'`{h}`' for h in sorted({r.config_hash for r in mine})),
+                     ', '.join(f'`{g}`' for g in sorted({r.git_revision for r in mine})),
+                     ', '.join(sorted({r.device or '?' for r in mine}))])
+    return ['## Provenance', '',
+            *table_lines(['Variant', 'Seeds', 'Config hash', 'Git revision', 'Device'], rows),
+            '']
+
+
+def _unavailable_section(records: Sequence[ResultRecord]) -> list[str]:
+    """Metrics an evaluation could not compute, with the evaluator's reason (once each)."""
+    reasons = sorted({(r.task, r.dataset, r.split, metric, reason) for r in records
+                      for metric, reason in r.extra.get('unavailable', {}).items()})
+    if not reasons:
+        return []
+    rows = [[task, f'`{dataset}`', split, metric, reason]
+            for task, dataset, split, metric, reason in reasons]
+    return ['## Metrics not computed', '',
+            *table_lines(['Task', 'Dataset', 'Split', 'Metric', 'Reason'], rows), '']
+
+
+def _reference_section(spec: BoardSpec) -> list[str]:
+    """The paper rows the spec names, if any."""
+    if not spec.paper_reference:
+        return []
+    reference = paper_reference(spec.paper_reference)
+    if isinstance(reference, PaperTable):
+        return _paper_section(reference, spec)
+    return _headline_section(reference)
+
+
+def render_leaderboard(experiment: str, records: Sequence[ResultRecord],
+                       board_spec: Mapping[str, Any] | None, *, command: str | None = None,
+                       generated_at: datetime.datetime | None = None) -> str:
+    """The Markdown board of one experiment.
+
+    Args:
+        experiment: experiment name; only records of this experiment are used, and the
+            plot is linked as ``<experiment>.png``.
+        records: results records (any experiments; re-runs of a seed keep the latest).
+        board_spec: the config's ``leaderboard`` dict (see ``BoardSpec``); None for a
+            generic board.
+        command: the command line that generated the board, stated in the header.
+        generated_at: generation time (default: now, UTC).
+    """
+    records = latest_per_seed(r for r in records if r.experiment == experiment)
+    spec = BoardSpec.from_config(experiment, board_spec, records)
+    generated_at = generated_at or datetime.datetime.now(datetime.timezone.utc)
+    command = command or f'python -m harness.leaderboard --experiment {experiment} ...'
+    lines = [f'# {spec.title}', '', spec.description, '',
+             '> Auto-generated by `harness.leaderboard`; do not edit by hand.',
+             f'> Command: `{command}`',
+             f'> Generated {generated_at.isoformat(timespec="seconds")} at harness revision '
+             f'`{git_revision()}` from {len(records)} record(s).', '',
+             f'![{spec.title}: primary metrics per variant]({experiment}.png)', '']
+    for group, keys in spec.groups().items():
+        lines += _our_table(group, keys, spec, records)
+    lines += _unavailable_section(records)
+    lines += _significance_section(spec, records)
+    lines += _reference_section(spec)
+    lines += _provenance_section(records, spec)
+    return '\n'.join(lines)
