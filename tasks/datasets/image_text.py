@@ -6,7 +6,7 @@ from typing import Sequence, Union
 from harness.core.registry import DATASETS
 
 from ..text import pre_caption
-from ..transforms import build_image_transform
+from ..transforms import FINETUNE_CROP_SCALE, build_image_transform
 from .annotations import IDENTIFIER, TEXT, check_records, load_records
 from .base import AnnotationDataset, PathLike
 from .media import read_image
@@ -41,18 +41,22 @@ class ImageTextPairDataset(AnnotationDataset):
         max_words: caption length cap (BLIP: 30 for pre-training).
         train: random augmentation when True, eval resize when False.
         hflip: horizontal flip during training.
+        crop_scale: RandomResizedCrop's area range during training; BLIP pre-trains with
+            (0.2, 1.0) and fine-tunes with (0.5, 1.0).
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
     """
 
     def __init__(self, data_root: PathLike, ann_file: Union[PathLike, Sequence[PathLike]],
                  image_size: int = 224, image_root: PathLike = '', max_words: int = 30,
-                 train: bool = True, hflip: bool = True, on_bad_sample: str = 'raise'):
+                 train: bool = True, hflip: bool = True,
+                 crop_scale: Sequence[float] = FINETUNE_CROP_SCALE, on_bad_sample: str = 'raise'):
         super().__init__(data_root, on_bad_sample)
         files = [ann_file] if isinstance(ann_file, (str, pathlib.PurePath)) else list(ann_file)
         self.ann_files = [self.resolve(f) for f in files]
         self.image_root = self.resolve(image_root)
         self.max_words = max_words
-        self.transform = build_image_transform(image_size, train=train, hflip=hflip)
+        self.transform = build_image_transform(image_size, train=train, hflip=hflip,
+                                               crop_scale=crop_scale)
         self._pairs: list[_Pair] = []
         image_indices: dict[str, int] = {}
         for file_index, path in enumerate(self.ann_files):
