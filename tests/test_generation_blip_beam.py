@@ -108,8 +108,10 @@ def test_at_max_length_blip_adds_running_beams_over_the_whole_length_without_eos
 def test_at_max_length_blip_considers_running_beams_ranked_below_num_beams():
     """The last step's top 2 candidates both end with eos: 'A eos' (-2.0), 'B eos' (-2.1).
 
-    4.15 keeps the 2 best other candidates running, 'A C' (-2.3) first, and finalize adds
-    them: -2.3/6 beats -2.0/5 and -2.1/5. HF 5.x only finishes the top 2: -2.0/2 wins.
+    4.15 keeps the 2 best other candidates running, 'A C' (-2.3) first. ``is_done`` compares
+    the best candidate ('A eos', -2.0) / 5 with the worst finished (-2.1/5): not done, so
+    finalize adds the running beams: -2.3/6 beats -2.0/5 and -2.1/5. (The best *running*
+    beam, -2.3/5, would have called the image done.) HF 5.x finishes the top 2: -2.0/2 wins.
     """
     tree = {(): FIRST, (A,): {EOS: -1.4, C: -1.7}, (B,): {EOS: -0.9}}
     assert blip_score([FIRST[A], -1.7], eos=False) > blip_score([FIRST[A], -1.4])
