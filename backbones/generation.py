@@ -281,8 +281,8 @@ def beam_search(steps: CachedDecoderSteps, prompt_ids: torch.Tensor,
     continuations of an image's beams are candidates; the best ``num_beams`` not ending
     keep running; those ending with eos among the top ``num_beams`` join the image's
     finished hypotheses, scored by summed log-probability over a length that
-    ``config.length_normalization`` defines (module docstring), as is what happens at
-    ``max_length``. An image stops improving once all ``num_beams`` finished slots are
+    ``config.length_normalization`` defines (module docstring), which also sets what
+    happens at ``max_length``. An image stops improving once all ``num_beams`` finished slots are
     filled and its best candidate (``'blip'``) or running beam (``'hf'``), scored at its
     length, cannot beat the worst finished one.
     """
