@@ -2,8 +2,8 @@
 
 We own the decoding loop (generation drifting with transformers versions was the top
 complaint against the official code), but keep the semantics of Hugging Face's
-``generate`` exactly as official BLIP and ``BlipForConditionalGeneration`` call it, so
-captions are token-identical to transformers' BLIP:
+``generate`` exactly as official BLIP (transformers 4.15) and ``BlipForConditionalGeneration``
+(current transformers) call it; the two differ only in beam search's length normalization:
 
 * **Lengths count every decoder token**, ``[DEC]`` and the prompt included (BLIP passes
   ``max_length``/``min_length`` straight to HF ``generate``, which counts the whole
@@ -13,9 +13,21 @@ captions are token-identical to transformers' BLIP:
 * **Scores** are processed as HF's ``RepetitionPenaltyLogitsProcessor`` (prompt tokens
   included; divide positive / multiply negative scores) then ``MinLengthLogitsProcessor``;
   on log-probabilities in beam search, on logits in greedy decoding and sampling.
-* **Beam search** is HF's: keep ``2 * num_beams`` candidates per image, finished
-  hypotheses score ``sum log p / generated length`` (length penalty 1.0, prompt not
-  counted), HF's default ``early_stopping=False`` stopping heuristic.
+* **Beam search** is HF's: keep ``2 * num_beams`` candidates per image, length penalty
+  1.0, HF's default ``early_stopping=False`` stopping heuristic. How finished hypotheses
+  are ranked (``length_normalization``) follows the transformers version:
+
+  - ``'blip'`` (default): transformers 4.15, which BLIP pinned and its paper's numbers
+    come from (``BeamSearchScorer.process/finalize``, ``BeamHypotheses.add/is_done``).
+    A hypothesis ending in eos scores ``sum log p / (prompt + generated tokens)``, eos
+    not counted; an image is done once ``num_beams`` hypotheses finished and the best of
+    this step's ``2 * num_beams`` candidates (eos ones included), divided by the same
+    length, is no better than the worst of them; at ``max_length`` the ``num_beams``
+    running beams of an image not done join, no eos, divided by ``max_length``.
+  - ``'hf'``: current transformers (5.x, which ``BlipForConditionalGeneration`` parity
+    is tested against): ``sum log p / generated tokens``, eos counted, prompt not; the
+    stopping test divides the best running beam by the same length; at ``max_length``
+    the top ``num_beams`` candidates finish.
 * **Nucleus sampling** applies top-k (50, HF's default that BLIP's sampling inherited)
   then top-p with one token always kept, then samples from the softmax.
 
@@ -34,6 +46,8 @@ METHODS = ('beam', 'greedy', 'nucleus')
 BLIP_REPETITION_PENALTY = {'beam': 1.0, 'greedy': 1.0, 'nucleus': 1.1}
 # The "minus infinity" HF's beam search adds to scores of excluded candidates.
 EXCLUDED = -1.0e9
+# How beam search normalizes finished hypotheses' scores by length (module docstring).
+LENGTH_NORMALIZATIONS = ('blip', 'hf')
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,9 @@ class DecodingConfig:
         top_p: nucleus mass for ``'nucleus'``.
         top_k: candidates kept before top-p for ``'nucleus'`` (0 disables).
         repetition_penalty: HF-style penalty on tokens already in the sequence (1.0: none).
+        length_normalization: how beam search ranks finished hypotheses: ``'blip'``
+            (transformers 4.15, BLIP's protocol) or ``'hf'`` (current transformers); see
+            the module docstring.
     """
 
     eos_token_id: int
@@ -62,6 +79,7 @@ class DecodingConfig:
     top_p: float = 0.9
     top_k: int = 50
     repetition_penalty: float = 1.0
+    length_normalization: str = 'blip'
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -74,6 +92,9 @@ class DecodingConfig:
             raise ValueError(f'top_k must be >= 0 (0 disables it), got {self.top_k}')
         if self.repetition_penalty <= 0:
             raise ValueError(f'repetition_penalty must be > 0, got {self.repetition_penalty}')
+        if self.length_normalization not in LENGTH_NORMALIZATIONS:
+            raise ValueError(f'length_normalization must be one of {LENGTH_NORMALIZATIONS}, '
+                             f'got {self.length_normalization!r}')
 
     @property
     def uses_beams(self) -> bool:
@@ -210,19 +231,64 @@ def decode_one_hypothesis(steps: CachedDecoderSteps, prompt_ids: torch.Tensor,
         logits = steps.advance(next_tokens)
 
 
+class FinishedHypotheses:
+    """Each image's ``num_beams`` best finished hypotheses (HF's ``BeamHypotheses``, batched).
+
+    Args:
+        batch, beams: images and hypotheses kept per image.
+        max_length: longest sequence (stored padded to it with ``pad``).
+    """
+
+    def __init__(self, batch: int, beams: int, max_length: int, pad: int, device):
+        self.beams, self.max_length, self.pad = beams, max_length, pad
+        self.sequences = torch.full((batch, beams, max_length), pad, dtype=torch.long,
+                                    device=device)
+        self.scores = torch.full((batch, beams), EXCLUDED, device=device)
+        self.lengths = torch.zeros((batch, beams), dtype=torch.long, device=device)
+        self.filled = torch.zeros((batch, beams), dtype=torch.bool, device=device)
+
+    def add(self, sequences: torch.Tensor, scores: torch.Tensor, offered: torch.Tensor):
+        """Keep the best ``beams`` of the kept and the offered ``[B, k, L]`` ``sequences``.
+
+        ``scores`` are ``[B, k]`` length-normalized; entries where ``offered`` is False are
+        ignored.
+        """
+        length = sequences.shape[2]
+        scores = torch.cat([self.scores, scores + (~offered).float() * EXCLUDED], dim=1)
+        best = scores.topk(self.beams, dim=1).indices
+        padded = F.pad(sequences, (0, self.max_length - length), value=self.pad)
+        self.sequences = take_beams(torch.cat([self.sequences, padded], dim=1), best)
+        self.scores = scores.gather(1, best)
+        self.lengths = torch.cat([self.lengths, torch.full_like(offered, length, dtype=torch.long)],
+                                 dim=1).gather(1, best)
+        self.filled = torch.cat([self.filled, offered], dim=1).gather(1, best)
+
+    def can_improve(self, best_possible: torch.Tensor) -> torch.Tensor:
+        """``[B, 1]``: fewer than ``beams`` finished, or ``best_possible`` beats the worst."""
+        worst = torch.where(self.filled, self.scores.min(dim=1, keepdim=True).values, EXCLUDED)
+        return (best_possible > worst).any(dim=1, keepdim=True)
+
+    def best(self) -> torch.Tensor:
+        """``[B, L]`` ids of each image's best hypothesis, cut to the longest of them."""
+        return self.sequences[:, 0, :int(self.lengths[:, 0].max())]
+
+
 def beam_search(steps: CachedDecoderSteps, prompt_ids: torch.Tensor,
                 config: DecodingConfig) -> torch.Tensor:
     """HF-semantics beam search; ``[B, L]`` ids of each image's best finished hypothesis.
 
     ``steps`` must hold ``num_beams`` rows per image. Per step, the ``2 * num_beams`` best
     continuations of an image's beams are candidates; the best ``num_beams`` not ending
-    (eos or ``max_length``) keep running; those ending among the top ``num_beams`` join the
-    image's finished hypotheses, scored by summed log-probability over generated length.
-    An image stops improving once all ``num_beams`` finished slots are filled and its best
-    running beam, scored at its current length, cannot beat the worst finished one.
+    keep running; those ending with eos among the top ``num_beams`` join the image's
+    finished hypotheses, scored by summed log-probability over a length that
+    ``config.length_normalization`` defines (module docstring), which also sets what
+    happens at ``max_length``. An image stops improving once all ``num_beams`` finished slots are
+    filled and its best candidate (``'blip'``) or running beam (``'hf'``), scored at its
+    length, cannot beat the worst finished one.
     """
     batch, prompt_len = prompt_ids.shape
-    beams, max_length, pad = config.num_beams, config.max_length, config.pad_token_id
+    beams, max_length = config.num_beams, config.max_length
+    blip = config.length_normalization == 'blip'
     device = prompt_ids.device
     candidates = 2 * beams
     candidate_in_top_beams = torch.arange(candidates, device=device) < beams
@@ -232,15 +298,13 @@ def beam_search(steps: CachedDecoderSteps, prompt_ids: torch.Tensor,
     # Only beam 0 may expand at the first step (all beams start identical).
     running_scores = torch.full((batch, beams), EXCLUDED, device=device)
     running_scores[:, 0] = 0.0
-    finished = torch.full((batch, beams, max_length), pad, dtype=torch.long, device=device)
-    finished_scores = torch.full((batch, beams), EXCLUDED, device=device)
-    finished_lengths = torch.zeros((batch, beams), dtype=torch.long, device=device)
-    finished_filled = torch.zeros((batch, beams), dtype=torch.bool, device=device)
+    finished = FinishedHypotheses(batch, beams, max_length, config.pad_token_id, device)
     improvable = torch.ones((batch, 1), dtype=torch.bool, device=device)
 
     logits = steps.start(prompt_ids)
     while True:
         length = running.shape[2]
+        at_max_length = length + 1 >= max_length
         log_probs = adjust_scores(F.log_softmax(logits.float(), dim=-1),
                                   running.reshape(batch * beams, length), config)
         vocab = log_probs.shape[-1]
@@ -248,7 +312,8 @@ def beam_search(steps: CachedDecoderSteps, prompt_ids: torch.Tensor,
         cand_scores, cand_index = totals.view(batch, beams * vocab).topk(candidates, dim=1)
         cand_beam, cand_token = cand_index // vocab, cand_index % vocab
         cand_seqs = torch.cat([take_beams(running, cand_beam), cand_token[:, :, None]], dim=2)
-        cand_ends = (cand_token == config.eos_token_id) | (length + 1 >= max_length)
+        # 4.15 keeps beams running into max_length (finalize adds them); today's HF ends them.
+        cand_ends = (cand_token == config.eos_token_id) | (at_max_length and not blip)
 
         alive_scores = cand_scores + cand_ends.float() * EXCLUDED
         keep = alive_scores.topk(beams, dim=1).indices
@@ -256,23 +321,19 @@ def beam_search(steps: CachedDecoderSteps, prompt_ids: torch.Tensor,
         running_scores = alive_scores.gather(1, keep)
         parent_rows = (cand_beam.gather(1, keep) + first_row_of_image).flatten()
 
-        newly_finished = cand_ends & candidate_in_top_beams
-        final_scores = cand_scores / float(length + 1 - prompt_len)
-        final_scores = final_scores + (~(newly_finished & improvable)).float() * EXCLUDED
-        best = torch.cat([finished_scores, final_scores], dim=1).topk(beams, dim=1).indices
-        finished = take_beams(torch.cat(
-            [finished, F.pad(cand_seqs, (0, max_length - length - 1), value=pad)], dim=1), best)
-        finished_scores = torch.cat([finished_scores, final_scores], dim=1).gather(1, best)
-        finished_lengths = torch.cat(
-            [finished_lengths, torch.full_like(cand_token, length + 1)], dim=1).gather(1, best)
-        finished_filled = torch.cat([finished_filled, newly_finished], dim=1).gather(1, best)
-
-        best_running = running_scores[:, :1] / float(length + 1 - prompt_len)
-        worst_finished = torch.where(finished_filled,
-                                     finished_scores.min(dim=1, keepdim=True).values, EXCLUDED)
-        improvable &= (best_running > worst_finished).any(dim=1, keepdim=True)
-        if not bool(improvable.any() & ~cand_ends.all()):  # one device sync per step
-            return finished[:, 0, :int(finished_lengths[:, 0].max())]
+        # 4.15: prompt + generated tokens, eos excluded; today's HF: generated, eos included.
+        finished_length = length if blip else length + 1 - prompt_len
+        finished.add(cand_seqs, cand_scores / float(finished_length),
+                     cand_ends & candidate_in_top_beams & improvable)
+        if blip:  # 4.15's is_done: the best candidate, eos or not, at the current length
+            improvable &= finished.can_improve(cand_scores[:, :1] / float(length))
+        else:
+            improvable &= finished.can_improve(running_scores[:, :1] / float(finished_length))
+        if blip and at_max_length:  # 4.15's finalize: running beams of images not done
+            finished.add(running, running_scores / float(max_length),
+                         improvable.expand(batch, beams))
+        if at_max_length or not bool(improvable.any()):  # one device sync per step
+            return finished.best()
         logits = steps.advance(running[:, :, -1].flatten(), parent_rows)
 
 
@@ -324,6 +385,7 @@ def caption_prompt_ids(model, device=None) -> torch.Tensor:
 def generate_captions(model, images: torch.Tensor, method: str = 'beam', num_beams: int = 3,
                       max_length: int = 20, min_length: int = 5, top_p: float = 0.9,
                       top_k: int = 50, repetition_penalty: Optional[float] = None,
+                      length_normalization: str = 'blip',
                       generator: Optional[torch.Generator] = None) -> List[str]:
     """Captions of ``images`` by a BLIP model, with BLIP's decoding defaults.
 
@@ -335,6 +397,8 @@ def generate_captions(model, images: torch.Tensor, method: str = 'beam', num_bea
             lengths count ``[DEC]`` and the prompt, as BLIP's.
         repetition_penalty: ``None`` takes BLIP's per-method value (1.0 beam/greedy,
             1.1 nucleus).
+        length_normalization: ``'blip'`` (transformers 4.15, BLIP's protocol) or ``'hf'``
+            (current transformers), for beam search (see :class:`DecodingConfig`).
         generator: random generator for nucleus sampling (on the images' device).
 
     Returns:
@@ -346,7 +410,8 @@ def generate_captions(model, images: torch.Tensor, method: str = 'beam', num_bea
     config = DecodingConfig(eos_token_id=tokenizer.sep_token_id,
                             pad_token_id=tokenizer.pad_token_id, method=method,
                             num_beams=num_beams, max_length=max_length, min_length=min_length,
-                            top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty)
+                            top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
+                            length_normalization=length_normalization)
     image_embeds = model.encode_image(images)
     ids = generate_ids(model.text_decoder, image_embeds, caption_prompt_ids(model, images.device),
                        config, generator=generator)

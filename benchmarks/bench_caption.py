@@ -80,7 +80,7 @@ def main():
     our_prompt = caption_prompt_ids(ours, args.device)
     config = DecodingConfig(eos_token_id=tokenizer.sep_token_id,
                             pad_token_id=tokenizer.pad_token_id, num_beams=3, max_length=20,
-                            min_length=5)
+                            min_length=5, length_normalization='hf')  # HF's current rule
 
     @torch.no_grad()
     def run_hf():

@@ -4,7 +4,9 @@ A small random-weight ``BlipForConditionalGeneration`` is loaded into our ``Blip
 :func:`backbones.checkpoint.load_checkpoint`; then logits, greedy/beam/nucleus ids and
 captions must equal HF's, and our key/value-cached loop must equal a loop that re-runs the
 whole sequence every step. Weights are drawn wider than HF's init (and eos is made likelier)
-so that captions differ between images and some end before ``max_length``.
+so that captions differ between images and some end before ``max_length``. Beam search is
+compared with ``length_normalization='hf'`` (current transformers' rule; our default is BLIP's
+transformers 4.15 rule, pinned in ``test_generation_blip_beam.py``).
 """
 import pytest
 import torch
@@ -19,6 +21,7 @@ from backbones.generation import (CachedDecoderSteps, DecodingConfig, beam_searc
                                   caption_prompt_ids, generate_captions, generate_ids)
 
 PROMPT = 'a picture of '
+HF = 'hf'  # beam search's length normalization of the installed transformers
 BOS, SEP, PAD = 30522, 102, 0
 SEEDS = (0, 1, 2)
 NUM_IMAGES = 4
@@ -158,10 +161,11 @@ def test_image_embeds_and_decoder_logits_match_hf(pair):
 def test_ids_and_captions_match_hf_generate(pair, num_beams):
     hf, ours, images = pair
     expected = hf_generate(hf, ours, images, num_beams=num_beams)
-    got = our_ids(ours, images, method='beam', num_beams=num_beams)
+    got = our_ids(ours, images, method='beam', num_beams=num_beams, length_normalization=HF)
     assert got.shape == expected.shape
     assert through_eos(got) == through_eos(expected)
-    captions = generate_captions(ours, images, method='beam', num_beams=num_beams)
+    captions = generate_captions(ours, images, method='beam', num_beams=num_beams,
+                                 length_normalization=HF)
     assert captions == [text[len(PROMPT):] for text in ours.tokenizer.batch_decode(expected)]
 
 
@@ -176,8 +180,8 @@ def test_random_weights_give_varied_captions_that_can_end_early(pair):
 def test_beam_with_repetition_penalty_matches_hf(first_pair):
     hf, ours, images = first_pair
     expected = hf_generate(hf, ours, images, num_beams=3, repetition_penalty=1.3)
-    assert through_eos(our_ids(ours, images, num_beams=3, repetition_penalty=1.3)) == \
-        through_eos(expected)
+    assert through_eos(our_ids(ours, images, num_beams=3, repetition_penalty=1.3,
+                               length_normalization=HF)) == through_eos(expected)
 
 
 def answer_states(ours, rows: int = 3, tokens: int = 7) -> torch.Tensor:
@@ -187,7 +191,7 @@ def answer_states(ours, rows: int = 3, tokens: int = 7) -> torch.Tensor:
 
 
 ANSWER_CONFIG = DecodingConfig(eos_token_id=SEP, pad_token_id=PAD, num_beams=3, max_length=10,
-                               min_length=1)  # BLIP's VQA ``generate`` settings
+                               min_length=1, length_normalization=HF)  # BLIP's VQA lengths
 
 
 def test_answer_decoding_from_a_bos_prompt_matches_hf(first_pair):

@@ -17,7 +17,9 @@ from ..sharding import Block
 from .shards import run_sharded
 
 # BLIP's CapFilt samples with nucleus p=0.9; lengths as BLIP's captioning (DESIGN §4).
-DEFAULT_DECODING = dict(method='nucleus', top_p=0.9, num_beams=3, max_length=20, min_length=5)
+# length_normalization (beam search only) is spelled out so that shards' job hash holds it.
+DEFAULT_DECODING = dict(method='nucleus', top_p=0.9, num_beams=3, max_length=20, min_length=5,
+                        length_normalization='blip')
 
 
 def shard_seed(seed: int, shard: int) -> int:

@@ -25,7 +25,10 @@ from ..metrics.caption import coco_caption_metrics
 from ..progress import ProgressMeter
 from ..sharding import blocks_of_rank
 
-DEFAULT_DECODING = dict(method='beam', num_beams=3, max_length=20, min_length=5)
+# BLIP's captioning decoding; length_normalization is spelled out so that the cache tag
+# (a hash of these options) tells captions of the transformers-4.15 rule from others.
+DEFAULT_DECODING = dict(method='beam', num_beams=3, max_length=20, min_length=5,
+                        length_normalization='blip')
 # Metrics whose corpus score is the mean of per-image scores, so a paired bootstrap over
 # images is valid for them (corpus BLEU and METEOR are not per-image means).
 PER_IMAGE_MEAN_METRICS = ('CIDEr', 'ROUGE-L')
@@ -129,7 +132,8 @@ def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=N
         model: a BLIP model with a text decoder (``generate_captions`` is used).
         dataset: yields ``{'image', 'image_id'}`` and has ``gt_file``.
         decoding: options of :func:`backbones.generation.generate_captions` (BLIP's
-            defaults: beam 3, max length 20, min length 5).
+            defaults: beam 3, max length 20, min length 5, transformers 4.15's beam
+            length normalization).
         save_every: write this rank's prediction file every this many batches.
         seed: base seed of nucleus sampling.
 
