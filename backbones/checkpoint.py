@@ -1,11 +1,12 @@
-"""Load official BLIP, Hugging Face BLIP and BERT checkpoints into :class:`~backbones.blip.Blip`.
+"""Load official BLIP, Hugging Face BLIP, BERT and timm ViT checkpoints into our BLIP.
 
 ``load_checkpoint`` reads a checkpoint (a ``.pth``/``.bin``/``.safetensors`` file, a
 ``save_pretrained`` directory, or an in-memory state dict), tells its kind from its keys,
 renames the keys (:mod:`backbones.key_maps`), fits what can be fitted (``pos_embed`` at
 another resolution, a vocabulary grown by ``[DEC]``/``[ENC]``, a reshaped
-``class_embedding``) and returns a :class:`LoadReport` naming every key that was missing,
-unexpected, reshaped or mismatched: unlike the official loader, nothing is dropped
+``class_embedding``), sets model settings the checkpoint was trained with (Hugging Face
+BLIP's LayerNorm eps) and returns a :class:`LoadReport` naming every key that was missing,
+unexpected, dropped, reshaped or mismatched: unlike the official loader, nothing is dropped
 silently. Pickled files are always read with ``weights_only=True``; a file that needs
 more is refused, never re-read unsafely.
 
@@ -17,7 +18,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from safetensors.torch import load_file as load_safetensors
@@ -101,12 +102,14 @@ class LoadReport:
         mismatched: tensors whose shapes cannot be fitted (the model keeps its values).
         disagreeing: copies of a tensor the model shares (sharing policy, tied LM weights)
             whose values differ in the checkpoint.
-        folded: tensors merged into others (BERT's token type 0 into the positions).
+        changed: model settings set to the checkpoint's (LayerNorm eps), see
+            :class:`SettingChange`.
         copied: ``(momentum key, online key)`` pairs the checkpoint lacks, set equal to the
             online weights once those are loaded (BLIP's momentum encoders start as copies).
         newly_initialised: keys this kind of checkpoint never holds (BERT: cross-attention).
         not_in_source: keys outside what this kind of checkpoint describes (left as they were).
-        ignored: ``(checkpoint key, why)`` skipped on purpose (index buffers, non-tensors).
+        ignored: ``(checkpoint key, why)`` dropped on purpose (index buffers, non-tensors,
+            BERT's token types and pooler, timm's classifier, parts outside ``scope``).
         notes: configuration differences and model changes worth knowing.
     """
 
@@ -118,7 +121,7 @@ class LoadReport:
     reshaped: List[Reshaped] = field(default_factory=list)
     mismatched: List[Mismatched] = field(default_factory=list)
     disagreeing: List[Disagreement] = field(default_factory=list)
-    folded: List[str] = field(default_factory=list)
+    changed: List['SettingChange'] = field(default_factory=list)
     copied: List[Tuple[str, str]] = field(default_factory=list)
     newly_initialised: List[str] = field(default_factory=list)
     not_in_source: List[str] = field(default_factory=list)
@@ -130,6 +133,10 @@ class LoadReport:
         """Whether anything is missing, unexpected, mismatched or disagreeing."""
         return bool(self.missing or self.unexpected or self.mismatched or self.disagreeing)
 
+    def counts(self) -> Dict[str, int]:
+        """How many keys each section holds (for records: where an initialisation came from)."""
+        return {name: len(getattr(self, name)) for name in REPORT_SECTIONS}
+
     def __str__(self):
         lines = [f'{self.kind} checkpoint {self.source}: {len(self.loaded)} tensors loaded']
         sections = [
@@ -138,8 +145,9 @@ class LoadReport:
             ('mismatched (model keeps its values)', self.mismatched),
             ('shared copies disagree', self.disagreeing),
             ('reshaped', self.reshaped),
-            ('folded', self.folded),
-            ('ignored', [f'{key} ({why})' for key, why in self.ignored]),
+            ('settings differing from the checkpoint\'s (set to its values unless strict)',
+             self.changed),
+            ('dropped on purpose', [f'{key} ({why})' for key, why in self.ignored]),
             ('notes', self.notes),
         ]
         for title, items in sections:
@@ -153,6 +161,39 @@ class LoadReport:
             if keys:
                 lines.append(f'  {title} ({len(keys)}): {_summarise_modules(keys)}')
         return '\n'.join(lines)
+
+
+REPORT_SECTIONS = ('loaded', 'missing', 'unexpected', 'reshaped', 'mismatched', 'disagreeing',
+                   'changed', 'copied', 'newly_initialised', 'not_in_source', 'ignored')
+
+
+@dataclass
+class SettingChange:
+    """A LayerNorm eps of the model that differs from the one the checkpoint was trained with.
+
+    ``modules`` are the model's top-level modules whose LayerNorms get the checkpoint's eps;
+    ``fix`` is the model config that builds the model with that value from the start.
+    """
+
+    config_field: str
+    checkpoint_value: float
+    model_value: float
+    modules: Tuple[str, ...]
+    fix: str
+
+    def __str__(self):
+        return (f'LayerNorm eps of {", ".join(self.modules)}: {self.model_value!r} -> '
+                f'{self.checkpoint_value!r} (config.json {self.config_field}; build the model with '
+                f'{self.fix} to match from the start)')
+
+    def apply(self, model: nn.Module):
+        """Set ``eps`` of every LayerNorm in ``modules`` (and the text config's, if any)."""
+        for name in self.modules:
+            for module in getattr(model, name).modules():
+                if isinstance(module, nn.LayerNorm):
+                    module.eps = self.checkpoint_value
+        if self.config_field.startswith('text_config.') and hasattr(model, 'med_config'):
+            model.med_config.layer_norm_eps = self.checkpoint_value
 
 
 def _section(title: str, items: List[str]) -> List[str]:
@@ -183,15 +224,22 @@ def read_checkpoint(source: Source) -> Tuple[Dict[str, object], str, Optional[di
     if isinstance(source, Mapping):
         return _unwrap(source, '<state dict>'), '<state dict>', None
     path = Path(source).expanduser()
+    state = {}
+    for weight_file in weight_files(path):
+        state.update(_read_weight_file(weight_file))
+    config_file = path / 'config.json'
+    config = json.loads(config_file.read_text()) if path.is_dir() and config_file.is_file() \
+        else None
+    return state, str(path), config
+
+
+def weight_files(source: Union[str, Path]) -> List[Path]:
+    """The files :func:`read_checkpoint` reads for ``source`` (a file, or a directory's weights)."""
+    path = Path(source).expanduser()
     if path.is_dir():
-        config_file = path / 'config.json'
-        config = json.loads(config_file.read_text()) if config_file.is_file() else None
-        state = {}
-        for weight_file in _weight_files(path):
-            state.update(_read_weight_file(weight_file))
-        return state, str(path), config
+        return _weight_files(path)
     if path.is_file():
-        return _read_weight_file(path), str(path), None
+        return [path]
     raise FileNotFoundError(f'no checkpoint at {path}: pass a .pth/.bin/.safetensors file or a '
                             f'directory holding one of {WEIGHT_FILES}')
 
@@ -252,6 +300,7 @@ class CheckpointKind:
     title: str
     to_model: Callable[[str], List[str]]
     absent: Callable[[str], str]
+    ignored: Callable[[str], Optional[str]] = key_maps.ignored_reason
 
 
 KINDS = {
@@ -259,7 +308,10 @@ KINDS = {
                                key_maps.official_absent),
     'huggingface': CheckpointKind('Hugging Face BLIP', key_maps.huggingface_to_model,
                                   key_maps.huggingface_absent),
-    'bert': CheckpointKind('BERT', key_maps.bert_to_model, key_maps.bert_absent),
+    'bert': CheckpointKind('BERT', key_maps.bert_to_model, key_maps.bert_absent,
+                           key_maps.bert_ignored),
+    'timm': CheckpointKind('timm ViT', key_maps.timm_to_model, key_maps.timm_absent,
+                           key_maps.timm_ignored),
 }
 
 
@@ -278,50 +330,49 @@ def detect_kind(state: Mapping[str, object], where: str) -> str:
         f'its first keys are {keys[:5]}')
 
 
-# ---------------------------------------------------------------- preparing the state
-def fold_token_types(state: Dict[str, object], report: LoadReport) -> Dict[str, object]:
-    """Add BERT's token-type-0 row to every position embedding and drop the token types.
+# ---------------------------------------------------------------- settings
+VISION_MODULES = ('visual_encoder', 'visual_encoder_m')
+TEXT_MODULES = ('text_encoder', 'text_encoder_m', 'text_decoder')
+HF_DEFAULT_EPS = {'vision_config': 1e-5, 'text_config': 1e-12}  # transformers' BlipConfig
 
-    Hugging Face's BertModel adds token type 0 to every token; BLIP has no token types, so
-    folding the row into the positions keeps our hidden states equal to BERT's.
-    """
-    folded = dict(state)
-    for prefix in ('', 'bert.'):
-        types_key = f'{prefix}embeddings.token_type_embeddings.weight'
-        positions_key = f'{prefix}embeddings.position_embeddings.weight'
-        if types_key not in folded or positions_key not in folded:
-            continue
-        token_types = folded.pop(types_key)
-        folded[positions_key] = folded[positions_key] + token_types[0]
-        unused = token_types.shape[0] - 1
-        dropped = f'; the {unused} other token-type row(s) dropped' if unused else ''
-        report.folded.append(f'{types_key}[0] added to every row of {positions_key} '
-                             f'(BLIP has no token types){dropped}')
-    return folded
+
+def layer_norm_eps(model: nn.Module, modules: Sequence[str]) -> Optional[float]:
+    """The LayerNorm eps of ``modules`` (the first one found; ``None`` if they have none)."""
+    return next((sub.eps for name in modules for sub in getattr(model, name).modules()
+                 if isinstance(sub, nn.LayerNorm)), None)
+
+
+def setting_changes(kind: str, config: Mapping, model: nn.Module,
+                    scope: Optional[Sequence[str]]) -> List[SettingChange]:
+    """LayerNorm eps a Hugging Face BLIP ``config.json`` was trained with, where ours differ."""
+    if kind != 'huggingface':
+        return []
+    parts = [('vision_config', VISION_MODULES, 'vision=dict(layer_norm_eps={!r})'),
+             ('text_config', TEXT_MODULES, 'text_overrides=dict(layer_norm_eps={!r})')]
+    changes = []
+    for section, modules, fix in parts:
+        present = tuple(name for name in modules if hasattr(model, name)
+                        and (scope is None or key_maps.online_module(name) in scope))
+        theirs = config.get(section, {}).get('layer_norm_eps', HF_DEFAULT_EPS[section])
+        ours = layer_norm_eps(model, present)
+        if ours is not None and ours != theirs:
+            changes.append(SettingChange(f'{section}.layer_norm_eps', theirs, ours, present,
+                                         fix.format(theirs)))
+    return changes
 
 
 def config_notes(kind: str, config: Mapping, model: nn.Module) -> List[str]:
-    """Differences between ``config.json`` and the model that change outputs."""
+    """BERT ``config.json`` fields whose values differ from MED's (BLIP keeps its own config)."""
     med = getattr(model, 'med_config', None)
-    vit = getattr(model, 'visual_encoder', None)
-    checks = []  # (config field, checkpoint value, model value, how to match)
-    if kind == 'huggingface':
-        vision, text = config.get('vision_config', {}), config.get('text_config', {})
-        if vit is not None:
-            checks.append(('vision_config.layer_norm_eps', vision.get('layer_norm_eps', 1e-5),
-                           vit.norm.eps, "build BlipViT with layer_norm_eps=<checkpoint's>"))
-        if med is not None:
-            checks.append(('text_config.layer_norm_eps', text.get('layer_norm_eps', 1e-12),
-                           med.layer_norm_eps,
-                           "text_overrides=dict(layer_norm_eps=<checkpoint's>)"))
-    if kind == 'bert' and med is not None:
-        checks += [
-            ('layer_norm_eps', config.get('layer_norm_eps', 1e-12), med.layer_norm_eps,
-             "text_overrides=dict(layer_norm_eps=<checkpoint's>)"),
-            ('hidden_act', config.get('hidden_act', 'gelu'), 'gelu', 'MED uses exact GELU only'),
-            ('position_embedding_type', config.get('position_embedding_type', 'absolute'),
-             'absolute', 'MED has absolute positions only'),
-        ]
+    if kind != 'bert' or med is None:
+        return []
+    checks = [  # (config field, checkpoint value, model value, how to match)
+        ('layer_norm_eps', config.get('layer_norm_eps', 1e-12), med.layer_norm_eps,
+         "text_overrides=dict(layer_norm_eps=<checkpoint's>)"),
+        ('hidden_act', config.get('hidden_act', 'gelu'), 'gelu', 'MED uses exact GELU only'),
+        ('position_embedding_type', config.get('position_embedding_type', 'absolute'),
+         'absolute', 'MED has absolute positions only'),
+    ]
     return [f'config.json {name} is {theirs!r} but the model uses {ours!r}; outputs will differ '
             f'({fix})' for name, theirs, ours, fix in checks if theirs != ours]
 
@@ -373,17 +424,25 @@ def shared_groups(targets: Mapping[str, torch.Tensor]) -> List[List[str]]:
 
 
 def collect_candidates(state: Mapping[str, object], kind: CheckpointKind,
-                       targets: Mapping[str, torch.Tensor],
-                       report: LoadReport) -> Dict[str, List[Tuple[str, torch.Tensor]]]:
-    """Model key -> ``[(checkpoint key, tensor), ...]``; records unexpected/ignored keys."""
+                       targets: Mapping[str, torch.Tensor], report: LoadReport,
+                       outside: Sequence[str] = (),
+                       scope: Sequence[str] = ()) -> Dict[str, List[Tuple[str, torch.Tensor]]]:
+    """Model key -> ``[(checkpoint key, tensor), ...]``; records unexpected/ignored keys.
+
+    ``outside`` are model keys left out of this load (``scope``): checkpoint keys that map only
+    there are dropped on purpose, not unexpected.
+    """
     candidates: Dict[str, List[Tuple[str, torch.Tensor]]] = defaultdict(list)
+    outside = set(outside)
     for checkpoint_key, value in state.items():
-        why = ('not a tensor' if not torch.is_tensor(value)
-               else key_maps.ignored_reason(checkpoint_key))
+        why = 'not a tensor' if not torch.is_tensor(value) else kind.ignored(checkpoint_key)
+        mapped = kind.to_model(checkpoint_key) if not why else []
+        model_keys = [key for key in mapped if key in targets]
+        if not why and not model_keys and any(key in outside for key in mapped):
+            why = f'outside the part being loaded ({", ".join(scope)})'
         if why:
             report.ignored.append((checkpoint_key, why))
             continue
-        model_keys = [key for key in kind.to_model(checkpoint_key) if key in targets]
         if not model_keys:
             report.unexpected.append(checkpoint_key)
         for model_key in model_keys:
@@ -437,42 +496,58 @@ def plan_assignments(targets: Mapping[str, torch.Tensor],
 
 
 # ---------------------------------------------------------------- public API
-def load_checkpoint(model: nn.Module, source: Source, *, image_size: Optional[int] = None,
+def load_checkpoint(model: nn.Module, source: Source, *, kind: Optional[str] = None,
+                    scope: Optional[Sequence[str]] = None, image_size: Optional[int] = None,
                     strict: bool = False) -> LoadReport:
-    """Load an official BLIP, Hugging Face BLIP or BERT checkpoint into a BLIP ``model``.
+    """Load an official BLIP, Hugging Face BLIP, BERT or timm ViT checkpoint into a BLIP ``model``.
 
     Args:
         model: a :class:`~backbones.blip.Blip` (any heads and sharing policy).
         source: an official ``.pth`` (``{'model': state_dict}`` or a bare state dict), a
             ``.safetensors``/``.bin`` file, a Hugging Face ``save_pretrained`` directory
             (BLIP or BERT, sharded or not), or an in-memory state dict.
+        kind: a key of :data:`KINDS`; default: told from the keys (a timm ViT cannot be).
+        scope: top-level modules to load (e.g. ``('visual_encoder',)``; their momentum
+            copies follow); checkpoint keys of other modules are dropped and reported.
         image_size: if given, the model's ViTs are first switched to this resolution.
-        strict: raise :class:`CheckpointError` (before changing any weight) when anything
-            is missing, unexpected, mismatched or disagreeing.
+        strict: raise :class:`CheckpointError` (before changing any weight or setting) when
+            anything is missing, unexpected, mismatched or disagreeing, or when a Hugging
+            Face ``config.json`` says the model's LayerNorm eps differs from the checkpoint's
+            (without ``strict`` the loader sets the checkpoint's eps and reports it).
 
     Returns:
         The :class:`LoadReport`; print it to see every key that did not load as is.
     """
     register_mmengine_safe_globals()  # our own mmengine checkpoints hold numpy scalars
     state, where, config = read_checkpoint(source)
-    kind_name = detect_kind(state, where)
-    kind = KINDS[kind_name]
-    report = LoadReport(source=where, kind=kind.title)
+    kind_name = kind or detect_kind(state, where)
+    if kind_name not in KINDS:
+        raise ValueError(f'unknown checkpoint kind {kind_name!r}; choose one of {sorted(KINDS)}')
+    report = LoadReport(source=where, kind=KINDS[kind_name].title)
     if image_size is not None:
         resize_image_encoders(model, image_size, report)
-    if kind_name == 'bert':
-        state = fold_token_types(state, report)
     if config is not None:
         report.notes += config_notes(kind_name, config, model)
-    targets = model.state_dict(keep_vars=True)
-    candidates = collect_candidates(state, kind, targets, report)
-    assignments = plan_assignments(targets, candidates, kind, report)
-    if strict and report.has_problems:
+        report.changed += setting_changes(kind_name, config, model, scope)
+    every_key = model.state_dict(keep_vars=True)
+    targets = {key: tensor for key, tensor in every_key.items() if _in_scope(key, scope)}
+    outside = {key: tensor for key, tensor in every_key.items() if key not in targets}
+    candidates = collect_candidates(state, KINDS[kind_name], targets, report, outside,
+                                    scope or ())
+    assignments = plan_assignments(targets, candidates, KINDS[kind_name], report)
+    report.not_in_source += [keys[0] for keys in shared_groups(outside)]
+    if strict and (report.has_problems or report.changed):
         raise CheckpointError(f'strict loading failed, the model is unchanged:\n{report}')
+    for change in report.changed:
+        change.apply(model)
     with torch.no_grad():
         for target, value in assignments:
             target.copy_(value.to(target.dtype))
     return report
+
+
+def _in_scope(model_key: str, scope: Optional[Sequence[str]]) -> bool:
+    return scope is None or key_maps.online_module(model_key.partition('.')[0]) in scope
 
 
 @FUNCTIONS.register_module(name='load_weights')
@@ -502,22 +577,12 @@ def save_official_checkpoint(model: nn.Module, path: Union[str, Path]):
     torch.save({'model': official_state_dict(model)}, Path(path))
 
 
-TIMM_CLASSIFIER_PREFIXES = ('head.', 'fc_norm.', 'head_drop.')
-
-
 def load_timm_vision_checkpoint(model: nn.Module, source: Source, *,
                                 strict: bool = False) -> LoadReport:
-    """Initialise ``model.visual_encoder`` from a timm / DeiT ViT checkpoint (file or dict).
+    """Initialise ``model.visual_encoder`` (and its momentum copy) from a timm / DeiT ViT file.
 
-    timm's key names are BLIP's ``visual_encoder.*`` names without the prefix; the
+    timm's key names are BLIP's ``visual_encoder.*`` names without the prefix; the ImageNet
     classifier (``head.*``, ``fc_norm.*``) is dropped and reported, ``pos_embed`` is
-    interpolated to the model's resolution, and everything else not in the file (the text
-    side) is reported as missing, as by :func:`load_checkpoint`.
+    interpolated to the model's resolution, and the rest of the model is left as it was.
     """
-    state, where, _ = read_checkpoint(source)
-    prefixed = {f'visual_encoder.{key}': value for key, value in state.items()
-                if not key.startswith(TIMM_CLASSIFIER_PREFIXES)}
-    report = load_checkpoint(model, prefixed, strict=strict)
-    report.notes.append(f'timm ViT weights from {where}; classifier keys dropped: '
-                        f'{sorted(k for k in state if k.startswith(TIMM_CLASSIFIER_PREFIXES))}')
-    return report
+    return load_checkpoint(model, source, kind='timm', scope=('visual_encoder',), strict=strict)

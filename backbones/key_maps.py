@@ -1,17 +1,19 @@
-"""How checkpoint keys of official BLIP, Hugging Face BLIP and BERT map onto our key names.
+"""How checkpoint keys of official BLIP, Hugging Face BLIP, BERT and timm ViTs map onto our names.
 
 Our :class:`~backbones.blip.Blip` uses official BLIP's names except for the ITC queues,
 which live in a ``queue`` submodule (``queue.image_queue``) where official BLIP keeps them
 at the top level (``image_queue``). Hugging Face renames the image encoder
 (``vision_model.*``) and keeps the text names; a BERT checkpoint holds one text
-transformer that initialises both our text encoder and our text decoder (as BLIP does).
+transformer that initialises both our text encoder and our text decoder (as BLIP does); a
+timm / DeiT ViT checkpoint holds our ``visual_encoder.*`` names without the prefix.
 
 Every ``*_to_model`` function returns the model keys a checkpoint key *may* fill (several
 for BERT, none when the key has no place in BLIP); the loader keeps those the model has.
 Every ``*_absent`` function says why a model key a checkpoint did not fill is absent:
 ``'missing'`` (this kind of checkpoint should have held it), ``'new'`` (this kind never holds
 it: the part is newly initialised by design) or ``'outside'`` (not part of what this kind
-of checkpoint describes; the model keeps its own values).
+of checkpoint describes; the model keeps its own values). Every ``*_ignored`` function says
+why a checkpoint key is dropped on purpose (``None``: it is not).
 """
 import re
 from typing import List, Optional
@@ -59,11 +61,16 @@ def ignored_reason(key: str) -> Optional[str]:
     return next((why for suffix, why in IGNORED_SUFFIXES.items() if key.endswith(suffix)), None)
 
 
+def online_module(module: str) -> str:
+    """The online module a momentum module copies (``visual_encoder_m`` -> ``visual_encoder``)."""
+    return module[:-2] if module.endswith('_m') else module
+
+
 def momentum_source(model_key: str) -> Optional[str]:
     """The online key a momentum key copies (``visual_encoder_m.x`` -> ``visual_encoder.x``)."""
     module, _, rest = model_key.partition('.')
     if module.endswith('_m') and rest:
-        return f'{module[:-2]}.{rest}'
+        return f'{online_module(module)}.{rest}'
     return None
 
 
@@ -105,20 +112,38 @@ def huggingface_absent(model_key: str) -> str:
 
 
 # ---------------------------------------------------------------- BERT
-def bert_to_model(key: str) -> List[str]:
-    """Model keys of a BERT key: the transformer fills encoder *and* decoder, ``cls`` the LM head.
+# BERT parts BLIP drops when it initialises its text transformer from bert-base-uncased
+# (BLIP's med.py embeddings are word + position only; its BertModel has no pooler).
+BERT_DROPPED = {
+    'embeddings.token_type_embeddings.': 'token types: BLIP\'s embeddings have none',
+    'pooler.': 'pooler: BLIP builds BERT without one',
+    'cls.seq_relationship.': 'next-sentence head: BLIP has none',
+}
 
-    ``pooler.*``, ``cls.seq_relationship.*`` and token types (folded beforehand) have no place.
-    """
+
+def _bert_name(key: str) -> str:
     for legacy, current in BERT_LEGACY_SUFFIXES.items():
         if key.endswith(legacy):
             key = key[:-len(legacy)] + current
-    key = key[len('bert.'):] if key.startswith('bert.') else key
+    return key[len('bert.'):] if key.startswith('bert.') else key
+
+
+def bert_to_model(key: str) -> List[str]:
+    """Model keys of a BERT key: the transformer fills encoder *and* decoder, ``cls`` the LM
+    head."""
+    key = _bert_name(key)
     if key.startswith(('embeddings.', 'encoder.')):
         return [prefix + key for prefix in BERT_TEXT_PREFIXES]
     if key.startswith('cls.predictions.'):
         return ['text_decoder.' + resolve_tied_alias(key)]
     return []
+
+
+def bert_ignored(key: str) -> Optional[str]:
+    """Why BLIP drops a BERT key (token types, pooler, next-sentence head), else ``None``."""
+    name = _bert_name(key)
+    dropped = next((why for prefix, why in BERT_DROPPED.items() if name.startswith(prefix)), None)
+    return dropped or ignored_reason(key)
 
 
 def bert_absent(model_key: str) -> str:
@@ -128,3 +153,25 @@ def bert_absent(model_key: str) -> str:
     if '.crossattention.' in model_key or model_key.startswith('text_decoder.cls.'):
         return 'new'
     return 'missing'
+
+
+# ---------------------------------------------------------------- timm / DeiT ViT
+# Classifier parts of timm ImageNet checkpoints; BLIP's ViT ends at the final norm.
+TIMM_CLASSIFIER_PREFIXES = ('head.', 'fc_norm.', 'pre_logits.')
+
+
+def timm_to_model(key: str) -> List[str]:
+    """Model key of a timm ViT key: ``visual_encoder.`` + the same name."""
+    return [] if key.startswith(TIMM_CLASSIFIER_PREFIXES) else ['visual_encoder.' + key]
+
+
+def timm_ignored(key: str) -> Optional[str]:
+    """Why a timm key is dropped (the ImageNet classifier), else ``None``."""
+    if key.startswith(TIMM_CLASSIFIER_PREFIXES):
+        return 'ImageNet classifier: BLIP\'s ViT has none'
+    return ignored_reason(key)
+
+
+def timm_absent(model_key: str) -> str:
+    """A timm ViT describes the image encoder only."""
+    return 'missing' if model_key.startswith('visual_encoder.') else 'outside'

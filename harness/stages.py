@@ -52,14 +52,27 @@ class TrainStage(Stage):
         init_from: a finished stage whose checkpoint initialises the model.
         corpus_from: a finished stage whose ``corpus`` output (an annotation file, e.g.
             CapFilt's bootstrapped corpus) replaces ``train_dataloader.dataset.ann_file``.
+        init: initial weights from files, ``dict(vision=dict(type='timm', path=...),
+            text=dict(type='bert', path=...))`` (``type='random'``: keep random weights);
+            the types are ``FUNCTIONS['initialise_weights']``'s (``backbones.initial_weights``).
+            What was loaded (paths, sha256, the load report's counts) is in the outputs.
+        init_required: refuse to build without ``init`` or ``init_from`` (real pre-training
+            must not start from random weights by accident).
     """
 
     def __init__(self, name: str, runner: Optional[dict] = None, init_from: Optional[str] = None,
-                 corpus_from: Optional[str] = None):
+                 corpus_from: Optional[str] = None, init: Optional[dict] = None,
+                 init_required: bool = False):
         super().__init__(name)
         self.runner_overrides = runner or {}
         self.init_from = init_from
         self.corpus_from = corpus_from
+        self.init = init
+        if init_from and init:
+            raise ValueError(f'stage {name!r}: give init_from (a training stage) or init (weight '
+                             f'files), not both')
+        if not init_from and (init or init_required):
+            FUNCTIONS.get('check_initialisation')(init, init_required, f'stage {name!r}')
 
     def runner_config(self, ctx: StageContext) -> dict:
         """The full runner config of this stage."""
@@ -78,11 +91,15 @@ class TrainStage(Stage):
     def run(self, ctx: StageContext) -> dict:
         """Train (resuming an interrupted run of this stage) and return the checkpoint."""
         runner = build_runner(self.runner_config(ctx))
+        outputs = {}
         if self.init_from:
             load_weights(runner.model, ctx.manifest.outputs(self.init_from)['checkpoint'],
                          runner.logger)
+        elif self.init:
+            outputs['init'] = FUNCTIONS.get('initialise_weights')(
+                unwrap(runner.model), self.init, runner.logger, f'stage {self.name!r}')
         runner.train()
-        return dict(checkpoint=selected_checkpoint(ctx.work_dir / self.name),
+        return dict(outputs, checkpoint=selected_checkpoint(ctx.work_dir / self.name),
                     params=unwrap(runner.model).num_parameters())
 
 

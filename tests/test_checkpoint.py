@@ -175,10 +175,6 @@ def test_huggingface_retrieval_model_matches(tmp_path):
     torch.testing.assert_close(model.itm_logits(ids[:2], mask[:2], image_embeds=embeds), hf_itm,
                                **TOLERANCE)
 
-    official_eps = tiny_blip(losses=('itc', 'itm'))
-    [note] = load_checkpoint(official_eps, tmp_path).notes
-    assert 'vision_config.layer_norm_eps' in note and '1e-05' in note
-
     flat = load_safetensors(str(tmp_path / 'model.safetensors'))  # a [D] class embedding
     cls_key = 'vision_model.embeddings.class_embedding'
     flat[cls_key] = flat[cls_key][0, 0]
@@ -220,32 +216,41 @@ MINILM_SHAPE = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12
 
 @torch.no_grad()
 def test_bert_checkpoint_initialises_the_text_side():
+    """As BLIP's ``BertModel``/``BertLMHeadModel.from_pretrained('bert-base-uncased')``:
+    BLIP's embeddings are word + position only (med.py ``BertEmbeddings``), so BERT's token
+    types are dropped, as are its pooler (``add_pooling_layer=False``); cross-attention, which
+    BERT lacks, stays newly initialised."""
     model = tiny_blip(text_overrides=MINILM_SHAPE)
     report = load_checkpoint(model, MINILM_DIR)
 
-    assert report.kind == 'BERT' and not report.missing and not report.mismatched
-    assert sorted(report.unexpected) == ['pooler.dense.bias', 'pooler.dense.weight']
+    assert report.kind == 'BERT' and not report.has_problems
+    dropped = dict(report.ignored)
+    assert sorted(dropped) == ['embeddings.position_ids', 'embeddings.token_type_embeddings.weight',
+                               'pooler.dense.bias', 'pooler.dense.weight']
+    assert 'token types' in dropped['embeddings.token_type_embeddings.weight']
+    assert 'embeddings.token_type_embeddings.weight (token types' in str(report)
     assert 'text_encoder.encoder.layer.5.crossattention.self.key.weight' in report.newly_initialised
     assert all('.crossattention.' in key or key.startswith('text_decoder.cls.')
                for key in report.newly_initialised)
-    assert 'token_type_embeddings' in report.folded[0]
     [vocab] = report.reshaped
     assert vocab.key == 'text_encoder.embeddings.word_embeddings.weight'
     assert (vocab.old_shape, vocab.new_shape) == ((30522, 384), (30524, 384))
-    assert [key for key, _ in report.ignored] == ['embeddings.position_ids']
     assert any(key.startswith('visual_encoder.') for key in report.not_in_source)
 
     bert = BertModel.from_pretrained(MINILM_DIR, add_pooling_layer=False).eval()
     tokens = model.tokenize(TEXTS)
     ids, mask = tokens['input_ids'], tokens['attention_mask']
     assert int(ids.max()) < 30522
+    with_token_types = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+    bert.embeddings.token_type_embeddings.weight.zero_()  # BLIP's embeddings: no token types
     expected = bert(input_ids=ids, attention_mask=mask).last_hidden_state
     valid = mask.bool()
     assert ('text_encoder_m.encoder.layer.0.crossattention.self.key.weight',
             'text_encoder.encoder.layer.0.crossattention.self.key.weight') in report.copied
     for encoder in (model.text_encoder, model.text_encoder_m):
-        torch.testing.assert_close(encoder(ids, mask, mode='text')[valid], expected[valid],
-                                   **TOLERANCE)
+        hidden = encoder(ids, mask, mode='text')[valid]
+        torch.testing.assert_close(hidden, expected[valid], **TOLERANCE)
+        assert (hidden - with_token_types[valid]).abs().max() > 1e-2  # the drop is visible
     decoder_query = model.text_decoder.bert.encoder.layer[0].attention.self.query
     encoder_query = model.text_encoder.encoder.layer[0].attention.self.query
     assert decoder_query is not encoder_query  # unshared under all_but_sa, yet BERT-initialised
