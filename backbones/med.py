@@ -35,8 +35,8 @@ class MedConfig:
     intermediate_size: int = 3072
     max_position_embeddings: int = 512
     encoder_width: int = 768
-    hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.0
+    hidden_dropout_prob: float = 0.1  # BLIP's med_config.json (bert-base's values)
+    attention_probs_dropout_prob: float = 0.1
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
     initializer_range: float = 0.02

@@ -4,7 +4,8 @@ data_root = None
 image_size = 384
 pretrain_dataset = dict(
     type='ImageTextPairDataset', data_root='${data_root}',
-    ann_file=['annotations/coco_karpathy_train.json'], image_size=224, max_words=30, train=True)
+    ann_file=['annotations/coco_karpathy_train.json'], image_size=224, max_words=30, train=True,
+    crop_scale=(0.2, 1.0))  # BLIP pre-training crops 0.2-1 of the area; fine-tuning 0.5-1
 caption_train_dataset = dict(
     type='ImageTextPairDataset', data_root='${data_root}',
     ann_file='annotations/coco_karpathy_train.json', image_size=image_size, max_words=30,

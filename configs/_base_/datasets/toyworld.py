@@ -8,7 +8,7 @@ image_size = 64
 pretrain_dataset = dict(
     type='ImageTextPairDataset', data_root='${data_root}',
     ann_file=['annotations/pretrain_human.json', 'annotations/pretrain_web.json'],
-    image_size=image_size, max_words=30, train=True,
+    image_size=image_size, max_words=30, train=True, crop_scale=(0.2, 1.0),  # as BLIP
     hflip=False)  # ToyWorld captions say "left of"/"right of": flips would make them wrong
 caption_train_dataset = dict(
     type='ImageTextPairDataset', data_root='${data_root}',

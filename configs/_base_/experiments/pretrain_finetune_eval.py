@@ -9,13 +9,19 @@ eval_batch_size = 64
 eval_dataset_name = 'toyworld_coco'
 train_loader = dict(num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True),
                     collate_fn=dict(type='default_collate'))
+# Initial weights of the pre-training stage (DESIGN: BLIP starts the ViT from DeiT/ImageNet
+# and the text side from bert-base-uncased); None starts from random weights, which
+# configs with init_required=True refuse unless a part says type='random'.
+pretrain_init = None
+init_required = False
 caption_model = dict(losses=('lm',), prompt='a picture of ', max_text_length=40)
 retrieval_model = dict(losses=('itc', 'itm'), max_text_length=35)
 
 experiment = dict(
     seeds=[0],
     stages=[
-        dict(type='TrainStage', name='pretrain', runner=dict(
+        dict(type='TrainStage', name='pretrain', init='${pretrain_init}',
+             init_required='${init_required}', runner=dict(
             model=dict(losses=('itc', 'itm', 'lm'), max_text_length=30),
             train_dataloader=dict(train_loader, batch_size='${batch_size}',
                                   dataset='${pretrain_dataset}'),

@@ -1,4 +1,6 @@
 # BLIP-base: ViT-B/16 + bert-base MED (set `bert_dir` to a local bert-base-uncased folder).
+# BLIP pre-trains it from DeiT-B/16 (deit_base_patch16_224-b5f2ef4d.pth) + bert-base-uncased:
+# see `pretrain_init` in configs/ablation_sharing_gpu.py. MED dropout is BLIP's 0.1 (MedConfig).
 bert_dir = 'checkpoints/bert-base-uncased'
 model = dict(
     type='Blip',
