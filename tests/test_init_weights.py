@@ -20,7 +20,7 @@ from transformers import BertConfig, BertForPreTraining
 from backbones.blip import MED_SHAPES
 from backbones.checkpoint import save_official_checkpoint
 from backbones.initial_weights import check_init, initialise_weights
-from harness.config import load_config, resolve_data_roots, resolve_references
+from harness.config import load_config, resolve_config, resolve_references
 from harness.core.registry import STAGES
 from harness.core.safe_globals import register_mmengine_safe_globals
 from harness.core.stage import Manifest, StageContext
@@ -175,7 +175,7 @@ def test_train_stage_refuses_to_start_from_random_weights_unless_told():
 
 
 def test_train_stage_records_where_its_weights_came_from(tiny_toyworld, tmp_path):
-    cfg = resolve_data_roots(load_config('configs/ci_benchmark.py', dict(
+    cfg = resolve_config(load_config('configs/ci_benchmark.py', dict(
         TINY_TOYWORLD_CFG, toyworld_dir=str(tiny_toyworld))))
     vocab_size = len((tiny_toyworld / 'vocab' / 'vocab.txt').read_text().splitlines())
     vit_path, vit_state = deit_like_file(tmp_path, image_size=64)
