@@ -10,9 +10,10 @@ eval_dataset_name = 'toyworld_coco'
 train_loader = dict(num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True),
                     collate_fn=dict(type='default_collate'))
 # Initial weights of the pre-training stage (DESIGN: BLIP starts the ViT from DeiT/ImageNet
-# and the text side from bert-base-uncased); None starts from random weights, which
-# configs with init_required=True refuse unless a part says type='random'.
-pretrain_init = None
+# and the text side from bert-base-uncased), dict(vision=dict(type=..., path=...),
+# text=dict(...)); a part left out starts from random weights, which configs with
+# init_required=True refuse unless the part says type='random'.
+pretrain_init = dict()
 init_required = False
 caption_model = dict(losses=('lm',), prompt='a picture of ', max_text_length=40)
 retrieval_model = dict(losses=('itc', 'itm'), max_text_length=35)
