@@ -1,7 +1,7 @@
 """The BLIP model: ViT image encoder + MED text transformer + ITC/ITM/LM heads.
 
-One class serves pre-training (ITC+ITM+LM), retrieval fine-tuning (ITC+ITM with image-id
-positives) and caption fine-tuning (LM with a masked prompt); the ``losses`` argument
+One class serves pre-training (ITC+ITM+LM, BLIP's models/blip_pretrain.py), retrieval
+fine-tuning (ITC+ITM with image-id positives, models/blip_retrieval.py) and caption fine-tuning (LM with a masked prompt); the ``losses`` argument
 chooses which heads exist and train. Module names are official BLIP's
 (``visual_encoder``, ``text_encoder``, ``text_decoder.{bert,cls}``, ``vision_proj``,
 ``text_proj``, ``itm_head``, ``temp``, momentum copies ``*_m``, queues), so official
@@ -18,7 +18,8 @@ from torch import nn
 from harness.core.registry import MODELS, TOKENIZERS
 
 from . import generation
-from .blip_losses import (FeatureQueue, positive_targets, sample_hard_negatives,
+from .blip_losses import (FeatureQueue, draw_negatives, gather_across_ranks, gather_with_grad,
+                          hard_negative_weights, positive_targets, sample_hard_negatives,
                           soft_target_contrastive_loss)
 from .med import MedConfig, MedDecoder, MedTextModel, lm_loss, share_encoder_decoder
 
@@ -77,8 +78,16 @@ class Blip(BaseModel):
         alpha: soft-target weight of ITC distillation (0.4); ramped by ``AlphaWarmupHook``.
         max_text_length: token limit (30 pre-train, 35 retrieval, 40 captioning).
         prompt: caption prompt whose tokens are masked out of the LM loss.
-        image_id_positives: treat all captions of one image as ITC positives and never
-            as ITM negatives (retrieval fine-tuning); otherwise only the pair itself.
+        image_id_positives: retrieval fine-tuning (BLIP's blip_retrieval.py): all captions
+            of one image are ITC positives, and ITM's hard negatives are drawn from fresh
+            online image x online text similarities (over ``temp``, no ``+1e-4``) with every
+            pair of the same image id masked out. Otherwise pre-training: only the pair
+            itself is positive and negatives come from ITC's similarities (online against
+            momentum features) ``+1e-4``. Needs the ``'itc'`` head (its ``temp``).
+        negative_all_rank: draw retrieval fine-tuning's ITM negatives from the batches of
+            all ranks (BLIP: True for COCO, False for Flickr30K); texts are then padded to
+            ``max_text_length`` so that ranks' token tensors gather. A no-op without
+            ``torch.distributed``.
         image_pool: the ITC image vector: ``'cls'`` (BLIP) or ``'max'`` over patch tokens.
             A 2-block ViT trained from scratch cannot learn to gather objects into [CLS]
             in a few hundred steps (ToyWorld ITC stays at chance), while max pooling learns
@@ -107,12 +116,19 @@ class Blip(BaseModel):
                  image_pool: str = 'cls',
                  label_smoothing: float = 0.1,
                  negative_sharpness: float = 1.0,
+                 negative_all_rank: bool = False,
                  data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor=MODELS.build(
             data_preprocessor or dict(type='BlipDataPreprocessor')))
         if image_pool not in IMAGE_POOLS:
             raise ValueError(f'image_pool must be one of {IMAGE_POOLS}, got {image_pool!r}')
         self.image_pool = image_pool
+        if image_id_positives and 'itc' not in losses:
+            raise ValueError("image_id_positives=True (retrieval fine-tuning) needs the 'itc' "
+                             f"head for its temperature; got losses={tuple(losses)}")
+        if negative_all_rank and not image_id_positives:
+            raise ValueError('negative_all_rank=True applies to retrieval fine-tuning only; '
+                             'set image_id_positives=True as well (or drop negative_all_rank)')
         unknown = set(losses) - set(LOSSES)
         if unknown or not losses:
             raise ValueError(f'losses must be a non-empty subset of {LOSSES}, got {losses}')
@@ -134,6 +150,7 @@ class Blip(BaseModel):
         self.alpha = alpha
         self.alpha_scale = 1.0  # set by AlphaWarmupHook during the first epoch(s)
         self.negative_sharpness = negative_sharpness
+        self.negative_all_rank = negative_all_rank
         self.momentum = momentum
 
         if self.uses_encoder:
@@ -209,9 +226,11 @@ class Blip(BaseModel):
         """Where the model's parameters are."""
         return next(self.parameters()).device
 
-    def tokenize(self, texts: Sequence[str], max_length: Optional[int] = None) -> dict:
-        """Token ids and mask of ``texts`` on the model's device."""
-        return self.tokenizer(texts, max_length or self.max_text_length, device=self.device)
+    def tokenize(self, texts: Sequence[str], max_length: Optional[int] = None,
+                 padding: str = 'longest') -> dict:
+        """Token ids and mask of ``texts`` on the model's device (``padding`` as the tokenizer)."""
+        return self.tokenizer(texts, max_length or self.max_text_length, padding=padding,
+                              device=self.device)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, 1 + N, width]`` image tokens."""
@@ -272,7 +291,8 @@ class Blip(BaseModel):
         image_embeds = self.encode_image(images)
         losses = {}
         if self.uses_encoder:
-            tokens = self.tokenize(texts)
+            tokens = self.tokenize(texts, padding='max_length' if self.negative_all_rank
+                                   else 'longest')
             image_ids = self._image_ids(data_samples, images.shape[0], images.device)
             image_feat = self.image_features(image_embeds)
             text_feat = self.text_features(tokens['input_ids'], tokens['attention_mask'])
@@ -283,8 +303,12 @@ class Blip(BaseModel):
                 sim_i2t = image_feat @ text_feat.T
                 sim_t2i = sim_i2t.T
             if 'itm' in self.losses:
-                losses['loss_itm'] = self._itm_loss(image_embeds, tokens, image_ids,
-                                                    sim_i2t, sim_t2i)
+                negatives = (self._retrieval_negatives(image_embeds, tokens, image_ids,
+                                                       image_feat, text_feat)
+                             if self.image_id_positives else
+                             self._pretrain_negatives(image_embeds, tokens, image_ids,
+                                                      sim_i2t, sim_t2i))
+                losses['loss_itm'] = self._itm_loss(image_embeds, tokens, *negatives)
         if 'lm' in self.losses:
             losses['loss_lm'] = self.caption_loss(image_embeds, texts)
         return losses
@@ -321,15 +345,43 @@ class Blip(BaseModel):
         queue.push(image_feat_m, text_feat_m, queued_ids)
         return sim_i2t, sim_t2i, loss
 
-    def _itm_loss(self, image_embeds, tokens, image_ids, sim_i2t, sim_t2i):
-        """ITM cross-entropy over B positives and 2B hard negatives (labels [1]*B + [0]*2B)."""
+    def _pretrain_negatives(self, image_embeds, tokens, image_ids, sim_i2t, sim_t2i):
+        """ITM negatives as BLIP pre-training draws them: from ITC's similarities ``+1e-4``.
+
+        Returns the negative texts' ids and mask (one per image) and the negative images'
+        embeddings (one per text).
+        """
         negative_texts, negative_images = sample_hard_negatives(sim_i2t, sim_t2i, image_ids,
                                                                 self.negative_sharpness)
+        return (tokens['input_ids'][negative_texts], tokens['attention_mask'][negative_texts],
+                gather_rows(image_embeds, negative_images))
+
+    def _retrieval_negatives(self, image_embeds, tokens, image_ids, image_feat, text_feat):
+        """ITM negatives as BLIP retrieval fine-tuning draws them (returns as
+        :meth:`_pretrain_negatives`): softmax of online image x online text similarities over
+        ``temp``, zero for every pair sharing an image id, across ranks if
+        ``negative_all_rank``."""
+        across = gather_across_ranks if self.negative_all_rank else (lambda tensor: tensor)
+        candidate_ids = across(image_ids)
+        with torch.no_grad():
+            sim_i2t = image_feat @ across(text_feat).T / self.temp
+            sim_t2i = text_feat @ across(image_feat).T / self.temp
+        negative_texts, negative_images = draw_negatives(*(
+            hard_negative_weights(sims, image_ids, candidate_ids, self.negative_sharpness)
+            for sims in (sim_i2t, sim_t2i)))
+        candidate_images = gather_with_grad(image_embeds) if self.negative_all_rank \
+            else image_embeds
+        return (across(tokens['input_ids'])[negative_texts],
+                across(tokens['attention_mask'])[negative_texts],
+                gather_rows(candidate_images, negative_images))
+
+    def _itm_loss(self, image_embeds, tokens, negative_ids, negative_mask, negative_images):
+        """ITM cross-entropy over B positives and 2B negatives (labels [1]*B + [0]*2B): each
+        text with a negative image, each image with a negative text."""
         input_ids, mask = tokens['input_ids'], tokens['attention_mask']
-        all_ids = torch.cat([input_ids, input_ids, input_ids[negative_texts]], dim=0)
-        all_masks = torch.cat([mask, mask, mask[negative_texts]], dim=0)
-        all_images = torch.cat([image_embeds, gather_rows(image_embeds, negative_images),
-                                image_embeds], dim=0)
+        all_ids = torch.cat([input_ids, input_ids, negative_ids], dim=0)
+        all_masks = torch.cat([mask, mask, negative_mask], dim=0)
+        all_images = torch.cat([image_embeds, negative_images, image_embeds], dim=0)
         logits = self.itm_logits(all_ids, all_masks, image_embeds=all_images)
         batch = input_ids.shape[0]
         labels = torch.cat([torch.ones(batch, dtype=torch.long),

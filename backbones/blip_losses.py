@@ -1,13 +1,30 @@
-"""The loss pieces of BLIP pre-training: feature queues, soft-target ITC, ITM negatives."""
+"""The loss pieces of BLIP: feature queues, soft-target ITC, ITM hard negatives, gathers."""
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 from torch import nn
 
 
+def distributed_world() -> bool:
+    """Whether ``torch.distributed`` runs with more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor`` from every rank along dim 0, keeping the autograd graph.
+
+    The gradient of each rank's slice is the sum of the gradients all ranks send back (as
+    BLIP's ``all_gather_with_grad``); identity without ``torch.distributed``.
+    """
+    if not distributed_world():
+        return tensor
+    return torch.cat(dist_nn.all_gather(tensor.contiguous()), dim=0)
+
+
 def gather_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate ``tensor`` from every rank along dim 0 (no gradient); identity if single."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not distributed_world():
         return tensor
     parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, tensor.contiguous())
@@ -63,25 +80,45 @@ def soft_target_contrastive_loss(sim_i2t, sim_t2i, sim_i2t_m, sim_t2i_m, targets
 
 
 @torch.no_grad()
-def sample_hard_negatives(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor, image_ids: torch.Tensor,
-                          sharpness: float = 1.0):
-    """Draw one hard negative text per image and one hard negative image per text.
+def hard_negative_weights(sims: torch.Tensor, row_ids: torch.Tensor, column_ids: torch.Tensor,
+                          sharpness: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
+    """Sampling weights of hard negatives: ``softmax(sharpness * sims) + epsilon`` by row,
+    zero wherever the row's and the column's image ids are equal (the positives).
 
-    Each is sampled by ``multinomial`` from the softmaxed in-batch similarities
-    (``+1e-4`` as BLIP), with every pair of the same image masked out. ``sharpness``
-    multiplies the similarities first: 1 is BLIP's rule, 0 draws negatives uniformly.
+    BLIP pre-training adds ``epsilon=1e-4`` (models/blip_pretrain.py); retrieval
+    fine-tuning adds nothing (models/blip_retrieval.py).
+    """
+    weights = F.softmax(sharpness * sims.float(), dim=1) + epsilon
+    return weights.masked_fill(row_ids.view(-1, 1) == column_ids.view(1, -1), 0)
+
+
+@torch.no_grad()
+def draw_negatives(weights_i2t: torch.Tensor, weights_t2i: torch.Tensor):
+    """One negative text per image and one negative image per text, by ``multinomial``.
 
     Returns:
-        ``(negative_text_index_per_image, negative_image_index_per_text)``, both ``[B]``.
+        ``(negative_text_index_per_image, negative_image_index_per_text)``, both ``[B]``,
+        indices into the columns of the weights.
+    """
+    if bool((weights_i2t.sum(dim=1) == 0).any() | (weights_t2i.sum(dim=1) == 0).any()):
+        raise ValueError('ITM needs a negative of nonzero weight for every pair, but a row '
+                         'holds only its own image; use a batch with at least two distinct '
+                         'images')
+    return (torch.multinomial(weights_i2t, 1).squeeze(1),
+            torch.multinomial(weights_t2i, 1).squeeze(1))
+
+
+@torch.no_grad()
+def sample_hard_negatives(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor, image_ids: torch.Tensor,
+                          sharpness: float = 1.0):
+    """BLIP pre-training's hard negatives: drawn from ITC's in-batch similarities.
+
+    ``sim_i2t``/``sim_t2i`` are ITC's (online features against the momentum features of the
+    batch, then the queue); the first ``B`` columns are used, softmaxed with ``+1e-4`` and
+    every pair of the same image masked out. ``sharpness`` multiplies the similarities
+    first: 1 is BLIP's rule, 0 draws negatives uniformly. Returns as :func:`draw_negatives`.
     """
     batch = sim_i2t.shape[0]
-    same_image = image_ids.view(-1, 1) == image_ids.view(1, -1)
-    weights_i2t, weights_t2i = (
-        (F.softmax(sharpness * sims[:, :batch].float(), dim=1) + 1e-4).masked_fill(same_image, 0)
-        for sims in (sim_i2t, sim_t2i))
-    if bool((weights_i2t.sum(dim=1) == 0).any()):
-        raise ValueError('ITM needs a negative for every image, but a batch holds only one '
-                         'image; use a batch with at least two distinct images')
-    negative_texts = torch.multinomial(weights_i2t, 1).squeeze(1)
-    negative_images = torch.multinomial(weights_t2i, 1).squeeze(1)
-    return negative_texts, negative_images
+    return draw_negatives(
+        *(hard_negative_weights(sims[:, :batch], image_ids, image_ids, sharpness, epsilon=1e-4)
+          for sims in (sim_i2t, sim_t2i)))

@@ -1,5 +1,6 @@
 # A plain mmengine config (no experiment): fine-tune a tiny BLIP captioner on ToyWorld,
-# validating BLEU/CIDEr every epoch and keeping the best checkpoint. Used by the resume test.
+# validating BLEU/CIDEr every epoch and keeping the best checkpoint (by CIDEr + BLEU-4).
+# Used by the resume test.
 _base_ = [
     './_base_/default_runtime.py',
     './_base_/models/blip_tiny.py',
@@ -15,10 +16,11 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False), collate_fn=dict(type='default_collate'))
 # A list, because the metric's own `metrics` key would read as an Evaluator's.
 val_evaluator = [dict(type='CocoCaptionMetric', metrics=['BLEU', 'CIDEr'],
-                      gt_file='${data_root}/annotations/coco_karpathy_val_gt.json')]
+                      gt_file='${caption_val_gt_file}')]
 train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
 val_cfg = dict(type='ValLoop')
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=2, eta_min=1e-5,
                         convert_to_iter_based=True)]
-default_hooks = dict(checkpoint=dict(save_best='coco_caption/CIDEr', rule='greater'))
+# BLIP keeps the epoch of the best CIDEr + BLEU-4 (train_caption.py).
+default_hooks = dict(checkpoint=dict(save_best='coco_caption/CIDEr+BLEU-4', rule='greater'))

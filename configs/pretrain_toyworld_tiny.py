@@ -15,4 +15,5 @@ train_cfg = dict(by_epoch=True, max_epochs=2)
 optim_wrapper = '${pretrain_optim_wrapper}'
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=2, eta_min=1e-5,
                         convert_to_iter_based=True)]
-custom_hooks = [dict(type='EpochSeedHook'), dict(type='AlphaWarmupHook')]
+# BLIP ramps ITC's alpha over the first 2 pre-training epochs (pretrain.py).
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='AlphaWarmupHook', warmup_epochs=2)]

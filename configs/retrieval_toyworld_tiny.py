@@ -22,3 +22,5 @@ optim_wrapper = dict(optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.05))
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=2, eta_min=1e-5,
                         convert_to_iter_based=True)]
 default_hooks = dict(checkpoint=dict(save_best='retrieval/R_mean', rule='greater'))
+# BLIP ramps ITC's alpha over the first fine-tuning epoch only (train_retrieval.py).
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='AlphaWarmupHook', warmup_epochs=1)]

@@ -37,9 +37,11 @@ class EpochSeedHook(Hook):
 class AlphaWarmupHook(Hook):
     """Ramp ITC's distillation weight from 0 to ``alpha`` linearly over the first iterations.
 
-    BLIP multiplies ``alpha`` by ``min(1, i / len(loader))`` during the first epoch; here
-    ``warmup_epochs`` (a float) sets how many epochs' worth of iterations the ramp spans.
-    The model's ``alpha_scale`` attribute receives the factor.
+    The factor at global iteration ``t`` is ``min(1, t / (warmup_epochs * len(loader)))``,
+    set on the model's ``alpha_scale``. BLIP ramps over 2 epochs in pre-training
+    (pretrain.py: ``min(1, (epoch * len + i) / (2 * len))``) and over epoch 0 only in
+    retrieval fine-tuning (train_retrieval.py: ``min(1, i / len)``, then 1): configs set
+    ``warmup_epochs=2`` and ``1`` for those stages.
     """
 
     def __init__(self, warmup_epochs: float = 1.0):

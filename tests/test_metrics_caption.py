@@ -135,3 +135,17 @@ def test_failing_spice_run_is_reported_not_raised(gt_file, tmp_path, monkeypatch
     result = caption_metrics.coco_caption_metrics(gt_file, PREDICTIONS[:1], metrics=['SPICE'])
     assert result.scores == {}
     assert result.unavailable['SPICE'].startswith('SPICE failed')
+
+
+def test_registered_caption_metric_adds_blips_selection_criterion(gt_file):
+    """BLIP train_caption.py keeps the epoch with the best ``CIDEr + Bleu_4``."""
+    from harness.core.registry import METRICS
+    metric = METRICS.build(dict(type='CocoCaptionMetric', gt_file=gt_file,
+                                metrics=['BLEU', 'CIDEr']))
+    metric.process(None, PREDICTIONS)
+    result = metric.evaluate(len(PREDICTIONS))
+    assert result['coco_caption/CIDEr+BLEU-4'] == pytest.approx(
+        result['coco_caption/CIDEr'] + result['coco_caption/BLEU-4'])
+    direct = caption_metrics.coco_caption_metrics(gt_file, PREDICTIONS, metrics=['BLEU', 'CIDEr'])
+    assert result['coco_caption/CIDEr+BLEU-4'] == pytest.approx(
+        100.0 * (direct.scores['CIDEr'] + direct.scores['BLEU-4']))

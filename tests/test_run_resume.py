@@ -29,8 +29,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(run_cli, tmp_path
 def test_training_validates_and_keeps_the_best_checkpoint(run_cli, tmp_path):
     done = run_cli(CONFIG, '--work-dir', str(tmp_path))
     log = done.stdout + done.stderr
-    assert 'coco_caption/CIDEr' in log
-    assert list(tmp_path.glob('best_coco_caption_CIDEr_epoch_*.pth'))
+    assert 'coco_caption/CIDEr+BLEU-4' in log
+    assert list(tmp_path.glob('best_coco_caption_CIDEr+BLEU-4_epoch_*.pth'))
 
 
 def test_retrieval_finetuning_validates_by_the_protocol_and_keeps_the_best(run_cli, tmp_path):

@@ -23,12 +23,12 @@ class RetrievalEvalDataset(ImageListDataset):
         ann_file: the annotation file.
         image_size: output side S.
         image_root: folder the records' image paths are relative to (from data_root).
-        max_words: caption length cap (BLIP: 35 for retrieval).
+        max_words: caption length cap in words (BLIP: 30; its token limit is 35).
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
     """
 
     def __init__(self, data_root: PathLike, ann_file: PathLike, image_size: int = 384,
-                 image_root: PathLike = '', max_words: int = 35, on_bad_sample: str = 'raise'):
+                 image_root: PathLike = '', max_words: int = 30, on_bad_sample: str = 'raise'):
         super().__init__(data_root, on_bad_sample)
         self.ann_file = self.resolve(ann_file)
         self.image_root = self.resolve(image_root)

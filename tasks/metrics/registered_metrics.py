@@ -62,10 +62,13 @@ class CocoCaptionMetric(_PredictionRecordMetric):
         prediction_key: data sample key holding the predicted caption.
 
     Metrics that cannot run (SPICE without its jars) are logged as a warning and returned
-    under the non-scalar key ``unavailable`` (``{metric: reason}``).
+    under the non-scalar key ``unavailable`` (``{metric: reason}``). With both BLEU and CIDEr
+    computed, ``CIDEr+BLEU-4`` is their sum, BLIP's checkpoint selection criterion
+    (train_caption.py), for ``save_best='coco_caption/CIDEr+BLEU-4'``.
     """
 
     default_prefix = 'coco_caption'
+    selection_key = 'CIDEr+BLEU-4'
 
     def __init__(self, gt_file: str, metrics: Sequence[str] = CAPTION_METRIC_FAMILIES,
                  prediction_key: str = 'caption', **kwargs) -> None:
@@ -78,6 +81,8 @@ class CocoCaptionMetric(_PredictionRecordMetric):
         """Score the collected captions against ``gt_file``."""
         scores = coco_caption_metrics(self.gt_file, results, self.metrics)
         metrics = {name: 100.0 * value for name, value in scores.scores.items()}
+        if 'CIDEr' in metrics and 'BLEU-4' in metrics:
+            metrics[self.selection_key] = metrics['CIDEr'] + metrics['BLEU-4']
         if scores.unavailable:
             for name, reason in scores.unavailable.items():
                 MMLogger.get_current_instance().warning(f'{name}: unavailable ({reason})')

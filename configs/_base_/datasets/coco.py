@@ -15,7 +15,10 @@ caption_val_dataset = dict(
     type='CaptionEvalDataset', data_root='${data_root}',
     ann_file='annotations/coco_karpathy_val.json', image_size=image_size)
 caption_test_dataset = dict(caption_val_dataset, ann_file='annotations/coco_karpathy_test.json')
+# The COCO-format ground truth of caption_val_dataset (validation metrics read it).
+caption_val_gt_file = '${data_root}/annotations/coco_karpathy_val_gt.json'
+# Retrieval evaluation keeps 30 words per caption (BLIP's *_retrieval_eval datasets).
 retrieval_val_dataset = dict(
     type='RetrievalEvalDataset', data_root='${data_root}',
-    ann_file='annotations/coco_karpathy_val.json', image_size=image_size, max_words=35)
+    ann_file='annotations/coco_karpathy_val.json', image_size=image_size, max_words=30)
 retrieval_test_dataset = dict(retrieval_val_dataset, ann_file='annotations/coco_karpathy_test.json')

@@ -7,7 +7,8 @@ retrieval_train_dataset = dict(
     type='ImageTextPairDataset', data_root='${data_root}',
     ann_file='annotations/flickr30k_train.json', image_size=image_size, max_words=30,
     train=True)
+# Retrieval evaluation keeps 30 words per caption (BLIP's *_retrieval_eval datasets).
 retrieval_val_dataset = dict(
     type='RetrievalEvalDataset', data_root='${data_root}',
-    ann_file='annotations/flickr30k_val.json', image_size=image_size, max_words=35)
+    ann_file='annotations/flickr30k_val.json', image_size=image_size, max_words=30)
 retrieval_test_dataset = dict(retrieval_val_dataset, ann_file='annotations/flickr30k_test.json')

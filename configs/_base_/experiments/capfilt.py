@@ -35,13 +35,19 @@ def base_stage(base_name, **changes):
     return dict(stage, **changes)
 
 
-def finetune_on_human_pairs(name, model, dataset):
-    """A TrainStage fine-tuning the noisily pre-trained model on human pairs."""
-    return dict(type='TrainStage', name=name, init_from='pretrain_noisy', runner=dict(
+def finetune_on_human_pairs(name, model, dataset, selection, hooks=None):
+    """A TrainStage fine-tuning the noisily pre-trained model on human pairs, keeping the
+    best epoch by `selection` (validation and save_best, see pretrain_finetune_eval.py)."""
+    runner = dict(
         model=model,
-        train_dataloader=dict(_base_.train_loader, batch_size='${batch_size}', dataset=dataset),
-        train_cfg=dict(by_epoch=True, max_epochs='${finetune_epochs}'),
-        optim_wrapper='${finetune_optim_wrapper}', param_scheduler='${finetune_scheduler}'))
+        train_dataloader=dict(_base_.train_loader, batch_size='${finetune_batch_size}',
+                              dataset=dataset),
+        train_cfg=_base_.finetune_train_cfg,
+        optim_wrapper='${finetune_optim_wrapper}', param_scheduler='${finetune_scheduler}',
+        **selection)
+    if hooks:
+        runner['custom_hooks'] = hooks
+    return dict(type='TrainStage', name=name, init_from='pretrain_noisy', runner=runner)
 
 
 def bootstrap_stages(finetune_stages, captioner, filter_):
@@ -67,12 +73,17 @@ baseline_stages = _base_.experiment.stages
 final_stages = [base_stage('pretrain', corpus_from='${pretrain_corpus_from}'),
                 *(stage for stage in baseline_stages if stage['name'] != 'pretrain')]
 capfilt_stages = bootstrap_stages(
-    [finetune_on_human_pairs('captioner', '${captioner_model}', '${caption_train_dataset}'),
-     finetune_on_human_pairs('filter', '${filter_model}', '${retrieval_train_dataset}')],
+    [finetune_on_human_pairs('captioner', '${captioner_model}', '${caption_train_dataset}',
+                             _base_.caption_selection),
+     # The filter is fine-tuned as BLIP's retrieval model (models/blip_retrieval.py).
+     finetune_on_human_pairs('filter', '${filter_model}', '${retrieval_train_dataset}',
+                             _base_.retrieval_selection, _base_.retrieval_finetune_hooks)],
     'captioner', 'filter') + final_stages
 shared_capfilt_stages = bootstrap_stages(
+    # One model for both roles, kept by its captioning (the captioner's criterion).
     [finetune_on_human_pairs('captioner_filter', '${shared_captioner_filter_model}',
-                             '${caption_train_dataset}')],
+                             '${caption_train_dataset}', _base_.caption_selection,
+                             _base_.retrieval_finetune_hooks)],
     'captioner_filter', 'captioner_filter') + final_stages
 replicated_stages = bootstrap_stages(capfilt_stages[1:3], 'captioner', 'filter') + [
     dict(type='ReplicateCorpusStage', name='replicate_corpus', size_from='filter_corpus',

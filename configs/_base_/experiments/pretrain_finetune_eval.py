@@ -15,6 +15,35 @@ train_loader = dict(num_workers=0, sampler=dict(type='DefaultSampler', shuffle=T
 # init_required=True refuse unless the part says type='random'.
 pretrain_init = dict()
 init_required = False
+eval_loader = dict(num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+                   collate_fn=dict(type='default_collate'))
+# ITC's distillation weight ramps up over 2 epochs in pre-training (BLIP pretrain.py) and over
+# the first epoch in retrieval fine-tuning (train_retrieval.py).
+pretrain_hooks = [dict(type='EpochSeedHook'), dict(type='AlphaWarmupHook', warmup_epochs=2)]
+retrieval_finetune_hooks = [dict(type='EpochSeedHook'),
+                            dict(type='AlphaWarmupHook', warmup_epochs=1)]
+# Model selection as BLIP's: validate after every fine-tuning epoch and hand on the best
+# checkpoint (captioning by CIDEr + BLEU-4, train_caption.py; retrieval by the mean recall
+# r_mean, train_retrieval.py), not the last. `finetune_val_begin` (mmengine's
+# train_cfg.val_begin) is the switch: a one-epoch fine-tune has nothing to choose from, so
+# configs/ablation_sharing.py sets it past its epoch and no validation runs (no CPU spent).
+finetune_val_begin = 1
+caption_selection = dict(
+    val_dataloader=dict(eval_loader, batch_size='${eval_batch_size}',
+                        dataset='${caption_val_dataset}'),
+    val_cfg=dict(type='ValLoop'),
+    # A list, because the metric's own `metrics` key would read as an Evaluator's.
+    val_evaluator=[dict(type='CocoCaptionMetric', metrics=['BLEU', 'CIDEr'],
+                        gt_file='${caption_val_gt_file}')],
+    default_hooks=dict(checkpoint=dict(save_best='coco_caption/CIDEr+BLEU-4', rule='greater')))
+retrieval_selection = dict(
+    val_dataloader=dict(eval_loader, batch_size='${eval_batch_size}',
+                        dataset='${retrieval_val_dataset}'),
+    val_cfg=dict(type='RetrievalValLoop', k='${retrieval_k}'),
+    val_evaluator=dict(),  # RetrievalValLoop computes its own metrics
+    default_hooks=dict(checkpoint=dict(save_best='retrieval/R_mean', rule='greater')))
+finetune_train_cfg = dict(by_epoch=True, max_epochs='${finetune_epochs}',
+                          val_begin='${finetune_val_begin}')
 caption_model = dict(losses=('lm',), prompt='a picture of ', max_text_length=40)
 retrieval_model = dict(losses=('itc', 'itm'), max_text_length=35)
 
@@ -29,14 +58,14 @@ experiment = dict(
             train_cfg=dict(by_epoch=True, max_epochs='${pretrain_epochs}'),
             optim_wrapper='${pretrain_optim_wrapper}',
             param_scheduler='${pretrain_scheduler}',
-            custom_hooks=[dict(type='EpochSeedHook'), dict(type='AlphaWarmupHook')])),
+            custom_hooks=pretrain_hooks)),
         dict(type='TrainStage', name='finetune_caption', init_from='pretrain', runner=dict(
             model='${caption_model}',
-            train_dataloader=dict(train_loader, batch_size='${batch_size}',
+            train_dataloader=dict(train_loader, batch_size='${finetune_batch_size}',
                                   dataset='${caption_train_dataset}'),
-            train_cfg=dict(by_epoch=True, max_epochs='${finetune_epochs}'),
+            train_cfg=finetune_train_cfg,
             optim_wrapper='${finetune_optim_wrapper}',
-            param_scheduler='${finetune_scheduler}')),
+            param_scheduler='${finetune_scheduler}', **caption_selection)),
         dict(type='EvaluateStage', name='eval_caption', task='caption',
              checkpoint_from='finetune_caption', params_from='pretrain',
              dataset='${caption_test_dataset}', dataset_name='${eval_dataset_name}',
