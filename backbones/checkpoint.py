@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
@@ -38,6 +39,9 @@ WEIGHT_FILES = ('model.safetensors', 'model.safetensors.index.json',
 VOCAB_TABLE_SUFFIXES = ('word_embeddings.weight', 'cls.predictions.bias',
                         'cls.predictions.decoder.weight')
 LISTED_PER_SECTION = 20
+TORCH_MAGIC = (b'PK\x03\x04', b'\x80')  # torch.save's zip archive, or its legacy pickle
+LFS_POINTER = b'version https://git-lfs'
+REDOWNLOAD = 're-download or re-save the file (compare its size with the original)'
 
 
 class CheckpointError(RuntimeError):
@@ -220,7 +224,11 @@ def _summarise_modules(keys: List[str]) -> str:
 
 # ---------------------------------------------------------------- reading
 def read_checkpoint(source: Source) -> Tuple[Dict[str, object], str, Optional[dict]]:
-    """``(state dict, description of the source, config.json or None)`` of ``source``."""
+    """``(state dict, description of the source, config.json or None)`` of ``source``.
+
+    A file that cannot be read (empty, truncated, a text or Git LFS pointer file, malformed
+    JSON) raises :class:`CheckpointError` naming the file and the fix.
+    """
     if isinstance(source, Mapping):
         return _unwrap(source, '<state dict>'), '<state dict>', None
     path = Path(source).expanduser()
@@ -228,9 +236,50 @@ def read_checkpoint(source: Source) -> Tuple[Dict[str, object], str, Optional[di
     for weight_file in weight_files(path):
         state.update(_read_weight_file(weight_file))
     config_file = path / 'config.json'
-    config = json.loads(config_file.read_text()) if path.is_dir() and config_file.is_file() \
-        else None
+    config = _read_config(config_file) if path.is_dir() and config_file.is_file() else None
     return state, str(path), config
+
+
+def missing_config_notes(kind: str, where: str) -> List[str]:
+    """The note that a Hugging Face BLIP checkpoint came without the config.json it needs."""
+    if kind != 'huggingface':
+        return []
+    return [f'{where} comes without a config.json: cannot check layer_norm_eps; the model '
+            f'keeps its configured eps (save the config.json next to the weights, or load the '
+            f'save_pretrained directory, to have it checked and set)']
+
+
+def _unreadable(path: Path, why: str, fix: str = REDOWNLOAD) -> CheckpointError:
+    return CheckpointError(f'cannot read {path}: {why}. Fix: {fix}')
+
+
+def _read_json(path: Path, fix: str) -> dict:
+    """A JSON object from ``path``; CheckpointError if it is not UTF-8 JSON holding an object."""
+    try:
+        loaded = json.loads(path.read_text(encoding='utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _unreadable(path, f'it is not valid UTF-8 JSON ({error})', fix) from None
+    if not isinstance(loaded, dict):
+        raise _unreadable(path, f'it holds a JSON {type(loaded).__name__}, not an object', fix)
+    return loaded
+
+
+def _read_config(path: Path) -> dict:
+    """A checkpoint's config.json, with the fields the loader uses checked for type."""
+    fix = ("repair or re-download config.json, or delete it (the loader then keeps the model's "
+           'LayerNorm eps and says so)')
+    config = _read_json(path, fix)
+    sections = [('', config)]
+    for name in ('vision_config', 'text_config'):
+        if name in config and not isinstance(config[name], dict):
+            raise _unreadable(path, f'"{name}" is a {type(config[name]).__name__}, not an '
+                              f'object', fix)
+        sections.append((f'{name}.', config.get(name, {})))
+    for prefix, section in sections:
+        eps = section.get('layer_norm_eps', 0.0)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+            raise _unreadable(path, f'"{prefix}layer_norm_eps" is {eps!r}, not a number', fix)
+    return config
 
 
 def weight_files(source: Union[str, Path]) -> List[Path]:
@@ -250,7 +299,7 @@ def _weight_files(directory: Path) -> List[Path]:
         if not candidate.is_file():
             continue
         if name.endswith('.index.json'):
-            weight_map = json.loads(candidate.read_text()).get('weight_map')
+            weight_map = _read_json(candidate, REDOWNLOAD).get('weight_map')
             if not weight_map:
                 raise CheckpointError(f'{candidate} has no "weight_map"; it is not a shard index')
             return [directory / shard for shard in sorted(set(weight_map.values()))]
@@ -260,12 +309,30 @@ def _weight_files(directory: Path) -> List[Path]:
 
 
 def _read_weight_file(path: Path) -> Dict[str, object]:
+    with path.open('rb') as file:
+        head = file.read(64)
+    if not head:
+        raise _unreadable(path, 'the file is empty')
+    if head.startswith(LFS_POINTER):
+        raise _unreadable(path, 'it is a Git LFS pointer, not the weights',
+                          'run `git lfs pull` in its repository, or download the file itself')
     if path.suffix == '.safetensors':
-        return load_safetensors(str(path), device='cpu')
+        try:
+            return load_safetensors(str(path), device='cpu')
+        except SafetensorError as error:
+            raise _unreadable(path, f'it is truncated or not a safetensors file ({error})') \
+                from None
+    if not head.startswith(TORCH_MAGIC):
+        raise _unreadable(path, f'it is not a PyTorch checkpoint (it starts with {head[:16]!r})',
+                          'point at the .pth/.bin/.safetensors weight file')
     try:
         loaded = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:
         raise UnsafeCheckpointError(_unsafe_message(path, str(error))) from None
+    except (EOFError, RuntimeError, KeyError, IndexError, ValueError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else ''
+        raise _unreadable(path, f'it is truncated or corrupt ({type(error).__name__}: '
+                          f'{first_line})') from None
     if not isinstance(loaded, Mapping):
         raise CheckpointError(f'{path} holds a {type(loaded).__name__}, not a state dict '
                               f'(nor a dict with a "model" state dict)')
@@ -529,6 +596,8 @@ def load_checkpoint(model: nn.Module, source: Source, *, kind: Optional[str] = N
     if config is not None:
         report.notes += config_notes(kind_name, config, model)
         report.changed += setting_changes(kind_name, config, model, scope)
+    else:
+        report.notes += missing_config_notes(kind_name, where)
     every_key = model.state_dict(keep_vars=True)
     targets = {key: tensor for key, tensor in every_key.items() if _in_scope(key, scope)}
     outside = {key: tensor for key, tensor in every_key.items() if key not in targets}

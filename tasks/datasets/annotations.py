@@ -4,6 +4,7 @@ import json
 import pathlib
 from typing import Any, Callable, Optional
 
+from ..text import pre_caption
 from .errors import bad_sample
 
 
@@ -28,13 +29,44 @@ IDENTIFIER = FieldType('a string or an integer',
                        lambda v: _is_text(v) or (isinstance(v, int) and not isinstance(v, bool)))
 
 
-def load_json(path: pathlib.Path) -> Any:
-    """Parse a JSON file, turning a missing or malformed file into a BadSampleError."""
+UTF8_FIX = ('annotation files must be UTF-8 JSON: save the file as UTF-8 (e.g. `iconv -f {} '
+            '-t UTF-8 in.json > out.json`).')
+
+
+def _not_utf8(data: bytes) -> tuple[str, str]:
+    """``(what the file looks like, fix)`` for bytes that are not UTF-8."""
+    sample = data[:4096]
+    if sample[:2] in (b'\xff\xfe', b'\xfe\xff') or \
+            max(sample[0::2].count(0), sample[1::2].count(0)) > len(sample) // 4:
+        return 'UTF-16 text', UTF8_FIX.format('UTF-16')
+    if any(byte < 9 for byte in sample):
+        return 'a binary file, not text', 'pass the JSON annotation file (check ann_file).'
+    return 'latin-1 / Windows-1252 text', UTF8_FIX.format('WINDOWS-1252')
+
+
+def read_annotation_text(path: pathlib.Path) -> str:
+    """The text of an annotation file, which must be UTF-8; BadSampleError otherwise."""
     try:
-        text = path.read_text(encoding='utf-8')
+        data = path.read_bytes()
     except OSError as error:
         raise bad_sample(path, f'cannot read the annotation file ({error.strerror}).',
                          'check data_root and ann_file, or generate the data set.') from error
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as error:
+        looks_like, fix = _not_utf8(data)
+        raise bad_sample(path, f'the file is not UTF-8 (byte 0x{data[error.start]:02x} at '
+                         f'offset {error.start}); it looks like {looks_like}.', fix) from error
+    if '\x00' in text:  # valid UTF-8 that JSON never holds: UTF-16 without a byte-order mark
+        looks_like, fix = _not_utf8(data)
+        raise bad_sample(path, f'the file is not UTF-8 text (NUL byte at offset '
+                         f'{text.index(chr(0))}); it looks like {looks_like}.', fix)
+    return text
+
+
+def load_json(path: pathlib.Path) -> Any:
+    """Parse a JSON file, turning a missing, non-UTF-8 or malformed file into a BadSampleError."""
+    text = read_annotation_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -44,11 +76,7 @@ def load_json(path: pathlib.Path) -> Any:
 
 def load_jsonl(path: pathlib.Path) -> list:
     """Parse a JSON-lines file (one record per non-empty line)."""
-    try:
-        lines = path.read_text(encoding='utf-8').splitlines()
-    except OSError as error:
-        raise bad_sample(path, f'cannot read the annotation file ({error.strerror}).',
-                         'check data_root and ann_file, or generate the data set.') from error
+    lines = read_annotation_text(path).splitlines()
     records = []
     for line_number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -103,3 +131,14 @@ def check_records(path: pathlib.Path, records: list, required: dict[str, FieldTy
                                  f'{field_type.description}.', f'{kind} records need '
                                  f'{name!r} to be {field_type.description}.',
                                  record_index=index)
+
+
+def cleaned_caption(caption: str, max_words: int, path: pathlib.Path, record_index: int) -> str:
+    """BLIP's cleaning of ``caption``; BadSampleError when nothing is left of it."""
+    cleaned = pre_caption(caption, max_words)
+    if not cleaned:
+        raise bad_sample(path, f'caption {caption!r:.80} is empty once cleaned (BLIP removes '
+                         '.!"()*#:;~ and surrounding spaces).', 'write a caption with at least '
+                         "one word, or drop it (or pass on_bad_sample='skip').",
+                         record_index=record_index)
+    return cleaned

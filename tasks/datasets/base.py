@@ -4,18 +4,21 @@
 the next good sample instead (index + 1, + 2, ... wrapping around, so the outcome is
 deterministic), logs a warning naming the bad file and marks it in a shared-memory flag
 array, so :meth:`AnnotationDataset.bad_sample_report` counts bad samples met in every
-DataLoader worker process.
+DataLoader worker process. Evaluation references (retrieval captions) are read when the
+dataset is built: in skip mode one that cleans to nothing is dropped and logged (a record
+left without references is dropped whole), and ``dropped_references`` counts them.
 """
 import dataclasses
 import logging
 import os
 import pathlib
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from mmengine.logging import print_log
 from torch.utils.data import Dataset
 
+from .annotations import cleaned_caption
 from .errors import BadSampleError, bad_sample
 from .roots import resolve_data_root
 
@@ -47,6 +50,7 @@ class AnnotationDataset(Dataset):
         self.data_root = resolve_data_root(data_root)
         self.on_bad_sample = on_bad_sample
         self._bad_flags = None
+        self.dropped_references = 0
 
     def resolve(self, relative: PathLike) -> pathlib.Path:
         """A path relative to the data root (absolute paths are kept)."""
@@ -80,12 +84,29 @@ class AnnotationDataset(Dataset):
                 return self.load_item(candidate)
             except BadSampleError as error:
                 self._bad_flags[candidate] = True
-                print_log(f'{type(self).__name__}: skipping bad sample {candidate} '
-                          f'(on_bad_sample=skip): {error}', logger='current',
-                          level=logging.WARNING)
+                self._warn_skipped(f'bad sample {candidate}', error)
         raise bad_sample(self.media_path(index).parent, f'all {size} samples of '
                          f'{type(self).__name__} are bad.', 'check data_root and the media '
                          'folders.')
+
+    def _warn_skipped(self, what: str, error: BadSampleError) -> None:
+        print_log(f'{type(self).__name__}: skipping {what} (on_bad_sample=skip): {error}',
+                  logger='current', level=logging.WARNING)
+
+    def _reference(self, caption: str, max_words: int, path: pathlib.Path,
+                   record_index: int) -> Optional[str]:
+        """A cleaned evaluation caption, or None (skip mode) when nothing is left of it.
+
+        Skipped references are logged and counted in ``dropped_references``.
+        """
+        try:
+            return cleaned_caption(caption, max_words, path, record_index)
+        except BadSampleError as error:
+            if self.on_bad_sample == 'raise':
+                raise
+            self.dropped_references += 1
+            self._warn_skipped('an empty reference caption', error)
+            return None
 
     def bad_sample_report(self) -> BadSampleReport:
         """Bad samples met so far (in every worker): count and first few file names."""

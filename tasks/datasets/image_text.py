@@ -5,9 +5,8 @@ from typing import Sequence, Union
 
 from harness.core.registry import DATASETS
 
-from ..text import pre_caption
 from ..transforms import FINETUNE_CROP_SCALE, build_image_transform
-from .annotations import IDENTIFIER, TEXT, check_records, load_records
+from .annotations import IDENTIFIER, TEXT, check_records, cleaned_caption, load_records
 from .base import AnnotationDataset, PathLike
 from .media import read_image
 
@@ -31,7 +30,8 @@ class ImageTextPairDataset(AnnotationDataset):
     path) share it, which fine-tuning uses to treat all captions of an image as positives.
 
     Item: ``{'image': FloatTensor[3, S, S], 'text': str, 'image_id': int, 'index': int}``,
-    ``text`` cleaned by :func:`tasks.text.pre_caption`.
+    ``text`` cleaned by :func:`tasks.text.pre_caption`; a caption that cleans to nothing makes
+    the pair a bad sample.
 
     Args:
         data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
@@ -81,7 +81,8 @@ class ImageTextPairDataset(AnnotationDataset):
     def load_item(self, index: int) -> dict:
         """The transformed image, cleaned caption and image index of pair ``index``."""
         pair = self._pairs[index]
-        image = read_image(self.media_path(index), self.ann_files[pair.file_index],
-                           pair.record_index)
-        return {'image': self.transform(image), 'text': pre_caption(pair.caption, self.max_words),
-                'image_id': pair.image_index, 'index': index}
+        ann_file = self.ann_files[pair.file_index]
+        text = cleaned_caption(pair.caption, self.max_words, ann_file, pair.record_index)
+        image = read_image(self.media_path(index), ann_file, pair.record_index)
+        return {'image': self.transform(image), 'text': text, 'image_id': pair.image_index,
+                'index': index}

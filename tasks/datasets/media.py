@@ -1,5 +1,11 @@
-"""Reading images (PIL) and uniformly sampled video frames (decord), with clear errors."""
+"""Reading images (PIL) and uniformly sampled video frames (decord), with clear errors.
+
+A damaged image is refused rather than half-decoded: Pillow's warnings about truncated or
+corrupt data and its decompression-bomb guard, and JPEG scans that end in the wrong place
+(:mod:`.jpeg_scan`), all become :class:`BadSampleError`, which ``on_bad_sample='skip'`` skips.
+"""
 import pathlib
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -7,6 +13,50 @@ from PIL import Image
 from harness.core.optional import require
 
 from .errors import bad_sample
+from .jpeg_scan import open_checked
+
+SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N')
+SKIP_HINT = "or pass on_bad_sample='skip'."
+
+
+def to_eight_bit(image: Image.Image) -> Image.Image:
+    """An 'L' image from a high-bit-depth grey one, rounding ``value / 257`` (16 bits).
+
+    ``'I;16*'`` hold 0..65535; ``'I'`` (32-bit integers, how 16-bit PNGs used to open) must
+    hold 0..65535 too, and ``'F'`` (floats) 0..1; other values have no known scale and raise
+    ValueError.
+    """
+    values = np.asarray(image)
+    if image.mode == 'F':
+        if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
+            raise ValueError(f"a 32-bit float image ('F') with values {values.min()}.."
+                             f"{values.max()}; only 0..1 has a known scale")
+        return Image.fromarray(np.rint(values * 255).astype(np.uint8))
+    if values.min() < 0 or values.max() > 65535:
+        raise ValueError(f"a 32-bit integer image ('I') with values {values.min()}.."
+                         f"{values.max()}; only 0..65535 (16 bits) has a known scale")
+    return Image.fromarray(((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB of any PIL image; grey images above 8 bits are scaled, not clipped, to 8 bits."""
+    if image.mode in SIXTEEN_BIT_MODES + ('I', 'F'):
+        image = to_eight_bit(image)
+    return image.convert('RGB')
+
+
+def _decode(path: pathlib.Path) -> Image.Image:
+    """Decode ``path``; decoder warnings (truncated or corrupt data, decompression bombs)
+    raise instead of passing unnoticed."""
+    data = path.read_bytes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        warnings.simplefilter('error', Image.DecompressionBombWarning)
+        image = open_checked(data)
+    complaints = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    if complaints:
+        raise ValueError(f'the decoder warned: {"; ".join(complaints)}')
+    return image
 
 
 def read_image(path: pathlib.Path, ann_file, record_index: int) -> Image.Image:
@@ -16,12 +66,15 @@ def read_image(path: pathlib.Path, ann_file, record_index: int) -> Image.Image:
                          'check data_root/image_root, or drop the record from the annotation '
                          "file (or pass on_bad_sample='skip').", record_index, media=path)
     try:
-        with Image.open(path) as image:
-            return image.convert('RGB')
+        return to_rgb(_decode(path))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise bad_sample(ann_file, f'image file {path} is too large to decode safely ({error}).',
+                         'downscale the image; if the file is trusted, raise '
+                         f'PIL.Image.MAX_IMAGE_PIXELS; {SKIP_HINT}', record_index,
+                         media=path) from error
     except (OSError, SyntaxError, ValueError) as error:
         raise bad_sample(ann_file, f'image file {path} is corrupt or not an image ({error}).',
-                         "replace the file, or pass on_bad_sample='skip'.", record_index,
-                         media=path) from error
+                         f'replace the file, {SKIP_HINT}', record_index, media=path) from error
 
 
 def uniform_frame_indices(frame_count: int, num_frames: int) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from harness.core.registry import DATASETS
 
-from ..text import pre_caption
 from ..transforms import build_image_transform
 from .annotations import TEXT, TEXTS, check_records, load_records
 from .base import ImageListDataset, PathLike
@@ -16,7 +15,8 @@ class RetrievalEvalDataset(ImageListDataset):
     Records are ``{"image": path, "caption": [str, ...]}``. Items are images:
     ``{'image': FloatTensor[3, S, S], 'image_index': int}``. Attributes: ``texts`` (cleaned
     captions), ``txt2img`` (image index of each text), ``img2txt`` (text indices of each
-    image).
+    image), ``record_indices`` (the file record of each image). A caption that cleans to
+    nothing is a bad sample (see :meth:`AnnotationDataset._reference`).
 
     Args:
         data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
@@ -36,16 +36,22 @@ class RetrievalEvalDataset(ImageListDataset):
         records = load_records(self.ann_file)
         check_records(self.ann_file, records, required={'image': TEXT, 'caption': TEXTS},
                       kind='retrieval evaluation')
-        self.images = [record['image'] for record in records]
+        self.images, self.record_indices = [], []
         self.texts, self.txt2img, self.img2txt = [], [], []
-        for image_index, record in enumerate(records):
-            self.img2txt.append(list(range(len(self.texts),
-                                           len(self.texts) + len(record['caption']))))
-            self.texts += [pre_caption(c, max_words) for c in record['caption']]
-            self.txt2img += [image_index] * len(record['caption'])
+        for record_index, record in enumerate(records):
+            texts = [self._reference(caption, max_words, self.ann_file, record_index)
+                     for caption in record['caption']]
+            texts = [text for text in texts if text is not None]
+            if not texts:
+                continue
+            self.img2txt.append(list(range(len(self.texts), len(self.texts) + len(texts))))
+            self.txt2img += [len(self.images)] * len(texts)
+            self.texts += texts
+            self.images.append(record['image'])
+            self.record_indices.append(record_index)
         self._start_guard()
 
     def load_item(self, index: int) -> dict:
         """The transformed image ``index``."""
-        image = read_image(self.media_path(index), self.ann_file, index)
+        image = read_image(self.media_path(index), self.ann_file, self.record_indices[index])
         return {'image': self.transform(image), 'image_index': index}

@@ -3,11 +3,19 @@ import pathlib
 
 from harness.core.registry import DATASETS
 
-from ..text import pre_caption, pre_question
+from ..text import pre_question
 from ..transforms import frames_to_tensor
 from .annotations import TEXT, check_records, load_records
 from .base import AnnotationDataset, PathLike
 from .media import read_video_frames
+
+
+def check_num_frames(num_frames: int, reader: str) -> int:
+    """``num_frames`` if it is a positive integer; ValueError naming the parameter otherwise."""
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f'{reader}: num_frames={num_frames!r}; it is the number of frames '
+                         'sampled per clip and must be an integer >= 1 (BLIP: 8).')
+    return num_frames
 
 
 def clip_file(video_root: pathlib.Path, name: str) -> pathlib.Path:
@@ -23,7 +31,8 @@ class VideoRetrievalDataset(AnnotationDataset):
     it several captions. Items are clips: ``{'video': FloatTensor[T, 3, S, S],
     'video_index': int}`` with T = ``num_frames`` frames sampled uniformly (segment
     centres). Attributes: ``texts``, ``txt2img`` (clip of each text), ``img2txt`` (texts of
-    each clip).
+    each clip). A caption that cleans to nothing is a bad sample (see
+    :meth:`AnnotationDataset._reference`).
 
     Args:
         data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
@@ -41,7 +50,7 @@ class VideoRetrievalDataset(AnnotationDataset):
         super().__init__(data_root, on_bad_sample)
         self.ann_file = self.resolve(ann_file)
         self.video_root = self.resolve(video_root)
-        self.num_frames = num_frames
+        self.num_frames = check_num_frames(num_frames, type(self).__name__)
         self.image_size = image_size
         records = load_records(self.ann_file)
         check_records(self.ann_file, records, required={'clip_name': TEXT, 'caption': TEXT},
@@ -50,6 +59,9 @@ class VideoRetrievalDataset(AnnotationDataset):
         self.clips, self.first_records = [], []
         self.texts, self.txt2img, self.img2txt = [], [], []
         for record_index, record in enumerate(records):
+            text = self._reference(record['caption'], max_words, self.ann_file, record_index)
+            if text is None:
+                continue
             name = record['clip_name']
             if name not in clip_indices:
                 clip_indices[name] = len(self.clips)
@@ -58,7 +70,7 @@ class VideoRetrievalDataset(AnnotationDataset):
                 self.img2txt.append([])
             self.img2txt[clip_indices[name]].append(len(self.texts))
             self.txt2img.append(clip_indices[name])
-            self.texts.append(pre_caption(record['caption'], max_words))
+            self.texts.append(text)
         self._start_guard()
 
     def __len__(self) -> int:
@@ -99,7 +111,7 @@ class VideoQADataset(AnnotationDataset):
         super().__init__(data_root, on_bad_sample)
         self.ann_file = self.resolve(ann_file)
         self.video_root = self.resolve(video_root)
-        self.num_frames = num_frames
+        self.num_frames = check_num_frames(num_frames, type(self).__name__)
         self.image_size = image_size
         self.max_question_words = max_question_words
         self._records = load_records(self.ann_file)
