@@ -5,14 +5,21 @@ An experiment config holds, besides an ordinary model/data config:
 * ``experiment = dict(name=..., seeds=[0], variants=dict(NAME=overrides, ...), stages=[...])``
   where each variant's overrides are merged into the config and each stage is a
   ``STAGES`` config (``dict(type='TrainStage', name='pretrain', ...)``);
-* ``leaderboard = dict(...)`` - the board spec (see :mod:`harness.leaderboard`).
+* ``leaderboard = dict(...)`` - the board spec (see :mod:`harness.leaderboard`);
+* ``leaderboard_dir`` - where the board goes (default ``leaderboards/``, the repository's
+  committed boards); ``'${work_dir}'`` puts it in the run's work dir, as the ad-hoc
+  evaluations of ``configs/eval_*.py`` do;
+* ``experiment.name_variant_after = 'checkpoint'`` - the single variant is named after the
+  file or folder that config key names (so a board's rows say which checkpoint they are).
 
 Work dirs: ``<work_dir>/<variant>/seed_<seed>/<stage>/``. A finished stage is reused when
 its fingerprint (its resolved config, the variant's config and any outside input such as a
 checkpoint file) is unchanged; otherwise it and every stage after it run afresh, as all do
 with ``force``.
 """
+import inspect
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -22,7 +29,7 @@ from typing import Iterable, List, Optional
 
 from mmengine.logging import print_log
 
-from harness.config import resolve_config, resolve_references
+from harness.config import config_file, resolve_config, resolve_references
 from harness.core.registry import STAGES
 from harness.core.stage import Manifest, StageContext
 from harness.core.tree import deep_merge
@@ -32,6 +39,9 @@ from harness.results import collect_records, config_hash
 
 # Config keys that say how results are shown or where the config lives, not what is computed.
 BOOKKEEPING_KEYS = ('leaderboard', 'leaderboard_dir', '_config_file')
+# Suffixes left out when a variant is named after a checkpoint file.
+CHECKPOINT_SUFFIXES = ('.pth', '.pt', '.bin', '.ckpt', '.safetensors')
+VARIANT_NAME = re.compile(r'[\w.-]+')
 
 
 def variant_names(cfg: dict) -> List[str]:
@@ -48,10 +58,62 @@ def variant_config(cfg: dict, variant: str) -> dict:
     return deep_merge({k: v for k, v in cfg.items() if k != 'experiment'}, variants[variant])
 
 
+def resolved_variant_config(cfg: dict, variant: str) -> dict:
+    """The variant's config with every reference resolved: what its stages see.
+
+    ``leaderboard_dir`` is left out: it may refer to ``${work_dir}``, which only
+    :func:`board_dir` knows.
+    """
+    return resolve_config({k: v for k, v in variant_config(cfg, variant).items()
+                           if k != 'leaderboard_dir'})
+
+
+def rename_variant(cfg: dict, name: Optional[str] = None) -> dict:
+    """``cfg`` with its single variant renamed to ``name``, or (without ``name``) after the
+    checkpoint named by ``experiment.name_variant_after``; ``cfg`` itself when neither applies.
+
+    Variant names are board rows and work-dir folders, so ad-hoc evaluations of different
+    checkpoints land in different rows rather than replacing one another.
+    """
+    experiment = cfg['experiment']
+    variants = experiment.get('variants') or {'default': {}}
+    source = experiment.get('name_variant_after')
+    if name is None and source and cfg.get(source):
+        name = Path(str(cfg[source])).name
+        for suffix in CHECKPOINT_SUFFIXES:
+            name = name.removesuffix(suffix)
+    if name is None:
+        return cfg
+    if len(variants) != 1:
+        raise ValueError(f'--name {name}: {config_file(cfg)} declares {len(variants)} variants '
+                         f'({", ".join(variants)}); --name names the variant of a '
+                         f'single-variant experiment (an eval config), so leave it out')
+    if not VARIANT_NAME.fullmatch(name):
+        raise ValueError(f'variant name {name!r} (from --name or the checkpoint) must be '
+                         f'letters, digits, "_", "-" or "."; pass --name NAME')
+    return dict(cfg, experiment=dict(experiment, variants={name: next(iter(variants.values()))}))
+
+
+def with_limit(stage_cfg: dict, limit: Optional[int]) -> dict:
+    """``stage_cfg`` with ``limit=limit`` when its stage class takes a ``limit`` argument
+    (evaluation stages), so that only those stages' fingerprints change."""
+    if limit is None:
+        return stage_cfg
+    stage_type = stage_cfg['type']
+    stage_class = STAGES.get(stage_type) if isinstance(stage_type, str) else stage_type
+    if stage_class is None or 'limit' not in inspect.signature(stage_class).parameters:
+        return stage_cfg
+    return dict(stage_cfg, limit=limit)
+
+
 def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: Path,
-                force: bool = False, launcher: str = 'none', device: Optional[str] = None) -> Manifest:
-    """Run (or finish) every stage of one (variant, seed); returns its manifest."""
-    resolved = resolve_config(variant_config(cfg, variant))
+                force: bool = False, launcher: str = 'none', device: Optional[str] = None,
+                limit: Optional[int] = None) -> Manifest:
+    """Run (or finish) every stage of one (variant, seed); returns its manifest.
+
+    ``limit`` makes the evaluation stages evaluate only the first N items (a smoke run).
+    """
+    resolved = resolved_variant_config(cfg, variant)
     # Absolute, so that paths stages hand on (corpora, checkpoints) hold from any folder.
     variant_dir = Path(work_dir).resolve() / variant / f'seed_{seed}'
     manifest = Manifest(variant_dir)
@@ -63,6 +125,7 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
     settings = {k: v for k, v in resolved.items() if k not in BOOKKEEPING_KEYS}
     upstream_changed = False
     for stage_cfg in resolve_references(cfg['experiment']['stages'], resolved):
+        stage_cfg = with_limit(stage_cfg, limit)
         stage = STAGES.build(stage_cfg)
         fingerprint = config_hash(dict(stage=stage_cfg, settings=settings,
                                        inputs=stage.fingerprint()))
@@ -95,7 +158,7 @@ def clear_stage_dir(stage_dir: Path) -> None:
 def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] = None,
                    seeds: Optional[Iterable[int]] = None, force: bool = False,
                    launcher: str = 'none', leaderboard_dir: Optional[Path] = None,
-                   device: Optional[str] = None) -> Optional[Path]:
+                   device: Optional[str] = None, limit: Optional[int] = None) -> Optional[Path]:
     """Run the chosen variants and seeds in order, then regenerate the leaderboard.
 
     Returns the leaderboard path (``None`` when no records exist yet).
@@ -104,18 +167,29 @@ def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] 
     chosen = list(variants or variant_names(cfg))
     for variant in chosen:
         for seed in (seeds or cfg['experiment'].get('seeds', [0])):
-            run_variant(cfg, experiment, variant, seed, work_dir, force, launcher, device)
+            run_variant(cfg, experiment, variant, seed, work_dir, force, launcher, device,
+                        limit)
     return write_experiment_board(cfg, work_dir, leaderboard_dir)
+
+
+def board_dir(cfg: dict, work_dir: Path, override: Optional[Path] = None) -> Path:
+    """Where the experiment's board goes: ``override`` (``--board-dir``), else the config's
+    ``leaderboard_dir`` (which may refer to ``'${work_dir}'``), else ``leaderboards/``."""
+    if override is not None:
+        return Path(override)
+    located = dict(cfg, work_dir=str(work_dir))  # only for this lookup: not in fingerprints
+    return Path(resolve_references(cfg.get('leaderboard_dir', 'leaderboards'), located))
 
 
 def write_experiment_board(cfg: dict, work_dir: Path,
                            leaderboard_dir: Optional[Path] = None) -> Optional[Path]:
-    """Regenerate ``<leaderboard_dir>/<experiment>.md`` (+ plot) from the work dir's records."""
+    """Regenerate the experiment's board (``<experiment>.md`` + plot, in :func:`board_dir`)
+    from the work dir's records."""
     experiment = cfg['experiment']['name']
     records = [r for r in collect_records([work_dir]) if r.experiment == experiment]
     if not records:
         return None
-    out_dir = leaderboard_dir or Path(cfg.get('leaderboard_dir', 'leaderboards'))
+    out_dir = board_dir(cfg, work_dir, leaderboard_dir)
     command = shlex.join(['python', 'harness/run.py', *sys.argv[1:]])
     spec = resolve_references(cfg.get('leaderboard'), cfg)
     board = write_leaderboard(experiment, records, spec, out_dir, command=command)

@@ -20,10 +20,12 @@ def record_evaluation(ctx, stage, model, result: TaskResult, params: int,
     """Append the record of ``stage``'s evaluation ``result`` to the variant's results file.
 
     The record keeps the metric values with their units and directions, the per-sample
-    scores (for paired significance tests), what could not be computed and why, and what
-    was evaluated (``counts``).
+    scores (for paired significance tests), what could not be computed and why, what
+    was evaluated (``counts``) and, for a smoke run, the item limit (``limit``).
     """
     extra = dict(stage=stage.name, flops_scope=FLOPS_SCOPE)
+    if getattr(stage, 'limit', None) is not None:  # a smoke run on the first N items
+        extra['limit'] = stage.limit
     for key in ('per_sample', 'unavailable', 'counts'):
         if getattr(result, key):
             extra[key] = dict(getattr(result, key))

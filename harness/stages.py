@@ -121,12 +121,16 @@ class EvaluateStage(Stage):
         params_from: the training stage whose model's parameter count is recorded (e.g.
             the pre-training model, whose count the sharing ablation compares); default:
             the evaluated model's own count.
+        limit: evaluate only the first ``limit`` images/items of the dataset (a smoke run,
+            ``run.py --limit``; the record says so in ``extra['limit']``). The dataset must
+            have a ``limit(count)`` method.
     """
 
     def __init__(self, name: str, task: str, dataset: dict, dataset_name: str,
                  checkpoint_from: Optional[str] = None, checkpoint: Optional[str] = None,
                  split: str = 'test', model: Optional[dict] = None,
-                 options: Optional[dict] = None, params_from: Optional[str] = None):
+                 options: Optional[dict] = None, params_from: Optional[str] = None,
+                 limit: Optional[int] = None):
         super().__init__(name)
         if (checkpoint_from is None) == (checkpoint is None):
             raise ValueError(f'stage {name!r}: give exactly one of checkpoint_from (a training '
@@ -141,6 +145,7 @@ class EvaluateStage(Stage):
         self.model_overrides = model or {}
         self.options = options or {}
         self.params_from = params_from
+        self.limit = limit
 
     def fingerprint(self) -> Optional[str]:
         """The given checkpoint file's identity, so that another checkpoint is evaluated anew."""
@@ -165,6 +170,11 @@ class EvaluateStage(Stage):
         load_weights(model, checkpoint)
         model.to(ctx.device).eval()
         dataset = DATASETS.build(self.dataset_cfg)
+        if self.limit is not None:
+            if not hasattr(dataset, 'limit'):
+                raise ValueError(f'stage {self.name!r}: {type(dataset).__name__} cannot be '
+                                 f'limited (it has no limit(count) method); run without --limit')
+            dataset = dataset.limit(self.limit)
         started = time.perf_counter()
         result = evaluate(model, dataset, device=ctx.device, work_dir=ctx.work_dir / self.name,
                           cache_key=checkpoint_identity(checkpoint), **self.options)

@@ -8,15 +8,60 @@ from harness.results import ResultRecord
 MetricKey = tuple[str, str, str, str]  # (task, dataset, split, metric)
 
 
+def _seed_key(record: ResultRecord) -> tuple:
+    """What one board cell's seed stands for: (variant, task, dataset, split, seed)."""
+    return record.variant, record.task, record.dataset, record.split, record.seed
+
+
+def _run_identity(record: ResultRecord) -> tuple:
+    """What tells runs apart: their config (checkpoint paths included) and item limit."""
+    return record.config_hash, record.extra.get('limit')
+
+
 def latest_per_seed(records: Iterable[ResultRecord]) -> list[ResultRecord]:
     """One record per (variant, task, dataset, split, seed): the latest by timestamp, so a
-    re-run replaces rather than duplicates a seed."""
+    re-run replaces rather than duplicates a seed (see :func:`board_warnings` for runs
+    that differ)."""
     latest: dict[tuple, ResultRecord] = {}
     for record in records:
-        key = (record.variant, record.task, record.dataset, record.split, record.seed)
+        key = _seed_key(record)
         if key not in latest or record.timestamp >= latest[key].timestamp:
             latest[key] = record
     return list(latest.values())
+
+
+def board_warnings(records: Iterable[ResultRecord]) -> list[str]:
+    """What a reader of the board must know about its records, one sentence each.
+
+    * collisions: records of one (variant, task, dataset, split, seed) from different runs
+      (another config or checkpoint, or another ``--limit``), of which the board shows only
+      the latest;
+    * smoke runs: shown records that evaluated only the first N items (``--limit N``).
+    """
+    records = list(records)
+    groups: dict[tuple, list[ResultRecord]] = defaultdict(list)
+    for record in records:
+        groups[_seed_key(record)].append(record)
+    warnings = []
+    for (variant, task, dataset, split, seed), group in groups.items():
+        runs = {_run_identity(record) for record in group}
+        if len(runs) > 1:
+            shown = max(group, key=lambda record: record.timestamp)
+            warnings.append(
+                f'{len(group)} records of variant {variant!r} on {task}/{dataset}/{split} '
+                f'seed {seed} come from {len(runs)} different runs (config hashes '
+                f'{", ".join(sorted({r.config_hash for r in group}))}); only the latest '
+                f'({shown.timestamp}, config hash {shown.config_hash}) is shown. Give each '
+                f'checkpoint or run its own variant name (--name) or work dir.')
+    limited = defaultdict(set)
+    for record in latest_per_seed(records):
+        if record.extra.get('limit') is not None:
+            limited[record.extra['limit']].add(f'{record.variant} ({record.task}/'
+                                               f'{record.dataset}/{record.split})')
+    for limit, where in sorted(limited.items()):
+        warnings.append(f'Smoke run: {", ".join(sorted(where))} evaluated only the first '
+                        f'{limit} items (--limit {limit}); these are not full-dataset scores.')
+    return warnings
 
 
 def records_by_variant(records: Iterable[ResultRecord], key: MetricKey

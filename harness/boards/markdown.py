@@ -9,9 +9,10 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from harness.boards.aggregate import (MetricKey, describe_counts, format_mean_std,
-                                      latest_per_seed, mean_std, metric_header, metric_unit,
-                                      records_by_variant, seed_values)
+from harness.boards.aggregate import (MetricKey, board_warnings, describe_counts,
+                                      format_mean_std, latest_per_seed, mean_std,
+                                      metric_header, metric_unit, records_by_variant,
+                                      seed_values)
 from harness.boards.spec import BoardSpec
 from harness.boards.stats import board_comparisons, method_statement
 from harness.core.paper import HeadlineNumber, PaperTable, paper_reference
@@ -186,13 +187,16 @@ def render_leaderboard(experiment: str, records: Sequence[ResultRecord],
     Args:
         experiment: experiment name; only records of this experiment are used, and the
             plot is linked as ``<experiment>.png``.
-        records: results records (any experiments; re-runs of a seed keep the latest).
+        records: results records (any experiments; re-runs of a seed keep the latest, and
+            the board warns of colliding runs and smoke runs: ``board_warnings``).
         board_spec: the config's ``leaderboard`` dict (see ``BoardSpec``); None for a
             generic board.
         command: the command line that generated the board, stated in the header.
         generated_at: generation time (default: now, UTC).
     """
-    records = latest_per_seed(r for r in records if r.experiment == experiment)
+    records = [r for r in records if r.experiment == experiment]
+    warnings = board_warnings(records)
+    records = latest_per_seed(records)
     spec = BoardSpec.from_config(experiment, board_spec, records)
     generated_at = generated_at or datetime.datetime.now(datetime.timezone.utc)
     command = command or f'python -m harness.leaderboard --experiment {experiment} ...'
@@ -201,6 +205,7 @@ def render_leaderboard(experiment: str, records: Sequence[ResultRecord],
              f'> Command: `{command}`',
              f'> Generated {generated_at.isoformat(timespec="seconds")} at harness revision '
              f'`{git_revision()}` from {len(records)} record(s).', '',
+             *(line for warning in warnings for line in (f'> **Warning:** {warning}', '')),
              f'![{spec.title}: primary metrics per variant]({experiment}.png)', '']
     for group, keys in spec.groups().items():
         lines += _our_table(group, keys, spec, records)

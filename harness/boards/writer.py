@@ -1,10 +1,14 @@
 """Board files: ``<experiment>.md`` and ``.png`` plus the directory's index, written
 atomically (through :mod:`harness.core.files`) so a reader never sees half a board."""
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mmengine.logging import print_log
+
+from harness.boards.aggregate import board_warnings
 from harness.boards.markdown import render_leaderboard, table_lines
 from harness.boards.plot import render_plot
 from harness.core.files import atomic_write_bytes, atomic_write_text
@@ -24,7 +28,8 @@ def write_leaderboard(experiment: str, records: Sequence[ResultRecord],
                       board_spec: Mapping[str, Any] | None, out_dir: str | Path,
                       command: str | None = None) -> Path:
     """Writes ``<out_dir>/<experiment>.md`` and ``.png`` atomically, refreshes the index,
-    and returns the Markdown path."""
+    and returns the Markdown path. What the board warns about (colliding runs, smoke
+    runs) is also logged as a warning."""
     _check_board_name(experiment)
     if not any(r.experiment == experiment for r in records):
         found = sorted({r.experiment for r in records})
@@ -32,6 +37,8 @@ def write_leaderboard(experiment: str, records: Sequence[ResultRecord],
                          f'dirs hold experiments {found}')
     out_dir = Path(out_dir)
     board = out_dir / f'{experiment}.md'
+    for warning in board_warnings(r for r in records if r.experiment == experiment):
+        print_log(f'board {board}: {warning}', logger='current', level=logging.WARNING)
     # Rendered before anything is written, so the revision it states is not marked dirty
     # by this very board's files.
     text = render_leaderboard(experiment, records, board_spec, command=command)

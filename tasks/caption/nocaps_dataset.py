@@ -55,6 +55,7 @@ class NoCapsEvalDataset(ImageListDataset):
     """
 
     load_item = CaptionEvalDataset.load_item
+    per_image_fields = CaptionEvalDataset.per_image_fields
 
     def __init__(self, data_root: PathLike, ann_file: PathLike,
                  gt_file: Optional[PathLike] = None, image_size: int = 384,

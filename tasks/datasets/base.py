@@ -118,7 +118,20 @@ class AnnotationDataset(Dataset):
 
 
 class ImageListDataset(AnnotationDataset):
-    """An annotation dataset whose items are the distinct images listed in ``self.images``."""
+    """An annotation dataset whose items are the distinct images listed in ``self.images``.
+
+    ``per_image_fields`` names the lists that hold one entry per image, which
+    :meth:`limit` shortens together.
+    """
+
+    per_image_fields = ('images',)
+
+    def limit(self, count: int) -> 'ImageListDataset':
+        """Keep only the first ``count`` images (smoke evaluations, ``run.py --limit``)."""
+        for name in self.per_image_fields:
+            setattr(self, name, getattr(self, name)[:count])
+        self._start_guard()
+        return self
 
     def __len__(self) -> int:
         return len(self.images)

@@ -52,6 +52,8 @@ class CaptionEvalDataset(ImageListDataset):
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
     """
 
+    per_image_fields = ('images', 'image_ids')
+
     def __init__(self, data_root: PathLike, ann_file: PathLike,
                  gt_file: Optional[PathLike] = None, image_size: int = 384,
                  image_root: PathLike = '', on_bad_sample: str = 'raise'):

@@ -51,6 +51,13 @@ class RetrievalEvalDataset(ImageListDataset):
             self.record_indices.append(record_index)
         self._start_guard()
 
+    def limit(self, count: int) -> 'RetrievalEvalDataset':
+        """Keep the first ``count`` images and only their texts (texts follow image order)."""
+        self.img2txt = self.img2txt[:count]
+        kept_texts = sum(len(indices) for indices in self.img2txt)
+        self.texts, self.txt2img = self.texts[:kept_texts], self.txt2img[:kept_texts]
+        return super().limit(count)
+
     def load_item(self, index: int) -> dict:
         """The transformed image ``index``."""
         image = read_image(self.media_path(index), self.ann_file, self.record_indices[index])
