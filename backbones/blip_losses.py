@@ -79,7 +79,16 @@ def sample_hard_negatives(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor, image_id
     weights_i2t, weights_t2i = (
         (F.softmax(sharpness * sims[:, :batch].float(), dim=1) + 1e-4).masked_fill(same_image, 0)
         for sims in (sim_i2t, sim_t2i))
-    if bool((weights_i2t.sum(dim=1) == 0).any()):
+    # One host read for both checks: NaN/inf similarities (a diverged model) would
+    # otherwise surface as torch.multinomial's "probability tensor contains inf, nan".
+    not_finite, no_negative = torch.stack([
+        ~(torch.isfinite(weights_i2t).all() & torch.isfinite(weights_t2i).all()),
+        (weights_i2t.sum(dim=1) == 0).any()]).tolist()
+    if not_finite:
+        raise FloatingPointError('ITM hard-negative sampling got NaN or infinite image-text '
+                                 'similarities: training has diverged (the features are no '
+                                 'longer finite); lower the learning rate or clip gradients')
+    if no_negative:
         raise ValueError('ITM needs a negative for every image, but a batch holds only one '
                          'image; use a batch with at least two distinct images')
     negative_texts = torch.multinomial(weights_i2t, 1).squeeze(1)
