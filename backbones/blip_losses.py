@@ -100,7 +100,16 @@ def draw_negatives(weights_i2t: torch.Tensor, weights_t2i: torch.Tensor):
         ``(negative_text_index_per_image, negative_image_index_per_text)``, both ``[B]``,
         indices into the columns of the weights.
     """
-    if bool((weights_i2t.sum(dim=1) == 0).any() | (weights_t2i.sum(dim=1) == 0).any()):
+    # One host read for both checks: NaN/inf similarities (a diverged model) would
+    # otherwise surface as torch.multinomial's "probability tensor contains inf, nan".
+    not_finite, no_negative = torch.stack([
+        ~(torch.isfinite(weights_i2t).all() & torch.isfinite(weights_t2i).all()),
+        (weights_i2t.sum(dim=1) == 0).any() | (weights_t2i.sum(dim=1) == 0).any()]).tolist()
+    if not_finite:
+        raise FloatingPointError('ITM hard-negative sampling got NaN or infinite image-text '
+                                 'similarities: training has diverged (the features are no '
+                                 'longer finite); lower the learning rate or clip gradients')
+    if no_negative:
         raise ValueError('ITM needs a negative of nonzero weight for every pair, but a row '
                          'holds only its own image; use a batch with at least two distinct '
                          'images')

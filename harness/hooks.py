@@ -1,11 +1,17 @@
-"""Training hooks of the harness: per-epoch reseeding and BLIP's ITC alpha warm-up."""
+"""Training hooks of the harness: per-epoch reseeding, BLIP's ITC alpha warm-up, stopping
+on a non-finite loss, and checkpoints that a crash or a full disk cannot destroy."""
+import math
 import random
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
-from mmengine.hooks import Hook
+from mmengine import dist
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 
+from harness.checkpoint_files import ATOMIC_BACKEND, remove_stale_temp_files
 from harness.core.registry import HOOKS
 
 
@@ -52,3 +58,114 @@ class AlphaWarmupHook(Hook):
         ramp_iters = self.warmup_epochs * len(runner.train_dataloader)
         scale = 1.0 if ramp_iters <= 0 else min(1.0, runner.iter / ramp_iters)
         unwrap(runner.model).alpha_scale = scale
+
+
+@HOOKS.register_module()
+class FiniteLossHook(Hook):
+    """Stop training at the first iteration whose loss (or any loss term) is NaN or infinite.
+
+    The optimiser has already applied that iteration's update, so the weights are ruined:
+    raising here, before the epoch's ``CheckpointHook`` runs, keeps the last good checkpoint
+    as the newest one and publishes nothing. The check runs every iteration; it costs no
+    extra device synchronisation, as mmengine's ``RuntimeInfoHook`` already reads every
+    loss term to the host each iteration for logging. With several processes the verdict
+    is summed over ranks (one scalar all-reduce), so every rank stops at the same iteration
+    instead of the healthy ones waiting forever in the next gradient all-reduce.
+    """
+
+    priority = 'ABOVE_NORMAL'  # after RuntimeInfoHook, before logging and checkpointing
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        """Raise ``FloatingPointError`` (naming run, epoch, iteration, terms) on a bad loss."""
+        terms = {name: float(torch.as_tensor(value).detach())
+                 for name, value in (outputs or {}).items() if 'loss' in name}
+        bad = torch.tensor(float(not all(math.isfinite(v) for v in terms.values())))
+        if dist.get_world_size() > 1:
+            dist.all_reduce(bad, op='sum')
+        if not bad.item():
+            return
+        values = ', '.join(f'{name}={value:.6g}' for name, value in terms.items())
+        last = Path(runner.work_dir) / 'last_checkpoint'
+        kept = (f'the last good checkpoint ({last.read_text().strip()}) is kept'
+                if last.is_file() else 'no checkpoint was saved before it')
+        raise FloatingPointError(
+            f'training {runner.experiment_name!r} diverged: non-finite loss (on this or '
+            f'another rank) at epoch {runner.epoch + 1}, iteration {batch_idx + 1} of the '
+            f'epoch (global iteration {runner.iter + 1}): {values}. Stopped without saving '
+            f'the diverged weights; '
+            f'{kept}. Lower the learning rate (optim_wrapper.optimizer.lr) or clip gradients '
+            f'(optim_wrapper.clip_grad=dict(max_norm=...)) and run again.')
+
+
+class _RemovalsAfterSave:
+    """A file backend whose ``remove``/``rmtree`` wait until :meth:`apply` (after a save)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.pending = []
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def remove(self, path) -> None:
+        """Note ``path`` for removal."""
+        self.pending.append((self.backend.remove, path))
+
+    def rmtree(self, path) -> None:
+        """Note the folder ``path`` for removal."""
+        self.pending.append((self.backend.rmtree, path))
+
+    def apply(self) -> None:
+        """Carry out the removals noted."""
+        for remove, path in self.pending:
+            remove(path)
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook``, but a crash or a full disk while saving loses nothing.
+
+    mmengine deletes the checkpoint that ``max_keep_ckpts`` (or a new best) retires before
+    it writes the new one, and writes straight into the final path. Here every checkpoint
+    is written to a temp file and renamed (the ``'harness_atomic_local'`` file backend), and
+    the retired files are deleted only once the new one is complete; a failed save leaves
+    the previous checkpoint and ``last_checkpoint`` as they were. Temp files a killed
+    process left behind are deleted when training starts.
+    """
+
+    def __init__(self, *args, backend_args=None, file_client_args=None, **kwargs):
+        if backend_args is None and file_client_args is None:
+            backend_args = dict(backend=ATOMIC_BACKEND)
+        super().__init__(*args, backend_args=backend_args, file_client_args=file_client_args,
+                         **kwargs)
+
+    def before_train(self, runner) -> None:
+        """mmengine's set-up, then remove temp files of interrupted saves (main process)."""
+        super().before_train(runner)
+        if dist.is_main_process() and Path(self.out_dir).is_dir():
+            for stale in remove_stale_temp_files(Path(self.out_dir)):
+                runner.logger.info(f'removed {stale}, left by an interrupted checkpoint save')
+
+    @contextmanager
+    def _removals_after_save(self):
+        """Defer the deletions mmengine makes during a save until the save has succeeded."""
+        if isinstance(self.file_backend, _RemovalsAfterSave):  # a nested save
+            yield
+            return
+        backend = self.file_backend
+        self.file_backend = deferred = _RemovalsAfterSave(backend)
+        try:
+            yield
+        finally:
+            self.file_backend = backend
+        deferred.apply()
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        """Save, then delete the checkpoint ``max_keep_ckpts`` retires."""
+        with self._removals_after_save():
+            super()._save_checkpoint_with_step(runner, step, meta)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """Save a new best, then delete the previous best."""
+        with self._removals_after_save():
+            super()._save_best_checkpoint(runner, metrics)

@@ -1,20 +1,47 @@
-"""Build mmengine Runners the harness way (weights-only-safe checkpoints, our scope)."""
+"""Build mmengine Runners the harness way (weights-only-safe checkpoints, our scope, stopping
+on a diverged loss, resuming only from a complete checkpoint)."""
+import logging
+from pathlib import Path
+
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from harness.checkpoint_files import resume_checkpoint
 from harness.core.safe_globals import register_mmengine_safe_globals
+
+# Hooks every runner gets (once): weights-only-loadable checkpoints (``--resume`` works on
+# torch >= 2.6 without allow-listing unsafe globals) and a stop at the first non-finite loss.
+ALWAYS_HOOKS = ('PlainCheckpointMetaHook', 'FiniteLossHook')
+
+
+def choose_resume_checkpoint(cfg: dict) -> dict:
+    """``cfg`` with ``--resume`` pointed at a complete checkpoint (``load_from``).
+
+    mmengine resumes from whatever ``last_checkpoint`` names and fails when that file is
+    missing or truncated (a crash or a full disk during a save). Here a broken pointer
+    falls back to the newest complete ``epoch_*.pth``/``iter_*.pth`` (logged), and with
+    none at all training starts afresh instead of failing on every re-run.
+    """
+    if not cfg.get('resume') or cfg.get('load_from') or not cfg.get('work_dir'):
+        return cfg
+    path, problem = resume_checkpoint(Path(cfg['work_dir']))
+    if problem:
+        print_log(problem, logger='current', level=logging.WARNING)
+    return dict(cfg, load_from=path, resume=path is not None)
 
 
 def build_runner(cfg: dict):
-    """An mmengine ``Runner`` for ``cfg`` whose checkpoints load with ``weights_only=True``.
+    """An mmengine ``Runner`` for ``cfg`` with the harness's hooks and a checked resume.
 
-    Adds :class:`harness.safe_load.PlainCheckpointMetaHook` to the custom hooks (once) so
-    ``--resume`` works on torch >= 2.6 without allow-listing unsafe globals.
+    Adds :data:`ALWAYS_HOOKS` to the custom hooks (once) and, when resuming, picks a
+    complete checkpoint (:func:`choose_resume_checkpoint`).
     """
     register_mmengine_safe_globals()
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == 'PlainCheckpointMetaHook' for h in hooks):
-        hooks.append(dict(type='PlainCheckpointMetaHook'))
-    cfg = dict(cfg, custom_hooks=hooks)
+    for name in ALWAYS_HOOKS:
+        if not any(h.get('type') == name for h in hooks):
+            hooks.append(dict(type=name))
+    cfg = choose_resume_checkpoint(dict(cfg, custom_hooks=hooks))
     cfg.setdefault('default_scope', 'harness')
     return Runner.from_cfg(Config(cfg))

@@ -4,7 +4,8 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1),
+    # Atomic saves: a crash or a full disk while saving keeps the previous checkpoint.
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 # Per-epoch reseeding makes --resume bit-identical to an uninterrupted run.

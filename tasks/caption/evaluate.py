@@ -146,11 +146,26 @@ def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=N
         model, dataset, device=device, work_dir=work_dir, cache_key=cache_key,
         batch_size=batch_size, num_workers=num_workers, decoding=decoding,
         save_every=save_every, seed=seed)
+    refuse_degenerate(predictions, work_dir, cache_key)
     result = on_main_process(score_predictions, dataset.gt_file, predictions, metrics)
     result.throughput = throughput
     result.counts = {'images': len(predictions)}
     result.outputs['predictions'] = predictions
     return result
+
+
+def refuse_degenerate(predictions: list, work_dir, cache_key: Optional[str]) -> None:
+    """Raise when every caption is empty: such a model is broken, its score would mislead.
+
+    A diverged fine-tune (NaN weights) decodes to padding only; scoring it would put a
+    CIDEr of 0.0 on the board as if it were a result.
+    """
+    if predictions and not any(p['caption'].strip() for p in predictions):
+        raise ValueError(
+            f'all {len(predictions)} generated captions are empty (weights {cache_key}, '
+            f'work dir {work_dir}): the model is degenerate, so no score is recorded. Check '
+            f'that training did not diverge (non-finite loss in its log) and that the '
+            f'checkpoint loaded (the load report), then evaluate a sound checkpoint')
 
 
 def score_predictions(gt_file: str, predictions: list, metrics) -> TaskResult:
