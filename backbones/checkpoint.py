@@ -3,8 +3,9 @@
 ``load_checkpoint`` reads a checkpoint (a ``.pth``/``.bin``/``.safetensors`` file, a
 ``save_pretrained`` directory, or an in-memory state dict), tells its kind from its keys,
 renames the keys (:mod:`backbones.key_maps`), fits what can be fitted (``pos_embed`` at
-another resolution, a vocabulary grown by ``[DEC]``/``[ENC]``, a reshaped
-``class_embedding``), sets model settings the checkpoint was trained with (Hugging Face
+another resolution, a vocabulary grown by ``[DEC]``/``[ENC]``, size-1 dimensions of
+``class_embedding``; a tensor of the right element count but another layout, e.g. a
+transposed projection, is a mismatch, never reshaped), sets model settings the checkpoint was trained with (Hugging Face
 BLIP's LayerNorm eps) and returns a :class:`LoadReport` naming every key that was missing,
 unexpected, dropped, reshaped or mismatched: unlike the official loader, nothing is dropped
 silently. Pickled files are always read with ``weights_only=True``; a file that needs
@@ -470,8 +471,8 @@ def fit_to_model(key: str, value: torch.Tensor,
             return None, None
         old, new = int(round((value.shape[1] - 1) ** 0.5)), int(round((target.shape[1] - 1) ** 0.5))
         return resized, f'bicubic {old}x{old} -> {new}x{new} patch grid, [CLS] slot kept'
-    if value.numel() == target.numel():
-        return value.reshape(target.shape), 'same values in the model layout'
+    if _squeezed(value.shape) == _squeezed(target.shape):
+        return value.reshape(target.shape), 'same values, size-1 dimensions added or removed'
     if key.endswith(VOCAB_TABLE_SUFFIXES) and value.shape[1:] == target.shape[1:]:
         rows = min(value.shape[0], target.shape[0])
         fitted = target.detach().clone()
@@ -480,6 +481,17 @@ def fit_to_model(key: str, value: torch.Tensor,
                 else f'checkpoint rows {rows}.. dropped')
         return fitted, f'copied the {rows} shared vocabulary rows; {rest}'
     return None, None
+
+
+def _squeezed(shape: Sequence[int]) -> Tuple[int, ...]:
+    """``shape`` without its size-1 dimensions.
+
+    The only reshape the loader accepts is one that adds or drops such dimensions (Hugging
+    Face's ``class_embedding`` ``[D]`` vs timm's ``cls_token`` ``[1, 1, D]``): it keeps every
+    value where it was. Any other shape of the same element count (a transposed projection)
+    would load scrambled, so it is a mismatch.
+    """
+    return tuple(size for size in shape if size != 1)
 
 
 def shared_groups(targets: Mapping[str, torch.Tensor]) -> List[List[str]]:
@@ -627,8 +639,79 @@ def load_weights(model: nn.Module, checkpoint: Source, logger=None) -> LoadRepor
     through it without importing this package.
     """
     report = load_checkpoint(model, checkpoint)
-    (logger.info if logger else print)(f'loaded {checkpoint}:\n{report}')
+    (logger.info if logger else print)(f'loaded {report.source}:\n{report}')
     return report
+
+
+# Parts of a BLIP that evaluation never reads: the momentum encoders and projections
+# (``*_m``, training targets only), the ITC feature queues, and the ITC temperature (it
+# scales training logits; retrieval ranks by cosine and ITM scores).
+TRAINING_ONLY_MODULES = ('queue', 'temp')
+
+
+def needed_for_evaluation(model_key: str) -> bool:
+    """Whether evaluating the model reads ``model_key`` (momentum copies, queues and the
+    ITC temperature it does not)."""
+    module = model_key.partition('.')[0]
+    return not module.endswith('_m') and module not in TRAINING_ONLY_MODULES
+
+
+def evaluation_coverage(model: nn.Module, report: LoadReport, strict: bool) -> dict:
+    """The load coverage of an evaluation, as results records keep it.
+
+    ``expected`` counts the model tensors evaluation reads (one per shared tensor, see
+    :func:`needed_for_evaluation`), ``loaded`` those set from the checkpoint (as they were,
+    or fitted in a known way: position-embedding interpolation, size-1 dimensions, added
+    vocabulary rows); ``not_loaded`` names the others (missing, mismatched, never in this
+    kind of checkpoint), the first :data:`LISTED_PER_SECTION` of them, and
+    ``not_loaded_modules`` counts them per module.
+    """
+    needed = [keys[0] for keys in shared_groups(model.state_dict(keep_vars=True))
+              if needed_for_evaluation(keys[0])]
+    loaded = set(report.loaded)
+    not_loaded = [key for key in needed if key not in loaded]
+    coverage = dict(loaded=len(needed) - len(not_loaded), expected=len(needed), strict=strict,
+                    source=report.source, kind=report.kind)
+    if not_loaded:
+        coverage['not_loaded'] = not_loaded[:LISTED_PER_SECTION]
+        coverage['not_loaded_modules'] = _summarise_modules(not_loaded)
+    return coverage
+
+
+@FUNCTIONS.register_module(name='load_for_evaluation')
+def load_for_evaluation(model: nn.Module, checkpoint: Source, *, strict: bool = True,
+                        image_size: Optional[int] = None, logger=None) -> dict:
+    """Load ``checkpoint`` into ``model`` for evaluation; return its coverage for the record.
+
+    ``strict`` (the default) refuses a checkpoint that leaves any tensor evaluation reads
+    unloaded (missing, mismatched, or a part this kind of checkpoint never holds) or whose
+    copies of a shared tensor disagree: such a model would be scored with random weights.
+    Checkpoint keys the model has no place for (e.g. a pre-trained checkpoint's ITM head
+    when captioning) are reported, not refused. ``image_size`` (if given) switches the
+    model's ViTs to that resolution first. Registered as
+    ``FUNCTIONS['load_for_evaluation']`` for the harness's evaluation stage.
+
+    Returns:
+        :func:`evaluation_coverage`'s dict (``loaded``, ``expected``, ``strict``,
+        ``source``, ``kind``, ``not_loaded`` when some are).
+    """
+    report = load_checkpoint(model, checkpoint, image_size=image_size)
+    (logger.info if logger else print)(f'loaded {report.source}:\n{report}')
+    coverage = evaluation_coverage(model, report, strict)
+    gaps = coverage.get('not_loaded', []) or report.disagreeing
+    if strict and gaps:
+        unloaded = coverage['expected'] - coverage['loaded']
+        raise CheckpointError(
+            f'refused to evaluate {report.source}: {unloaded} of the {coverage["expected"]} '
+            f'tensors the model needs were not loaded from it'
+            f'{" (" + coverage["not_loaded_modules"] + ")" if unloaded else ""}'
+            f'{" and shared copies disagree" if report.disagreeing else ""}, so it would be '
+            f'scored with random weights there (first: {", ".join(map(str, gaps[:5]))}).\n'
+            f'{report}\nFix: build the model from the checkpoint itself '
+            f"(model=dict(type='BlipFromCheckpoint', checkpoint=...)), or make the model "
+            f"config's heads and shapes match it; to score it anyway, give the evaluation "
+            f'stage strict=False (its board row is then marked "not strict").')
+    return coverage
 
 
 def official_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:

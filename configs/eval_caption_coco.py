@@ -1,14 +1,17 @@
 # BLIP's captioning protocol on COCO Karpathy test (beam 3, max 20, min 5, prompt
-# 'a picture of ') for a given checkpoint (e.g. the official model_base_caption_capfilt_large.pth
-# or a Hugging Face BlipForConditionalGeneration directory); see eval_retrieval_coco.py.
+# 'a picture of ') for a given checkpoint; the model (shapes, heads, resolution, tokenizer)
+# comes from it:
+#   python harness/run.py configs/eval_caption_coco.py --cfg-options \
+#       checkpoint=/models/blip-image-captioning-base data_root=/data/coco
+# (an official .pth, e.g. model_base_caption_capfilt_large.pth, also needs
+# bert_dir=/models/bert-base-uncased: it holds no tokenizer).
 _base_ = [
     './_base_/experiments/evaluate_checkpoint.py',
-    './_base_/models/blip_base.py',
     './_base_/datasets/coco.py',
 ]
 
-model = dict(losses=('lm',), prompt='a picture of ', max_text_length=40,
-             vision=dict(image_size=384))
+model = dict(prompt='a picture of ', max_text_length=40)
+caption_test_dataset = dict(image_size=None)  # None: the model's (the checkpoint's)
 eval_stage = dict(type='EvaluateStage', name='eval_caption', task='caption',
                   checkpoint='${checkpoint}', dataset='${caption_test_dataset}',
                   dataset_name='coco_karpathy', split='test',

@@ -1,4 +1,6 @@
 """Turn one evaluation into a results record (params, FLOPs, throughput, provenance)."""
+from typing import Optional
+
 import torch
 
 from harness.core.task_result import TaskResult
@@ -16,16 +18,20 @@ def image_encoder_gflops(model) -> float:
 
 
 def record_evaluation(ctx, stage, model, result: TaskResult, params: int,
-                      wall_time_s: float) -> ResultRecord:
+                      wall_time_s: float, load: Optional[dict] = None) -> ResultRecord:
     """Append the record of ``stage``'s evaluation ``result`` to the variant's results file.
 
     The record keeps the metric values with their units and directions, the per-sample
     scores (for paired significance tests), what could not be computed and why, what
-    was evaluated (``counts``) and, for a smoke run, the item limit (``limit``).
+    was evaluated (``counts``), how much of the model its checkpoint filled (``load``:
+    ``{'loaded', 'expected', 'strict', 'source', 'kind'}``, see ``EvaluateStage``) and, for a
+    smoke run, the item limit (``limit``).
     """
     extra = dict(stage=stage.name, flops_scope=FLOPS_SCOPE)
     if getattr(stage, 'limit', None) is not None:  # a smoke run on the first N items
         extra['limit'] = stage.limit
+    if load is not None:
+        extra['load'] = dict(load)
     for key in ('per_sample', 'unavailable', 'counts'):
         if getattr(result, key):
             extra[key] = dict(getattr(result, key))

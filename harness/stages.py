@@ -116,7 +116,9 @@ class EvaluateStage(Stage):
         dataset: dataset config (built from ``DATASETS``).
         dataset_name: name shown on leaderboards (e.g. ``'toyworld_coco'``, ``'coco'``).
         split: split shown on leaderboards.
-        model: overrides of the variant's model config for evaluation.
+        model: overrides of the variant's model config for evaluation (the evaluation
+            configs' model is ``dict(type='BlipFromCheckpoint', checkpoint=...)``: the
+            architecture, heads and tokenizer read from the checkpoint itself).
         options: keyword options of the task evaluator (``k``, ``batch_size``...).
         params_from: the training stage whose model's parameter count is recorded (e.g.
             the pre-training model, whose count the sharing ablation compares); default:
@@ -124,13 +126,23 @@ class EvaluateStage(Stage):
         limit: evaluate only the first ``limit`` images/items of the dataset (a smoke run,
             ``run.py --limit``; the record says so in ``extra['limit']``). The dataset must
             have a ``limit(count)`` method.
+        strict: refuse a checkpoint that leaves any weight the evaluation reads unloaded
+            (missing or of another shape); momentum encoders, ITC queues and temperature are
+            not read, and checkpoint parts the model lacks are reported, not refused. With
+            ``strict=False`` the stage scores what loaded; its record and board row say so.
+
+    The record keeps the load coverage (``extra['load']``: tensors loaded of those the
+    model reads, ``strict``, source). One image size reaches model and data: a dataset
+    config whose ``image_size`` is ``None`` gets the built model's (e.g. the resolution a
+    checkpoint's ``config.json`` names); one that sets it switches the model's ViT to it
+    (position embeddings interpolated, as BLIP does).
     """
 
     def __init__(self, name: str, task: str, dataset: dict, dataset_name: str,
                  checkpoint_from: Optional[str] = None, checkpoint: Optional[str] = None,
                  split: str = 'test', model: Optional[dict] = None,
                  options: Optional[dict] = None, params_from: Optional[str] = None,
-                 limit: Optional[int] = None):
+                 limit: Optional[int] = None, strict: bool = True):
         super().__init__(name)
         if (checkpoint_from is None) == (checkpoint is None):
             raise ValueError(f'stage {name!r}: give exactly one of checkpoint_from (a training '
@@ -146,6 +158,7 @@ class EvaluateStage(Stage):
         self.options = options or {}
         self.params_from = params_from
         self.limit = limit
+        self.strict = strict
 
     def fingerprint(self) -> Optional[str]:
         """The given checkpoint file's identity, so that another checkpoint is evaluated anew."""
@@ -167,9 +180,10 @@ class EvaluateStage(Stage):
             raise FileNotFoundError(f'stage {self.name!r}: checkpoint {checkpoint} does not '
                                     f'exist; pass --cfg-options checkpoint=/path/to/a/checkpoint')
         model = MODELS.build(deep_merge(ctx.cfg['model'], self.model_overrides))
-        load_weights(model, checkpoint)
+        load = FUNCTIONS.get('load_for_evaluation')(
+            model, checkpoint, strict=self.strict, image_size=self.dataset_cfg.get('image_size'))
         model.to(ctx.device).eval()
-        dataset = DATASETS.build(self.dataset_cfg)
+        dataset = DATASETS.build(self.dataset_config(model))
         if self.limit is not None:
             if not hasattr(dataset, 'limit'):
                 raise ValueError(f'stage {self.name!r}: {type(dataset).__name__} cannot be '
@@ -180,5 +194,11 @@ class EvaluateStage(Stage):
                           cache_key=checkpoint_identity(checkpoint), **self.options)
         params = (ctx.manifest.outputs(self.params_from)['params'] if self.params_from
                   else model.num_parameters())
-        ctx.record(self, model, result, params, time.perf_counter() - started)
+        ctx.record(self, model, result, params, time.perf_counter() - started, load=load)
         return dict(metrics=result.values())
+
+    def dataset_config(self, model) -> dict:
+        """The dataset config, its ``image_size`` the model's where it is ``None``."""
+        if 'image_size' in self.dataset_cfg and self.dataset_cfg['image_size'] is None:
+            return dict(self.dataset_cfg, image_size=model.image_size)
+        return self.dataset_cfg

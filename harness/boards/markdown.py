@@ -45,14 +45,23 @@ def _per_variant_note(label: str, values: Mapping[str, str]) -> list[str]:
             + '.', '']
 
 
+def describe_load(load: Mapping[str, Any]) -> str:
+    """``'471/471'``: tensors the evaluated model reads that its checkpoint filled, and
+    ``'**not strict**'`` when the evaluation was allowed to run with some left unloaded."""
+    text = f"{load['loaded']}/{load['expected']}"
+    return text if load.get('strict', True) else f'{text} **not strict**'
+
+
 def _our_table(group: tuple[str, str, str], keys: Sequence[MetricKey], spec: BoardSpec,
                records: Sequence[ResultRecord]) -> list[str]:
-    """Our rows for one (task, dataset, split): params, GFLOPs and each metric per variant,
-    then what was evaluated and what the GFLOPs count."""
+    """Our rows for one (task, dataset, split): params, GFLOPs, weights loaded and each
+    metric per variant, then what was evaluated and what the GFLOPs count."""
     task, dataset, split = group
     in_group = [r for r in records if (r.task, r.dataset, r.split) == group]
     show_flops = any(r.flops is not None for r in in_group)
+    show_load = any(r.extra.get('load') for r in in_group)
     header = ['Variant', 'Params (M)'] + (['GFLOPs'] if show_flops else [])
+    header += ['Weights loaded'] if show_load else []
     header += [metric_header(key[3], metric_unit(key, records, spec.units)) for key in keys]
     rows = []
     for variant in spec.variant_order:
@@ -61,6 +70,10 @@ def _our_table(group: tuple[str, str, str], keys: Sequence[MetricKey], spec: Boa
         if show_flops:
             flops = [r.flops for r in mine if r.flops is not None]
             row.append(f'{mean_std(flops)[0]:.2f}' if flops else '—')
+        if show_load:
+            loads = dict.fromkeys(describe_load(r.extra['load']) for r in mine
+                                  if r.extra.get('load'))
+            row.append(', '.join(loads) or '—')
         for key in keys:
             values = seed_values(records_by_variant(mine, key).get(variant, []), key[3])
             row.append(format_mean_std(values) if values else '—')
@@ -69,6 +82,13 @@ def _our_table(group: tuple[str, str, str], keys: Sequence[MetricKey], spec: Boa
              *table_lines(header, rows), '']
     lines += _per_variant_note('Evaluated', {
         r.variant: describe_counts(r.extra['counts']) for r in in_group if r.extra.get('counts')})
+    if show_load:
+        lines += ['Weights loaded: tensors the evaluated model reads that were set from its '
+                  'checkpoint (momentum encoders and queues are not read).'
+                  + (' **not strict**: evaluated with `strict=False`; the tensors not loaded '
+                     'kept their random initialisation.' if any(
+                         not r.extra['load'].get('strict', True) for r in in_group
+                         if r.extra.get('load')) else ''), '']
     if show_flops:
         scopes = {r.variant: r.extra.get('flops_scope') or 'scope not recorded'
                   for r in in_group if r.flops is not None}

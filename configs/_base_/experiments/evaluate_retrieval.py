@@ -1,9 +1,9 @@
 # BLIP's retrieval protocol (ITC top-k re-ranked by ITM match logit + cosine) for a given
-# checkpoint of BLIP-base shapes at 384 px. Inheriting configs add a dataset base and set
-# `eval_dataset_name` and `retrieval_k` (256 COCO, 128 Flickr30K).
-_base_ = ['./evaluate_checkpoint.py', '../models/blip_base.py']
+# checkpoint, its architecture and resolution read from the checkpoint. Inheriting configs
+# add a dataset base (with the test set's image_size None: the model's) and set `eval_dataset_name` and `retrieval_k` (256 COCO, 128 Flickr30K).
+_base_ = ['./evaluate_checkpoint.py']
 
-model = dict(losses=('itc', 'itm'), max_text_length=35, vision=dict(image_size=384))
+model = dict(max_text_length=35)
 eval_stage = dict(type='EvaluateStage', name='eval_retrieval', task='retrieval',
                   checkpoint='${checkpoint}', dataset='${retrieval_test_dataset}',
                   dataset_name='${eval_dataset_name}', split='test',
