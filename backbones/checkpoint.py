@@ -446,11 +446,21 @@ def config_notes(kind: str, config: Mapping, model: nn.Module) -> List[str]:
 
 
 def resize_image_encoders(model: nn.Module, image_size: int, report: LoadReport):
-    """Switch the model's ViTs (online and momentum) to ``image_size`` pixels."""
+    """Switch the model's image encoders (online and momentum) to ``image_size`` pixels.
+
+    Nothing happens when the model already runs at that size; an encoder that cannot
+    change resolution (no ``set_input_size``, e.g. a plugin backbone) is refused then.
+    """
+    if getattr(model, 'image_size', None) == image_size:
+        return
     for name in ('visual_encoder', 'visual_encoder_m'):
         encoder = getattr(model, name, None)
-        if encoder is None or encoder.image_size == image_size:
+        if encoder is None or getattr(encoder, 'image_size', None) == image_size:
             continue
+        if not hasattr(encoder, 'set_input_size'):
+            raise CheckpointError(f'{name} ({type(encoder).__name__}) cannot switch to '
+                                  f'{image_size} px (it has no set_input_size); build it at '
+                                  f'that size, or give the dataset the model\'s image size')
         report.notes.append(f'{name} switched from {encoder.image_size} to {image_size} px')
         encoder.set_input_size(img_size=(image_size, image_size))
         encoder.image_size = image_size

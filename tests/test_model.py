@@ -23,6 +23,10 @@ def build(arch='vit_tiny_patch8', text_arch='tiny', image_size=32, **kwargs):
                              text_arch=text_arch, queue_size=16, **kwargs))
 
 
+# Recomputing a training forward's features needs them free of dropout (MED: 0.1).
+NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
 # The paper's Table 3 (BLIP-base: ViT-B/16 + BERT-base MED): 224M, 252M, 252M, 361M.
 PAPER_PARAMS_M = {'all': 224, 'all_but_ca': 252, 'all_but_sa': 252, 'none': 361}
 
@@ -195,7 +199,7 @@ def test_retrieval_draws_never_pick_a_text_or_image_of_the_same_id():
 def test_retrieval_model_draws_from_online_similarities_over_temp(monkeypatch):
     import backbones.blip as blip_module
     torch.manual_seed(0)
-    model = build(losses=('itc', 'itm'), image_id_positives=True)
+    model = build(losses=('itc', 'itm'), image_id_positives=True, text_overrides=NO_DROPOUT)
     images = torch.randn(4, 3, 32, 32)
     texts = ['a red circle', 'a circle that is red', 'two green triangles', 'a blue star']
     image_ids = [3, 3, 5, 6]
@@ -234,7 +238,8 @@ def test_all_rank_retrieval_model_pads_texts_and_trains_the_same_on_one_process(
     for all_rank in (False, True):
         torch.manual_seed(0)
         model = build(losses=('itc', 'itm'), image_id_positives=True,
-                      negative_all_rank=all_rank, max_text_length=12)
+                      negative_all_rank=all_rank, max_text_length=12,
+                      text_overrides=NO_DROPOUT)
         images = torch.randn(4, 3, 32, 32)
         batch = dict(text=['a red circle', 'a red ring', 'two green triangles', 'a star'],
                      image_id=[1, 1, 2, 3])
