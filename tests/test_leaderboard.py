@@ -48,6 +48,9 @@ def test_board_has_variants_paper_rows_and_significance():
     assert 'Evaluated: 200 images, 1000 texts.' in ours
     assert 'GFLOPs: image encoder, one image.' in ours
     assert 'Holm-adjusted together' in significance and 'scipy.stats.ttest_ind' in significance
+    assert 'error bars: ± std over 3 seeds' in board.split('### Our runs')[0]
+    agreement = board.split('## Rank agreement with the paper')[1].split('## ')[0]
+    assert '| caption/`toyworld_coco`/test CIDEr | +1.00 | 0.0833 |' in agreement
 
 
 def test_paper_columns_without_counterpart_are_named():

@@ -1,9 +1,12 @@
-"""The Markdown board of one experiment: our tables, significance, paper rows, provenance.
+"""The Markdown board of one experiment: plot, our tables, significance, paper rows, rank
+agreement, provenance.
 
+The plot's link is followed by what it shows and which metrics it leaves to the tables.
 Our rows are aggregated over seeds (mean ± std), one table per (task, dataset, split),
-each followed by what was evaluated (``record.extra['counts']``) and what the GFLOPs
-column counts (``record.extra['flops_scope']``). The paper's rows, where the spec names a
-paper table, follow in a separate, labelled section.
+each followed by what was evaluated (``record.extra['counts']``), the chance levels and
+what the GFLOPs column counts (``record.extra['flops_scope']``). The paper's rows, where
+the spec names a paper table, follow in a separate, labelled section, then Kendall's τ of
+our ordering of the variants against the paper's.
 """
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,6 +16,9 @@ from harness.boards.aggregate import (MetricKey, board_warnings, describe_counts
                                       format_mean_std, latest_per_seed, mean_std,
                                       metric_header, metric_unit, records_by_variant,
                                       seed_values)
+from harness.boards.chance import chance_level
+from harness.boards.panels import NO_ERROR_BARS, board_panels
+from harness.boards.reference import board_agreements, paper_table
 from harness.boards.spec import BoardSpec
 from harness.boards.stats import board_comparisons, method_statement
 from harness.core.paper import HeadlineNumber, PaperTable, paper_reference
@@ -89,11 +95,69 @@ def _our_table(group: tuple[str, str, str], keys: Sequence[MetricKey], spec: Boa
                      'kept their random initialisation.' if any(
                          not r.extra['load'].get('strict', True) for r in in_group
                          if r.extra.get('load')) else ''), '']
+    lines += _chance_note(keys, spec, in_group)
     if show_flops:
         scopes = {r.variant: r.extra.get('flops_scope') or 'scope not recorded'
                   for r in in_group if r.flops is not None}
         lines += _per_variant_note('GFLOPs', scopes)
     return lines
+
+
+def _chance_note(keys: Sequence[MetricKey], spec: BoardSpec,
+                 records: Sequence[ResultRecord]) -> list[str]:
+    """The chance level of each metric that has one (the plot's dashed lines)."""
+    levels = []
+    for key in keys:
+        unit = metric_unit(key, records, spec.units)
+        holding = [r for group in records_by_variant(records, key).values() for r in group]
+        level = chance_level(key[3], holding, unit)
+        if level is not None:
+            levels.append(f'{key[3]} {level:.3g}{unit}')
+    if not levels:
+        return []
+    return ['Chance level (a random ranking, from the test-set size): ' + ', '.join(levels)
+            + '.', '']
+
+
+def _plot_caption(experiment: str, spec: BoardSpec, records: Sequence[ResultRecord]
+                  ) -> list[str]:
+    """The plot's link, what it shows and which metrics it leaves to the tables."""
+    panels, table_only = board_panels(spec, records)
+    lines = [f'![{spec.title}: primary metrics per variant]({experiment}.png)', '']
+    if panels:
+        kinds = sorted({p.error_kind for p in panels if p.error_kind != NO_ERROR_BARS})
+        text = ('Plot: our mean per variant (one colour per variant in every panel); error '
+                f'bars: {"; ".join(kinds) if kinds else "none"} (each panel\'s title says which)')
+        if any(p.chance is not None for p in panels):
+            text += '; dashed line: chance level'
+        if any(p.paper for p in panels):
+            text += ("; white diamonds: the paper's values on the right-hand axis (its scale), "
+                     "with Kendall's τ of the two orderings in the title")
+        lines += [text + '.', '']
+    if table_only:
+        names = ', '.join(f'{k[0]}/`{k[1]}`/{k[2]} {k[3]}' for k in table_only)
+        lines += [f'Not plotted, as only one variant has a value (see the tables): {names}.', '']
+    return lines
+
+
+def _agreement_section(spec: BoardSpec, records: Sequence[ResultRecord]) -> list[str]:
+    """Kendall's τ of our ordering of the variants against the paper's, per metric."""
+    if paper_table(spec) is None:
+        return []
+    agreements = board_agreements(spec, records)
+    lines = ['## Rank agreement with the paper', '']
+    if not agreements:
+        return lines + ["No primary metric has the paper's value for two of our variants.", '']
+    rows = [[f'{a.key[0]}/`{a.key[1]}`/{a.key[2]} {a.key[3]}',
+             f'{a.tau:+.2f}' if a.defined else 'undefined (all equal on one side)',
+             f'{a.p_value:.3g}' if a.defined else '—',
+             f'{len(a.variants)} ({", ".join(a.variants)})'] for a in agreements]
+    return lines + [
+        "Kendall's τ-b (`scipy.stats.kendalltau`, two-sided p) between our mean over seeds "
+        "and the paper's value, over the variants both have: +1 = the paper's ordering, "
+        '−1 = reversed. With few variants p cannot be small (4 variants without ties: '
+        'p ≥ 0.083).', '',
+        *table_lines(["Metric", "Kendall's τ", 'p', 'Variants (n)'], rows), '']
 
 
 def _paper_section(table: PaperTable, spec: BoardSpec) -> list[str]:
@@ -226,11 +290,12 @@ def render_leaderboard(experiment: str, records: Sequence[ResultRecord],
              f'> Generated {generated_at.isoformat(timespec="seconds")} at harness revision '
              f'`{git_revision()}` from {len(records)} record(s).', '',
              *(line for warning in warnings for line in (f'> **Warning:** {warning}', '')),
-             f'![{spec.title}: primary metrics per variant]({experiment}.png)', '']
+             *_plot_caption(experiment, spec, records)]
     for group, keys in spec.groups().items():
         lines += _our_table(group, keys, spec, records)
     lines += _unavailable_section(records)
     lines += _significance_section(spec, records)
     lines += _reference_section(spec)
+    lines += _agreement_section(spec, records)
     lines += _provenance_section(records, spec)
     return '\n'.join(lines)

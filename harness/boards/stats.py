@@ -63,18 +63,35 @@ class Bootstrap(NamedTuple):
     samples: int
 
 
+def _resampled_means(values: np.ndarray) -> np.ndarray:
+    """``BOOTSTRAP_RESAMPLES`` means of ``values`` resampled with replacement (seeded)."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    indices = rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))
+    return values[indices].mean(axis=1)
+
+
+def _percentile_interval(resampled: np.ndarray) -> tuple[float, float]:
+    """The central ``1 - ALPHA`` percentile interval of resampled statistics."""
+    low, high = np.percentile(resampled, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
+    return float(low), float(high)
+
+
+def bootstrap_mean_interval(scores: Mapping[str, float]) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean per-sample score (same resamples and
+    seed as :func:`paired_bootstrap`): a single-seed board's error bar."""
+    return _percentile_interval(_resampled_means(np.array([scores[s] for s in sorted(scores)])))
+
+
 def paired_bootstrap(first: Mapping[str, float], second: Mapping[str, float]) -> Bootstrap:
     """Paired bootstrap of the mean per-sample difference (first − second) over the samples
     both hold (see the module docstring for the p-value)."""
     samples = sorted(set(first) & set(second))
     differences = np.array([first[s] - second[s] for s in samples])
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    indices = rng.integers(0, len(samples), size=(BOOTSTRAP_RESAMPLES, len(samples)))
-    resampled = differences[indices].mean(axis=1)
-    low, high = np.percentile(resampled, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
+    resampled = _resampled_means(differences)
+    low, high = _percentile_interval(resampled)
     shares = [(np.count_nonzero(side) + 1) / (BOOTSTRAP_RESAMPLES + 1)
               for side in (resampled <= 0.0, resampled >= 0.0)]
-    return Bootstrap(float(differences.mean()), float(low), float(high),
+    return Bootstrap(float(differences.mean()), low, high,
                      min(1.0, 2 * min(shares)), len(samples))
 
 
@@ -117,9 +134,9 @@ class Comparison:
         return self.adjusted_p < ALPHA
 
 
-def _per_sample_means(records: Sequence[ResultRecord], metric: str) -> dict[str, float] | None:
+def per_sample_means(records: Sequence[ResultRecord], metric: str) -> dict[str, float] | None:
     """Per-sample scores averaged over seeds (samples present in every seed), or None when
-    some record lacks ``extra['per_sample'][metric]``."""
+    some record lacks ``extra['per_sample'][metric]`` (or there are no records)."""
     tables = [record.extra.get('per_sample', {}).get(metric) for record in records]
     if not tables or any(not isinstance(table, Mapping) for table in tables):
         return None
@@ -133,8 +150,8 @@ def compare_variants(key: MetricKey, first: str, first_records: Sequence[ResultR
     """Paired bootstrap when both variants store per-sample scores, else Welch over seeds;
     None when neither applies (fewer than 2 seeds). The adjusted p is left unset."""
     metric = key[3]
-    first_samples = _per_sample_means(first_records, metric)
-    second_samples = _per_sample_means(second_records, metric)
+    first_samples = per_sample_means(first_records, metric)
+    second_samples = per_sample_means(second_records, metric)
     if first_samples and second_samples and len(set(first_samples) & set(second_samples)) >= 2:
         result = paired_bootstrap(first_samples, second_samples)
         return Comparison(key, first, second, result.difference,
