@@ -4,14 +4,25 @@ The benchmark is an ordinary experiment config (``configs/ci_benchmark.py``); it
 are flattened to ``{'<task>/<dataset>/<split>/<metric>': score}`` (for several variants or
 seeds: ``<variant>/seed<seed>/...`` prefixes). It runs in a scratch work dir and never
 touches the committed leaderboards.
+
+Scores depend on the CPU thread count (a float sum split over more threads adds in another
+order; a few such differences in training change the model), so a benchmark run fixes it:
+``threads`` is recorded with each baseline and applied by :func:`fixed_threads`.
 """
+import contextlib
+import os
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Iterator, Optional
+
+import torch
 
 from harness.config import load_config
 from harness.experiment import run_experiment
 from harness.results import ResultRecord, collect_records
+
+# Environment variables that set the thread count of OpenMP/MKL in processes started later.
+THREAD_VARIABLES = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')
 
 
 def flatten_scores(records: Iterable[ResultRecord]) -> Dict[str, float]:
@@ -27,11 +38,37 @@ def flatten_scores(records: Iterable[ResultRecord]) -> Dict[str, float]:
     return scores
 
 
+@contextlib.contextmanager
+def fixed_threads(threads: int) -> Iterator[None]:
+    """Inside, torch computes with ``threads`` CPU threads and the OpenMP/MKL variables say
+    the same to any process started (whatever the machine or its environment says);
+    the previous settings are restored after."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f'threads={threads!r}: the benchmark thread count must be a whole '
+                         f'number >= 1')
+    previous = torch.get_num_threads()
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_benchmark(config_path: str, work_dir: Optional[Path] = None,
-                  cfg_options: Optional[dict] = None) -> Dict[str, float]:
-    """Run the experiment ``config_path`` (all variants, seeds, stages) and return its scores."""
+                  cfg_options: Optional[dict] = None, threads: Optional[int] = None
+                  ) -> Dict[str, float]:
+    """Run the experiment ``config_path`` (all variants, seeds, stages) and return its scores,
+    computed with ``threads`` CPU threads (None: the process's own count)."""
     cfg = load_config(config_path, cfg_options)
-    with tempfile.TemporaryDirectory(prefix='blip_benchmark_') as scratch:
+    with tempfile.TemporaryDirectory(prefix='blip_benchmark_') as scratch, \
+            (fixed_threads(threads) if threads is not None else contextlib.nullcontext()):
         root = Path(work_dir) if work_dir else Path(scratch)
         run_experiment(cfg, root / 'work', leaderboard_dir=root / 'leaderboards')
         return flatten_scores(collect_records([root / 'work']))

@@ -12,10 +12,17 @@ An experiment config holds, besides an ordinary model/data config:
 * ``experiment.name_variant_after = 'checkpoint'`` - the single variant is named after the
   file or folder that config key names (so a board's rows say which checkpoint they are).
 
-Work dirs: ``<work_dir>/<variant>/seed_<seed>/<stage>/``. A finished stage is reused when
-its fingerprint (its resolved config, the variant's config and any outside input such as a
-checkpoint file) is unchanged; otherwise it and every stage after it run afresh, as all do
-with ``force``.
+Work dirs: ``<work_dir>/<variant>/seed_<seed>/<stage>/``. A finished stage is reused while
+its fingerprint is unchanged: its own resolved stage config, the part of the variant config
+it reads (``Stage.config_keys``: a ``TrainStage`` its runner keys, an ``EvaluateStage`` its
+``model``), the data source's spec, any outside input (``Stage.fingerprint()``, e.g. a
+checkpoint file) and the manifest entries of the earlier stages it reads (those its
+arguments name: ``init_from``, ``checkpoint_from``...). So an evaluation-only change
+(``retrieval_k``) re-runs that evaluation and keeps the training before it, and a stage that
+runs again (changed, or ``force``) re-runs every stage that reads it.
+
+Every chosen variant name and every value (:func:`harness.config.check_values`) is checked
+before any stage runs.
 """
 import inspect
 import os
@@ -25,13 +32,14 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Mapping, Optional
 
 from mmengine.logging import print_log
 
-from harness.config import config_file, resolve_config, resolve_references
+from harness.config import (check_values, config_file, data_source_name, nearest_names,
+                            resolve_config, resolve_references)
 from harness.core.registry import STAGES
-from harness.core.stage import Manifest, StageContext
+from harness.core.stage import Manifest, Stage, StageContext
 from harness.core.tree import deep_merge
 from harness.leaderboard import write_leaderboard
 from harness.recording import record_evaluation
@@ -106,6 +114,32 @@ def with_limit(stage_cfg: dict, limit: Optional[int]) -> dict:
     return dict(stage_cfg, limit=limit)
 
 
+def upstream_stages(stage_cfg: dict, earlier: Iterable[str]) -> List[str]:
+    """The earlier stages a stage reads: those its arguments name (``init_from='pretrain'``,
+    ``checkpoint_from=...``, a list of names). An argument that happens to equal a stage
+    name only costs a re-run; a stage reading another must name it in its arguments."""
+    earlier = set(earlier)
+    named = []
+    for key, value in stage_cfg.items():
+        for item in (value if isinstance(value, (list, tuple)) else [value]):
+            if key not in ('type', 'name') and isinstance(item, str) and item in earlier \
+                    and item not in named:
+                named.append(item)
+    return named
+
+
+def stage_fingerprint(stage: Stage, stage_cfg: dict, resolved: dict, source: Optional[str],
+                      upstream: Mapping[str, dict]) -> str:
+    """What a finished stage's reuse depends on: its stage config, the variant config keys it
+    reads (all when ``stage.config_keys`` is None), the data source's spec, its outside
+    inputs and the manifest entries of the stages it reads (new whenever one runs again)."""
+    keys = stage.config_keys
+    reads = {key: value for key, value in resolved.items() if key not in BOOKKEEPING_KEYS
+             and (keys is None or key in keys or key == source)}
+    return config_hash(dict(stage=stage_cfg, config=reads, inputs=stage.fingerprint(),
+                            upstream=dict(upstream)))
+
+
 def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: Path,
                 force: bool = False, launcher: str = 'none', device: Optional[str] = None,
                 limit: Optional[int] = None) -> Manifest:
@@ -114,6 +148,7 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
     ``limit`` makes the evaluation stages evaluate only the first N items (a smoke run).
     """
     resolved = resolved_variant_config(cfg, variant)
+    source = data_source_name(variant_config(cfg, variant).get('data_root'))
     # Absolute, so that paths stages hand on (corpora, checkpoints) hold from any folder.
     variant_dir = Path(work_dir).resolve() / variant / f'seed_{seed}'
     manifest = Manifest(variant_dir)
@@ -122,22 +157,22 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
                        recorder=record_evaluation)
     if device:
         ctx.device = device
-    settings = {k: v for k, v in resolved.items() if k not in BOOKKEEPING_KEYS}
-    upstream_changed = False
+    finished: List[str] = []
     for stage_cfg in resolve_references(cfg['experiment']['stages'], resolved):
         stage_cfg = with_limit(stage_cfg, limit)
         stage = STAGES.build(stage_cfg)
-        fingerprint = config_hash(dict(stage=stage_cfg, settings=settings,
-                                       inputs=stage.fingerprint()))
-        if not (force or upstream_changed) and manifest.up_to_date(stage.name, fingerprint):
+        upstream = {name: manifest.stages[name]
+                    for name in upstream_stages(stage_cfg, finished)}
+        fingerprint = stage_fingerprint(stage, stage_cfg, resolved, source, upstream)
+        finished.append(stage.name)
+        if not force and manifest.up_to_date(stage.name, fingerprint):
             print_log(f'[{variant} seed {seed}] {stage.name}: done, reusing its outputs',
                       logger='current')
             continue
         if manifest.done(stage.name):
-            print_log(f'[{variant} seed {seed}] {stage.name}: its config, inputs or an earlier '
-                      f'stage changed (or --force): running it afresh', logger='current')
+            print_log(f'[{variant} seed {seed}] {stage.name}: its config, inputs or a stage it '
+                      f'reads changed (or --force): running it afresh', logger='current')
             clear_stage_dir(variant_dir / stage.name)
-        upstream_changed = True  # every later stage reads what this one writes now
         print_log(f'[{variant} seed {seed}] {stage.name}: running', logger='current')
         started = time.perf_counter()
         outputs = stage.run(ctx)
@@ -165,11 +200,29 @@ def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] 
     """
     experiment = cfg['experiment']['name']
     chosen = list(variants or variant_names(cfg))
+    check_experiment(cfg, chosen)
     for variant in chosen:
         for seed in (seeds or cfg['experiment'].get('seeds', [0])):
             run_variant(cfg, experiment, variant, seed, work_dir, force, launcher, device,
                         limit)
     return write_experiment_board(cfg, work_dir, leaderboard_dir)
+
+
+def check_experiment(cfg: dict, variants: Iterable[str]) -> None:
+    """Refuse unknown variant names and impossible values (in each chosen variant's config
+    and stages) before anything runs, so no variant runs to be followed by an error."""
+    declared = variant_names(cfg)
+    unknown = [name for name in variants if name not in declared]
+    if unknown:
+        raise KeyError(f'--variant {", ".join(unknown)}: {config_file(cfg)} declares no such '
+                       f'variant{nearest_names(unknown[0], declared)}; its variants are '
+                       f'{", ".join(declared)}')
+    for variant in variants:
+        resolved = resolved_variant_config(cfg, variant)
+        where = f'{config_file(cfg)} (variant {variant!r})'
+        check_values(resolved, where)
+        for stage_cfg in resolve_references(cfg['experiment']['stages'], resolved):
+            check_values(stage_cfg, f'{where}, stage {stage_cfg.get("name")!r}')
 
 
 def board_dir(cfg: dict, work_dir: Path, override: Optional[Path] = None) -> Path:

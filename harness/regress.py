@@ -5,7 +5,12 @@ A baseline is ``leaderboards/baselines/<name>.json``::
     {"name": "toyworld_smoke", "benchmark_config": "configs/ci_benchmark.py",
      "metrics": {"caption/toyworld_coco/test/CIDEr": 41.2, ...},
      "tolerance": {"caption/toyworld_coco/test/CIDEr": 0.5, ...},
+     "threads": 2,
      "created": "2026-01-01T00:00:00+00:00", "git_revision": "abc123"}
+
+``threads`` is the CPU thread count the scores were computed with; the gate's benchmark run
+uses it whatever the machine or ``OMP_NUM_THREADS`` says (scores depend on it, see
+:mod:`harness.benchmark`).
 
 A metric fails when it drops below ``baseline - tolerance`` (absolute), or is missing from
 the current scores; a rise passes and is noted as improved. Exit code 1 on any failure.
@@ -16,7 +21,9 @@ Usage::
 
 Without ``--scores`` the scores come from running the baseline's benchmark config through
 ``harness.benchmark.run_benchmark``. ``--update`` rewrites the baseline with the current
-scores (tolerances kept) and prints old vs new.
+scores (tolerances and thread count kept) and prints old vs new; it refuses to run in a
+tree with uncommitted changes to tracked files, so a baseline's ``git_revision`` names the
+code that produced it.
 """
 import argparse
 import dataclasses
@@ -47,6 +54,7 @@ class Baseline:
     benchmark_config: str
     metrics: dict[str, float]
     tolerance: dict[str, float]
+    threads: int | None = None
     created: str = ''
     git_revision: str = ''
 
@@ -86,8 +94,14 @@ def load_baseline(path: str | Path) -> Baseline:
     if negative:
         raise ValueError(f'{path}: field "tolerance" has negative values for {negative}; '
                          'tolerances are absolute drops and must be >= 0')
+    threads = data.get('threads')
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f'{path}: field "threads" is {threads!r}; it must be the whole number '
+                         '(>= 1) of CPU threads the scores were computed with, e.g. 2')
     return Baseline(name=str(data['name']), benchmark_config=str(data['benchmark_config']),
-                    metrics=metrics, tolerance=tolerance, created=str(data.get('created', '')),
+                    metrics=metrics, tolerance=tolerance, threads=threads,
+                    created=str(data.get('created', '')),
                     git_revision=str(data.get('git_revision', '')))
 
 
@@ -164,8 +178,26 @@ def format_table(rows: Sequence[Row]) -> str:
 
 
 def benchmark_scores(baseline: Baseline) -> dict[str, float]:
-    """Runs the baseline's benchmark config and returns its flat ``{metric: score}``."""
-    return {key: float(value) for key, value in run_benchmark(baseline.benchmark_config).items()}
+    """Runs the baseline's benchmark config with the baseline's thread count and returns its
+    flat ``{metric: score}``."""
+    if baseline.threads is None:
+        raise ValueError(f'baseline {baseline.name!r} has no field "threads"; scores depend on '
+                         'the CPU thread count, so add the count they were computed with '
+                         '(e.g. "threads": 2) to its JSON file')
+    scores = run_benchmark(baseline.benchmark_config, threads=baseline.threads)
+    return {key: float(value) for key, value in scores.items()}
+
+
+def check_clean_tree() -> str:
+    """The current git revision, or an error when it cannot name the code exactly (tracked
+    files changed, or not a git checkout): a baseline must come from a commit."""
+    revision = git_revision()
+    if revision == 'unknown' or revision.endswith('-dirty'):
+        raise RuntimeError(f'--update records the baseline\'s git revision, but the tree is '
+                           f'{"not a git checkout" if revision == "unknown" else "dirty"} '
+                           f'({revision}); commit or stash your changes to tracked files and '
+                           f'run --update again')
+    return revision
 
 
 def load_scores(path: str | Path) -> dict[str, float]:
@@ -180,13 +212,14 @@ def load_scores(path: str | Path) -> dict[str, float]:
     return _number_map(data, path, '<top level>')
 
 
-def update_baseline(path: Path, baseline: Baseline, current: Mapping[str, float]) -> str:
-    """Rewrites the baseline file with ``current`` (tolerances kept; new metrics get 0) and
-    returns the old-vs-new table."""
+def update_baseline(path: Path, baseline: Baseline, current: Mapping[str, float],
+                    revision: str) -> str:
+    """Rewrites the baseline file with ``current`` scores of the code at ``revision``
+    (tolerances kept; new metrics get 0) and returns the old-vs-new table."""
     tolerance = {key: baseline.tolerance.get(key, 0.0) for key in current}
     updated = dataclasses.replace(
         baseline, metrics={key: float(value) for key, value in current.items()},
-        tolerance=tolerance, git_revision=git_revision(),
+        tolerance=tolerance, git_revision=revision,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
     atomic_write_text(path, updated.to_json())
     rows = []
@@ -231,13 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scores and len(paths) > 1:
         parser.error('--scores holds one benchmark\'s scores; choose its baseline with '
                      '--baseline NAME')
+    revision = check_clean_tree() if args.update else None
     failed = False
     for path in paths:
         baseline = load_baseline(path)
         current = load_scores(args.scores) if args.scores else benchmark_scores(baseline)
         print(f'== {baseline.name} ({path}) — benchmark {baseline.benchmark_config}')
         if args.update:
-            print(update_baseline(path, baseline, current))
+            print(update_baseline(path, baseline, current, revision))
             print(f'updated {path}\n')
             continue
         rows = compare(baseline, current)

@@ -16,7 +16,8 @@ if __package__ in (None, ''):  # run as a script: import from the repository roo
     # this folder's modules (config.py, hooks.py...) from shadowing top-level imports
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from harness.config import DictAction, load_config, resolve_config, resolve_references  # noqa: E402
+from harness.config import (DictAction, check_values, config_file, load_config,  # noqa: E402
+                            resolve_config, resolve_references)
 from harness.experiment import (board_dir, rename_variant,  # noqa: E402
                                 resolved_variant_config, run_experiment, variant_names,
                                 with_limit, write_experiment_board)
@@ -129,6 +130,7 @@ def parse_args(argv=None):
 def run_plain_config(cfg: dict, args, work_dir: Path):
     """Train (and test, when configured) an ordinary mmengine config."""
     cfg = resolve_config(cfg)
+    check_values(cfg, config_file(cfg))
     cfg.update(work_dir=str(work_dir), launcher=args.launcher, resume=args.resume)
     if args.seed:
         cfg['randomness'] = dict(cfg.get('randomness', {}), seed=args.seed[0])

@@ -60,6 +60,8 @@ class TrainStage(Stage):
             must not start from random weights by accident).
     """
 
+    config_keys = RUNNER_KEYS
+
     def __init__(self, name: str, runner: Optional[dict] = None, init_from: Optional[str] = None,
                  corpus_from: Optional[str] = None, init: Optional[dict] = None,
                  init_required: bool = False):
@@ -137,6 +139,8 @@ class EvaluateStage(Stage):
     checkpoint's ``config.json`` names); one that sets it switches the model's ViT to it
     (position embeddings interpolated, as BLIP does).
     """
+
+    config_keys = ('model',)
 
     def __init__(self, name: str, task: str, dataset: dict, dataset_name: str,
                  checkpoint_from: Optional[str] = None, checkpoint: Optional[str] = None,

@@ -91,7 +91,7 @@ def test_a_relative_work_dir_gives_stages_absolute_paths(tmp_path, monkeypatch):
 class StageDirStage(Stage):
     """Appends a line to a file in its stage dir and returns how many lines it holds."""
 
-    def __init__(self, name, lr=0.1):
+    def __init__(self, name, lr=0.1, reads=None):
         super().__init__(name)
 
     def run(self, ctx):
@@ -103,20 +103,21 @@ class StageDirStage(Stage):
         return dict(lines=len(log.read_text().splitlines()))
 
 
-def test_an_edited_stage_runs_afresh_with_the_stages_after_it(tmp_path):
+def test_an_edited_stage_runs_afresh_with_the_stages_that_read_it(tmp_path):
     def cfg(lr):
         return dict(experiment=dict(name='edited', seeds=[0], variants=dict(a=dict()), stages=[
             dict(type='StageDirStage', name='first'),
-            dict(type='StageDirStage', name='second', lr=lr),
-            dict(type='StageDirStage', name='third')]))
+            dict(type='StageDirStage', name='second', lr=lr, reads='first'),
+            dict(type='StageDirStage', name='third', reads='second'),
+            dict(type='StageDirStage', name='fourth', reads='first')]))
     CALLS.clear()
     run_experiment(cfg(0.1), tmp_path, leaderboard_dir=tmp_path / 'boards')
     run_experiment(cfg(0.1), tmp_path, leaderboard_dir=tmp_path / 'boards')
-    assert CALLS == ['first', 'second', 'third']
+    assert CALLS == ['first', 'second', 'third', 'fourth']
     run_experiment(cfg(0.2), tmp_path, leaderboard_dir=tmp_path / 'boards')
-    assert CALLS == ['first', 'second', 'third', 'second', 'third']
+    assert CALLS == ['first', 'second', 'third', 'fourth', 'second', 'third']
     stages = json.loads((tmp_path / 'a' / 'seed_0' / 'manifest.json').read_text())['stages']
     assert stages['second']['outputs']['lines'] == 1  # its old files were cleared first
     assert stages['first']['outputs']['lines'] == 1
     run_experiment(cfg(0.2), tmp_path, force=True, leaderboard_dir=tmp_path / 'boards')
-    assert CALLS[-3:] == ['first', 'second', 'third']
+    assert CALLS[-4:] == ['first', 'second', 'third', 'fourth']

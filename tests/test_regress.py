@@ -9,7 +9,7 @@ from harness.regress import Baseline, compare, load_baseline, main
 CIDER, RECALL = 'caption/toyworld_coco/test/CIDEr', 'retrieval/toyworld_flickr/test/TR@1'
 BASELINE = {'name': 'smoke', 'benchmark_config': 'configs/ci_benchmark.py',
             'metrics': {CIDER: 40.0, RECALL: 60.0}, 'tolerance': {CIDER: 0.5, RECALL: 1.0},
-            'created': '2026-01-01T00:00:00+00:00', 'git_revision': 'abc'}
+            'threads': 2, 'created': '2026-01-01T00:00:00+00:00', 'git_revision': 'abc'}
 
 
 @pytest.fixture
@@ -62,6 +62,7 @@ def test_scores_file_is_gated_without_running_the_benchmark(baselines_dir, tmp_p
 
 def test_update_rewrites_values_keeps_tolerances_and_shows_diff(baselines_dir, monkeypatch,
                                                                 capsys):
+    monkeypatch.setattr(regress, 'git_revision', lambda: 'c0ffee')
     assert _gate(baselines_dir, {CIDER: 42.0, RECALL: 60.0, 'new/metric': 3.0}, monkeypatch,
                  '--update') == 0
     out = capsys.readouterr().out
@@ -70,6 +71,7 @@ def test_update_rewrites_values_keeps_tolerances_and_shows_diff(baselines_dir, m
     updated = load_baseline(baselines_dir / 'smoke.json')
     assert updated.metrics == {CIDER: 42.0, RECALL: 60.0, 'new/metric': 3.0}
     assert updated.tolerance == {CIDER: 0.5, RECALL: 1.0, 'new/metric': 0.0}
+    assert updated.git_revision == 'c0ffee' and updated.threads == 2
     assert _gate(baselines_dir, updated.metrics, monkeypatch) == 0
 
 
@@ -88,3 +90,34 @@ def test_unknown_baseline_lists_known_ones(baselines_dir):
 def load_baseline_from(data: dict) -> Baseline:
     """A Baseline straight from a dict (no file)."""
     return Baseline(**data)
+
+
+@pytest.mark.parametrize('revision', ['abc123-dirty', 'unknown'])
+def test_update_refuses_a_tree_that_is_not_a_clean_commit(baselines_dir, monkeypatch, revision):
+    monkeypatch.setattr(regress, 'git_revision', lambda: revision)
+    monkeypatch.setattr(regress, 'benchmark_scores', pytest.fail)  # refused before running
+    with pytest.raises(RuntimeError, match='commit or stash'):
+        main(['--baselines-dir', str(baselines_dir), '--update'])
+    assert load_baseline(baselines_dir / 'smoke.json').metrics == BASELINE['metrics']
+
+
+def test_the_benchmark_runs_with_the_baselines_thread_count(monkeypatch):
+    calls = []
+    monkeypatch.setattr(regress, 'run_benchmark',
+                        lambda config, threads: calls.append((config, threads)) or {CIDER: 1})
+    assert regress.benchmark_scores(load_baseline_from(BASELINE)) == {CIDER: 1.0}
+    assert calls == [('configs/ci_benchmark.py', 2)]
+    without = load_baseline_from({**BASELINE, 'threads': None})
+    with pytest.raises(ValueError, match='"threads": 2'):
+        regress.benchmark_scores(without)
+
+
+def test_a_bad_thread_count_names_the_file_and_field(tmp_path):
+    path = tmp_path / 'bad.json'
+    path.write_text(json.dumps({**BASELINE, 'threads': 0}))
+    with pytest.raises(ValueError, match=r'bad\.json: field "threads" is 0'):
+        load_baseline(path)
+
+
+def test_the_committed_baseline_records_its_thread_count():
+    assert load_baseline('leaderboards/baselines/toyworld_smoke.json').threads == 2

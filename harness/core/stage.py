@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -84,6 +84,11 @@ class StageContext:
 
 class Stage:
     """Base class: a named step of an experiment. Subclasses implement :meth:`run`."""
+
+    #: Top-level keys of the variant config (``ctx.cfg``) that :meth:`run` reads besides the
+    #: stage's own arguments; a finished stage is reused while they (and its arguments and
+    #: inputs) are unchanged. None: any key (every config change runs the stage again).
+    config_keys: Optional[Tuple[str, ...]] = None
 
     def __init__(self, name: str):
         self.name = name

@@ -76,6 +76,8 @@ class CaptionCorpusStage(Stage):
     ``probe_CIDEr`` when a probe dataset is set.
     """
 
+    config_keys = ('model',)  # what run() reads of the variant config
+
     def __init__(self, name: str, captioner_from: str, images: dict, model: Optional[dict] = None,
                  decoding: Optional[dict] = None, probe_dataset: Optional[dict] = None,
                  batch_size: int = 32, shard_size: int = 512, num_workers: int = 0):
@@ -139,6 +141,8 @@ class FilterCorpusStage(Stage):
     ``metrics``.
     """
 
+    config_keys = ('model',)  # what run() reads of the variant config
+
     task = 'capfilt'
 
     def __init__(self, name: str, filter_from: str, captions_from: str, images: dict,
@@ -199,6 +203,8 @@ class ReplicateCorpusStage(Stage):
 
     Outputs: ``corpus`` (path), ``corpus_size``.
     """
+
+    config_keys = ()  # what run() reads of the variant config
 
     def __init__(self, name: str, size_from: str, images: dict, human_ann_file: str):
         super().__init__(name)
