@@ -2,14 +2,8 @@
 # train split, then caption COCO test and, zero-shot, the NoCaps-format val split, whose
 # near- and out-domain images hold objects in colours no training caption names
 # (tasks/toyworld/nocaps_files.py). One variant, one seed; a few minutes on a 2-core CPU.
-_base_ = [
-    './_base_/experiments/pretrain_finetune_eval.py',
-    './_base_/models/blip_tiny.py',
-    './_base_/schedules/toy_cpu_short.py',
-    './_base_/datasets/toyworld_small.py',
-]
+_base_ = ['./ci_benchmark.py']  # the CI benchmark's tiny BLIP, data and schedule
 
-toyworld = dict(n_train=300, n_web=300)
 nocaps_val_dataset = dict(type='NoCapsEvalDataset', data_root='${data_root}',
                           ann_file='annotations/nocaps_val.json',
                           gt_file='annotations/nocaps_val_gt.json', image_size='${image_size}')
@@ -18,7 +12,7 @@ eval_nocaps_stage = dict(
     name='eval_nocaps', task='nocaps', dataset='${nocaps_val_dataset}',
     dataset_name='toyworld_nocaps', split='val')
 experiment = dict(
-    name='caption_nocaps_toyworld', seeds=[0], variants=dict(blip_tiny=dict()),
+    name='caption_nocaps_toyworld', variants=dict(_delete_=True, blip_tiny=dict()),
     stages=[*(stage for stage in _base_.experiment.stages if stage['name'] != 'eval_retrieval'),
             eval_nocaps_stage])
 leaderboard = dict(
