@@ -17,9 +17,10 @@ leaderboard = dict(
     description='Four sharing policies, each a tiny BLIP pre-trained from scratch on ToyWorld '
                 '(326 steps of ITC+ITM+LM), then fine-tuned for captioning (beam 3) and '
                 'evaluated zero-shot on retrieval (ITC top-16 re-ranked by ITM + cosine; '
-                'chance R@1 = 0.5% on 200 images), next to the paper\'s Table 3. At this '
-                'scale most differences between policies are within the bootstrap noise (see '
-                'Significance); the tiny config\'s departures from BLIP are listed in the '
+                'chance R@1 = 0.5% on 200 images), next to the paper\'s Table 3. Several '
+                'caption differences between policies are significant after the Holm '
+                'correction, in an order that is not the paper\'s (see Significance and the '
+                'rank agreement); the tiny config\'s departures from BLIP are listed in the '
                 'README.',
     primary_metrics=[
         ('caption', '${eval_dataset_name}', 'test', 'BLEU-4'),
