@@ -23,7 +23,8 @@ def record_evaluation(ctx, stage, model, result: TaskResult, params: int,
 
     The record keeps the metric values with their units and directions, the per-sample
     scores (for paired significance tests), what could not be computed and why, what
-    was evaluated (``counts``), how much of the model its checkpoint filled (``load``:
+    was evaluated (``counts``), the task's trivial-answerer levels (``baselines``, with
+    ``baseline_basis``), how much of the model its checkpoint filled (``load``:
     ``{'loaded', 'expected', 'strict', 'source', 'kind'}``, see ``EvaluateStage``) and, for a
     smoke run, the item limit (``limit``).
     """
@@ -32,9 +33,11 @@ def record_evaluation(ctx, stage, model, result: TaskResult, params: int,
         extra['limit'] = stage.limit
     if load is not None:
         extra['load'] = dict(load)
-    for key in ('per_sample', 'unavailable', 'counts'):
+    for key in ('per_sample', 'unavailable', 'counts', 'baselines'):
         if getattr(result, key):
             extra[key] = dict(getattr(result, key))
+    if result.baselines:
+        extra['baseline_basis'] = result.baseline_basis
     record = ResultRecord(
         experiment=ctx.experiment, variant=ctx.variant, task=stage.task,
         dataset=stage.dataset_name, split=stage.split, metrics=result.values(),

@@ -1,6 +1,7 @@
-"""Chance levels: what a uniformly random ranking scores, drawn as a board's baseline.
+"""Chance levels: what a trivial model scores, drawn as a board's baseline.
 
-Only retrieval recalls have one that follows from the test-set size alone:
+Retrieval recalls have one that follows from the test-set size alone (a uniformly random
+ranking):
 
 * ``IR@K`` (text -> image): each text has one matching image among ``N`` images, so a
   random ranking puts it in the top ``K`` with probability ``K / N``;
@@ -8,8 +9,10 @@ Only retrieval recalls have one that follows from the test-set size alone:
   unless all ``K`` top places go to the ``T - c`` other texts:
   ``1 - C(T - c, K) / C(T, K)``.
 
-Caption and VQA metrics have no chance level that the counts determine; the means of
-recalls (``TR_mean`` ...) get none either.
+Caption metrics have no chance level; the means of recalls (``TR_mean`` ...) get none
+either. A task may instead measure one on its own samples and record it
+(``extra['baselines']``, described by ``extra['baseline_basis']``): VQA records the
+accuracy of answering every question with the most frequent answer.
 """
 import math
 import re
@@ -19,6 +22,7 @@ from harness.core.task_result import PERCENT
 from harness.results import ResultRecord
 
 RECALL = re.compile(r'(TR|IR)@(\d+)')
+RANDOM_RANKING = 'a random ranking, from the test-set size'
 
 
 def recall_chance(metric: str, images: int, texts: int) -> float | None:
@@ -39,14 +43,37 @@ def recall_chance(metric: str, images: int, texts: int) -> float | None:
 
 
 def chance_level(metric: str, records: Iterable[ResultRecord], unit: str) -> float | None:
-    """Chance level of ``metric`` in its unit (only ``%`` is supported), from the
-    ``extra['counts']`` (``images``, ``texts``) of the records holding it; None when the
-    metric has none, the unit is not ``%`` or the records evaluated different test sets."""
+    """Chance level of ``metric`` in its unit (see :func:`chance_and_basis`), or None."""
+    return chance_and_basis(metric, records, unit)[0]
+
+
+def chance_and_basis(metric: str, records: Iterable[ResultRecord], unit: str
+                     ) -> tuple[float | None, str]:
+    """Chance level of ``metric`` in its unit (only ``%`` is supported) and what it is: a
+    recall's from the ``extra['counts']`` (``images``, ``texts``) of the records holding it,
+    else the level the records measured themselves (:func:`recorded_baseline`);
+    ``(None, '')`` when the metric has none, the unit is not ``%`` or the records evaluated
+    different test sets."""
+    records = list(records)
     counts = {_images_texts(record.extra.get('counts') or {}) for record in records}
-    if unit != PERCENT or len(counts) != 1 or None in counts:
-        return None
-    fraction = recall_chance(metric, *counts.pop())
-    return None if fraction is None else 100.0 * fraction
+    if unit != PERCENT or len(counts) != 1:
+        return None, ''
+    fraction = recall_chance(metric, *counts.pop()) if None not in counts else None
+    if fraction is not None:
+        return 100.0 * fraction, RANDOM_RANKING
+    return recorded_baseline(metric, records)
+
+
+def recorded_baseline(metric: str, records: Iterable[ResultRecord]
+                      ) -> tuple[float | None, str]:
+    """The trivial-answerer level of ``metric`` the records hold (``extra['baselines']``)
+    and what it is, when every record holds the same one; else ``(None, '')``."""
+    levels = {(record.extra.get('baselines', {}).get(metric),
+               record.extra.get('baseline_basis', '')) for record in records}
+    if len(levels) != 1:
+        return None, ''
+    level, basis = levels.pop()
+    return (None, '') if level is None else (float(level), basis)
 
 
 def _images_texts(counts: Mapping[str, int]) -> tuple[int, int] | None:

@@ -16,7 +16,7 @@ from harness.boards.aggregate import (MetricKey, board_warnings, describe_counts
                                       format_mean_std, latest_per_seed, mean_std,
                                       metric_header, metric_unit, records_by_variant,
                                       seed_values)
-from harness.boards.chance import chance_level
+from harness.boards.chance import chance_and_basis
 from harness.boards.panels import NO_ERROR_BARS, board_panels
 from harness.boards.reference import board_agreements, paper_table
 from harness.boards.spec import BoardSpec
@@ -105,18 +105,16 @@ def _our_table(group: tuple[str, str, str], keys: Sequence[MetricKey], spec: Boa
 
 def _chance_note(keys: Sequence[MetricKey], spec: BoardSpec,
                  records: Sequence[ResultRecord]) -> list[str]:
-    """The chance level of each metric that has one (the plot's dashed lines)."""
-    levels = []
+    """The chance level of each metric that has one (the plot's dashed lines), by basis."""
+    by_basis: dict[str, list[str]] = {}
     for key in keys:
         unit = metric_unit(key, records, spec.units)
         holding = [r for group in records_by_variant(records, key).values() for r in group]
-        level = chance_level(key[3], holding, unit)
+        level, basis = chance_and_basis(key[3], holding, unit)
         if level is not None:
-            levels.append(f'{key[3]} {level:.3g}{unit}')
-    if not levels:
-        return []
-    return ['Chance level (a random ranking, from the test-set size): ' + ', '.join(levels)
-            + '.', '']
+            by_basis.setdefault(basis, []).append(f'{key[3]} {level:.3g}{unit}')
+    return [line for basis, levels in by_basis.items()
+            for line in (f'Chance level ({basis}): ' + ', '.join(levels) + '.', '')]
 
 
 def _plot_caption(experiment: str, spec: BoardSpec, records: Sequence[ResultRecord]
@@ -129,7 +127,7 @@ def _plot_caption(experiment: str, spec: BoardSpec, records: Sequence[ResultReco
         text = ('Plot: our mean per variant (one colour per variant in every panel); error '
                 f'bars: {"; ".join(kinds) if kinds else "none"} (each panel\'s title says which)')
         if any(p.chance is not None for p in panels):
-            text += '; dashed line: chance level'
+            text += '; dashed line: chance level (see the note under each table)'
         if any(p.paper for p in panels):
             text += ("; white diamonds: the paper's values on the right-hand axis (its scale), "
                      "with Kendall's τ of the two orderings in the title")

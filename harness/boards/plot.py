@@ -81,7 +81,7 @@ def _draw_board(pyplot, spec: BoardSpec, panels: Sequence[Panel],
     if any(p.paper for p in panels):
         handles.append(Line2D([], [], label="paper's value (right axis)", **PAPER_MARKER))
     if any(p.chance is not None for p in panels):
-        handles.append(Line2D([], [], label='chance (random ranking)', **CHANCE_LINE))
+        handles.append(Line2D([], [], label='chance level', **CHANCE_LINE))
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
     size = (max(4.8 * columns, 7.5), 3.9 * rows + 0.8)  # inches; wide enough for the title

@@ -41,6 +41,9 @@ class TaskResult:
             everything came from a cache.
         unavailable: metric -> why it could not be computed (boards list these).
         counts: what was evaluated, e.g. ``{'images': 200, 'texts': 1000}``.
+        baselines: metric -> the score of a trivial answerer on the same samples (VQA: the
+            most frequent answer for every question), which boards draw like a chance
+            level; ``baseline_basis`` says what the answerer is.
         outputs: task outputs that are not scores (predictions, corpora, paths); not
             stored in results records.
     """
@@ -50,6 +53,8 @@ class TaskResult:
     throughput: dict[str, float] = dataclasses.field(default_factory=dict)
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    baselines: dict[str, float] = dataclasses.field(default_factory=dict)
+    baseline_basis: str = ''
     outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def values(self) -> dict[str, Optional[float]]:

@@ -20,8 +20,9 @@ from harness.core.files import atomic_write_text
 from harness.core.registry import TASKS
 from harness.core.task_result import TIMES_100, TaskResult, metrics_in
 
+from ..batch_inference import on_main_process
 from ..metrics.caption import captions_by_image, load_coco_references, score_captions
-from .evaluate import caption_dataset, on_main_process
+from .evaluate import caption_dataset
 from .nocaps_dataset import DOMAINS, load_nocaps_ground_truth
 
 NOCAPS_DECODING = dict(repetition_penalty=1.1)  # on top of beam 3, max 20, min 5
