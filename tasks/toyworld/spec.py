@@ -29,9 +29,9 @@ class ToyWorldSpec:
     n_flickr_train: int = 300
     n_flickr_val: int = 100
     n_flickr_test: int = 100
-    n_vqa_train: int = 120
-    n_vqa_val: int = 40
-    n_vqa_test: int = 40
+    n_vqa_train: int = 500
+    n_vqa_val: int = 100
+    n_vqa_test: int = 100
     questions_per_image: int = 5
     n_videos: int = 32
     frames_per_video: int = 16
