@@ -35,6 +35,16 @@ def answer_weights(answers: Union[str, list[str]], source: str) -> tuple[list[st
     return distinct, [counts[a] / len(answers) for a in distinct]
 
 
+def load_answer_list(path: pathlib.Path) -> list[str]:
+    """The candidate answers of rank inference: a JSON list of strings."""
+    answers = load_json(path)
+    if not isinstance(answers, list) or not answers or \
+            not all(isinstance(a, str) for a in answers):
+        raise bad_sample(path, 'the answer list is not a non-empty JSON list of strings.',
+                         'pass the answer_list.json of the VQA annotations.')
+    return answers
+
+
 @DATASETS.register_module()
 class VQADataset(AnnotationDataset):
     """Questions about images, from BLIP's VQA files (``vqa_train/val/test.json``, ``vg_qa``).
@@ -70,7 +80,8 @@ class VQADataset(AnnotationDataset):
         self.image_roots = {'vqa': self.resolve(image_root), 'vg': self.resolve(vg_image_root)}
         self.max_question_words = max_question_words
         self.transform = build_image_transform(image_size, train=split == 'train')
-        self.answer_list = self._load_answer_list(answer_list_file) if answer_list_file else None
+        self.answer_list = (load_answer_list(self.resolve(answer_list_file))
+                            if answer_list_file else None)
         self._records = []  # (file index, record index, record)
         for file_index, path in enumerate(self.ann_files):
             records = load_records(path)
@@ -86,13 +97,11 @@ class VQADataset(AnnotationDataset):
             self._records += [(file_index, i, r) for i, r in enumerate(records)]
         self._start_guard()
 
-    def _load_answer_list(self, answer_list_file: PathLike) -> list[str]:
-        path = self.resolve(answer_list_file)
-        answers = load_json(path)
-        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-            raise bad_sample(path, 'the answer list is not a JSON list of strings.',
-                             'pass the answer_list.json of the VQA annotations.')
-        return answers
+    def limit(self, count: int) -> 'VQADataset':
+        """Keep only the first ``count`` questions (smoke evaluations, ``run.py --limit``)."""
+        self._records = self._records[:count]
+        self._start_guard()
+        return self
 
     def __len__(self) -> int:
         return len(self._records)

@@ -97,9 +97,16 @@ class VQAAccuracyMetric(_AnswerAccuracyMetric):
     Args:
         ann_file: VQAv2 annotation file (``{"annotations": [...]}``).
         prediction_key: data sample key holding the predicted answer.
+        revision: the official evaluator's revision, '2016' (default) or '2021'
+            (see :mod:`tasks.metrics.vqa`).
     """
 
     default_prefix = 'vqa'
+
+    def __init__(self, ann_file: str, prediction_key: str = 'answer', revision: str = '2016',
+                 **kwargs) -> None:
+        super().__init__(ann_file, prediction_key, **kwargs)
+        self.revision = revision
 
     def compute_metrics(self, results: list) -> dict:
         """Score the collected answers against ``ann_file``."""
@@ -107,7 +114,7 @@ class VQAAccuracyMetric(_AnswerAccuracyMetric):
         if not isinstance(content, dict) or 'annotations' not in content:
             raise ValueError(f'{self.ann_file} has no "annotations" list; pass a VQAv2 '
                              'annotation file (e.g. v2_mscoco_val2014_annotations.json)')
-        accuracy = vqa_accuracy(results, content['annotations'])
+        accuracy = vqa_accuracy(results, content['annotations'], self.revision)
         return {'overall': accuracy['overall'], **accuracy['per_answer_type']}
 
 
@@ -119,11 +126,19 @@ class GQAAccuracyMetric(_AnswerAccuracyMetric):
         ann_file: GQA questions file (official ``{question_id: {...}}`` or a list of
             ``{"question_id", "answer"}`` records).
         prediction_key: data sample key holding the predicted answer.
+        normalization: 'exact' (default: stripped, lower-cased) or 'vqa' (see
+            :func:`tasks.metrics.vqa.gqa_accuracy`).
     """
 
     default_prefix = 'gqa'
 
+    def __init__(self, ann_file: str, prediction_key: str = 'answer',
+                 normalization: str = 'exact', **kwargs) -> None:
+        super().__init__(ann_file, prediction_key, **kwargs)
+        self.normalization = normalization
+
     def compute_metrics(self, results: list) -> dict:
         """Score the collected answers against ``ann_file``."""
         questions = _load_json(self.ann_file, 'GQA questions file')
-        return {'accuracy': gqa_accuracy(results, questions)['accuracy']}
+        return {'accuracy': gqa_accuracy(results, questions,
+                                         self.normalization)['accuracy']}

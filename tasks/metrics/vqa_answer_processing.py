@@ -97,7 +97,11 @@ def process_digit_article(text: str) -> str:
     return ' '.join(CONTRACTIONS.get(word, word) for word in words)
 
 
+def blank_whitespace(text: str) -> str:
+    """Newlines and tabs to spaces, then strip: the evaluator's first step on an answer."""
+    return text.replace('\n', ' ').replace('\t', ' ').strip()
+
+
 def normalize_predicted_answer(answer: str) -> str:
     """Normalise a model's answer the way the official evaluator normalises results."""
-    answer = answer.replace('\n', ' ').replace('\t', ' ').strip()
-    return process_digit_article(process_punctuation(answer))
+    return process_digit_article(process_punctuation(blank_whitespace(answer)))

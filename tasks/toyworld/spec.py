@@ -29,9 +29,13 @@ class ToyWorldSpec:
     n_flickr_train: int = 300
     n_flickr_val: int = 100
     n_flickr_test: int = 100
-    n_vqa_train: int = 120
-    n_vqa_val: int = 40
-    n_vqa_test: int = 40
+    # 5 questions per image: 2500/500/500 questions, so a trained model's accuracy separates
+    # from the majority-answer prior (~35% per question type) by far more than its noise.
+    # VQA images come last in the image order and draw from their own streams: resizing the
+    # VQA splits changes no other file (the vocabulary of the default spec stays the same).
+    n_vqa_train: int = 500
+    n_vqa_val: int = 100
+    n_vqa_test: int = 100
     questions_per_image: int = 5
     n_videos: int = 32
     frames_per_video: int = 16
