@@ -295,7 +295,8 @@ def test_gqa_and_blip_vqa_readers_limit_and_expose_gold_answers(tiny_toyworld):
     gqa = GQADataset(tiny_toyworld, 'gqa/testdev_balanced_questions.json', image_ext='.png',
                      image_size=SIZE, answer_list_file='annotations/answer_list.json')
     questions = json.loads((tiny_toyworld / 'gqa/testdev_balanced_questions.json').read_text())
-    assert gqa.gold_answers() == {qid: {'answer': q['answer']} for qid, q in questions.items()}
+    assert gqa.gold_answers() == {qid: {'question': q['question'], 'answer': q['answer']}
+                                  for qid, q in questions.items()}
     gqa.limit(2)
     assert len(gqa) == 2 and list(gqa.gold_answers()) == list(questions)[:2]
     assert gqa[1]['question_id'] == list(questions)[1] and 'no' in gqa.answer_list

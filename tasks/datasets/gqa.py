@@ -65,8 +65,9 @@ class GQADataset(AnnotationDataset):
         return self
 
     def gold_answers(self) -> dict[str, dict]:
-        """``{question_id: {"answer": gold}}`` of the kept questions, for ``gqa_accuracy``."""
-        return {qid: {'answer': record['answer']}
+        """``{question_id: {"question", "answer"}}`` of the kept questions (raw text), for
+        ``gqa_accuracy`` and ``gqa_majority_baseline``."""
+        return {qid: {'question': record['question'], 'answer': record['answer']}
                 for qid, record in zip(self.question_ids, self._records)}
 
     def __len__(self) -> int:

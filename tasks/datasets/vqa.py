@@ -9,7 +9,7 @@ from torch.utils.data import default_collate
 from harness.core.registry import DATASETS, FUNCTIONS
 
 from ..text import pre_question
-from ..transforms import build_image_transform
+from ..transforms import FINETUNE_CROP_SCALE, build_image_transform
 from .annotations import IDENTIFIER, TEXT, TEXT_OR_TEXTS, FieldType, check_records, load_json, \
     load_records
 from .base import AnnotationDataset, PathLike
@@ -63,6 +63,9 @@ class VQADataset(AnnotationDataset):
         image_root: folder VQA records' image paths are relative to (from data_root).
         vg_image_root: the same for Visual Genome records.
         answer_list_file: optional candidate answers for rank inference → ``answer_list``.
+        hflip: whether training flips images horizontally (BLIP does; turn off when
+            questions say 'left'/'right', as ToyWorld's do).
+        crop_scale: training RandomResizedCrop's area range (BLIP: (0.5, 1.0)).
         max_question_words: question length cap.
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
     """
@@ -70,6 +73,7 @@ class VQADataset(AnnotationDataset):
     def __init__(self, data_root: PathLike, ann_file: Union[PathLike, Sequence[PathLike]],
                  split: str = 'train', image_size: int = 480, image_root: PathLike = '',
                  vg_image_root: PathLike = '', answer_list_file: Optional[PathLike] = None,
+                 hflip: bool = True, crop_scale: Sequence[float] = FINETUNE_CROP_SCALE,
                  max_question_words: int = 50, on_bad_sample: str = 'raise'):
         super().__init__(data_root, on_bad_sample)
         if split not in SPLITS:
@@ -79,7 +83,8 @@ class VQADataset(AnnotationDataset):
         self.ann_files = [self.resolve(f) for f in files]
         self.image_roots = {'vqa': self.resolve(image_root), 'vg': self.resolve(vg_image_root)}
         self.max_question_words = max_question_words
-        self.transform = build_image_transform(image_size, train=split == 'train')
+        self.transform = build_image_transform(image_size, train=split == 'train', hflip=hflip,
+                                              crop_scale=crop_scale)
         self.answer_list = (load_answer_list(self.resolve(answer_list_file))
                             if answer_list_file else None)
         self._records = []  # (file index, record index, record)

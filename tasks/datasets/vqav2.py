@@ -10,12 +10,12 @@ The questions file holds ``{"data_subtype": "train2014", "questions": [{"questio
 ``'images/toyworld_vqa_<split>_{image_id:06d}.png'`` for ToyWorld.
 """
 import pathlib
-from typing import Optional
+from typing import Optional, Sequence
 
 from harness.core.registry import DATASETS
 
 from ..text import pre_question
-from ..transforms import build_image_transform
+from ..transforms import FINETUNE_CROP_SCALE, build_image_transform
 from .annotations import TEXT, FieldType, check_records, load_json
 from .base import AnnotationDataset, PathLike
 from .errors import bad_sample
@@ -60,6 +60,9 @@ class VQAv2Dataset(AnnotationDataset):
         image_root: the image folder (from data_root), e.g. ``coco/train2014``.
         image_pattern: image file name, formatted with ``image_id`` and ``subtype``.
         answer_list_file: optional candidate answers for rank inference → ``answer_list``.
+        hflip: whether training flips images horizontally (BLIP does; turn off when
+            questions say 'left'/'right', as ToyWorld's do).
+        crop_scale: training RandomResizedCrop's area range (BLIP: (0.5, 1.0)).
         max_question_words: question length cap.
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
     """
@@ -68,7 +71,8 @@ class VQAv2Dataset(AnnotationDataset):
                  annotation_file: Optional[PathLike] = None, split: str = 'train',
                  image_size: int = 480, image_root: PathLike = '',
                  image_pattern: str = COCO_IMAGE_PATTERN,
-                 answer_list_file: Optional[PathLike] = None, max_question_words: int = 50,
+                 answer_list_file: Optional[PathLike] = None, hflip: bool = True,
+                 crop_scale: Sequence[float] = FINETUNE_CROP_SCALE, max_question_words: int = 50,
                  on_bad_sample: str = 'raise'):
         super().__init__(data_root, on_bad_sample)
         if split not in SPLITS:
@@ -80,7 +84,8 @@ class VQAv2Dataset(AnnotationDataset):
         self.question_file = self.resolve(question_file)
         self.image_root = self.resolve(image_root)
         self.max_question_words = max_question_words
-        self.transform = build_image_transform(image_size, train=split == 'train')
+        self.transform = build_image_transform(image_size, train=split == 'train', hflip=hflip,
+                                              crop_scale=crop_scale)
         self.answer_list = (load_answer_list(self.resolve(answer_list_file))
                             if answer_list_file else None)
         content, self._questions = _records_of(self.question_file, 'questions', 'questions')

@@ -2,7 +2,6 @@
 
 Importing this package registers the mmengine metric wrappers in ``harness.core.registry.METRICS``.
 """
-from . import paper_tables  # noqa: F401  (registers PAPER_TABLES)
 from .caption import (CAPTION_METRIC_FAMILIES, CaptionScores, coco_caption_metrics,
                       load_coco_references, score_captions, spice_unavailable_reason)
 from .registered_metrics import CocoCaptionMetric, GQAAccuracyMetric, VQAAccuracyMetric

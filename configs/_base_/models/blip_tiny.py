@@ -26,3 +26,8 @@ model = dict(
     max_text_length=30,
     image_pool='max',
 )
+# BLIP's VQA model at the same tiny shapes (its encoder and decoder start from a pre-trained
+# Blip's text_encoder and text_decoder; the VQA model shares nothing between them).
+vqa_model = dict(
+    _delete_=True, type='BlipVQA', vision=model['vision'], tokenizer=model['tokenizer'],
+    text_arch='tiny', text_overrides=model['text_overrides'], max_question_length=35)
