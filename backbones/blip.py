@@ -12,12 +12,12 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModel
 from torch import nn
 
 from harness.core.registry import MODELS, TOKENIZERS
 
 from . import generation
+from .blip_base import BlipBase
 from .blip_losses import (FeatureQueue, draw_negatives, gather_across_ranks, gather_with_grad,
                           hard_negative_weights, positive_targets, sample_hard_negatives,
                           soft_target_contrastive_loss)
@@ -62,7 +62,7 @@ def build_med_config(arch: str, vocab_size: int, encoder_width: int, **overrides
 
 
 @MODELS.register_module()
-class Blip(BaseModel):
+class Blip(BlipBase):
     """BLIP with the three MED heads and a parameter-sharing policy.
 
     Args:
@@ -118,8 +118,7 @@ class Blip(BaseModel):
                  negative_sharpness: float = 1.0,
                  negative_all_rank: bool = False,
                  data_preprocessor: Optional[dict] = None):
-        super().__init__(data_preprocessor=MODELS.build(
-            data_preprocessor or dict(type='BlipDataPreprocessor')))
+        super().__init__(data_preprocessor)
         if image_pool not in IMAGE_POOLS:
             raise ValueError(f'image_pool must be one of {IMAGE_POOLS}, got {image_pool!r}')
         self.image_pool = image_pool
@@ -173,14 +172,6 @@ class Blip(BaseModel):
             self.itm_head = nn.Linear(self.med_config.hidden_size, 2)
 
     # ------------------------------------------------------------------ structure
-    def init_weights(self):
-        """Keep the weights made at construction.
-
-        mmengine calls ``init_weights`` at train start; timm's ViT would then re-draw its
-        weights (and its momentum copy differently), breaking the online/momentum equality
-        and any weights loaded before training. Initialisation happens in ``__init__``.
-        """
-
     @property
     def uses_encoder(self) -> bool:
         """Whether the model has a text encoder (ITC or ITM heads)."""
@@ -200,13 +191,6 @@ class Blip(BaseModel):
                 (self.vision_proj, self.vision_proj_m),
                 (self.text_proj, self.text_proj_m)]
 
-    def num_parameters(self) -> int:
-        """Unique parameters of the model proper (momentum copies excluded), as the paper counts."""
-        momentum = {id(p) for name, module in self.named_children() if name.endswith('_m')
-                    for p in module.parameters()}
-        seen = {id(p): p for p in self.parameters() if id(p) not in momentum}
-        return sum(p.numel() for p in seen.values())
-
     @torch.no_grad()
     def momentum_update(self):
         """``param_m = m * param_m + (1 - m) * param`` for every momentum pair."""
@@ -215,27 +199,6 @@ class Blip(BaseModel):
                 param_m.mul_(self.momentum).add_(param.detach(), alpha=1 - self.momentum)
 
     # ------------------------------------------------------------------ encoders
-    @property
-    def image_size(self) -> int:
-        """The square input resolution: the encoder's own (after a checkpoint loader resized
-        it) where it keeps one, else the configured ``vision.image_size``."""
-        return getattr(self.visual_encoder, 'image_size', self.configured_image_size)
-
-    @property
-    def device(self) -> torch.device:
-        """Where the model's parameters are."""
-        return next(self.parameters()).device
-
-    def tokenize(self, texts: Sequence[str], max_length: Optional[int] = None,
-                 padding: str = 'longest') -> dict:
-        """Token ids and mask of ``texts`` on the model's device (``padding`` as the tokenizer)."""
-        return self.tokenizer(texts, max_length or self.max_text_length, padding=padding,
-                              device=self.device)
-
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """``[B, 1 + N, width]`` image tokens."""
-        return self.visual_encoder(images)
-
     def image_features(self, image_embeds: torch.Tensor) -> torch.Tensor:
         """L2-normalised ITC image features (from [CLS] unless ``image_pool`` says otherwise)."""
         return F.normalize(self.image_projection(image_embeds), dim=-1)
@@ -248,12 +211,6 @@ class Blip(BaseModel):
         """L2-normalised ITC text features (unimodal encoder [CLS])."""
         hidden = self.text_encoder(input_ids, attention_mask, mode='text')
         return F.normalize(self.text_proj(hidden[:, 0]), dim=-1)
-
-    def with_first_token(self, input_ids: torch.Tensor, token_id: int) -> torch.Tensor:
-        """A copy of ``input_ids`` whose first token is ``token_id`` ([ENC] or [DEC])."""
-        replaced = input_ids.clone()
-        replaced[:, 0] = token_id
-        return replaced
 
     def image_key_values(self, image_embeds: torch.Tensor) -> list:
         """Per-layer cross-attention keys/values of ``image_embeds`` for :meth:`itm_logits`
@@ -272,18 +229,6 @@ class Blip(BaseModel):
                                    attention_mask, mode='multimodal', image_embeds=image_embeds,
                                    image_kv=image_kv, image_atts=image_atts)
         return self.itm_head(hidden[:, 0])
-
-    # ------------------------------------------------------------------ mmengine modes
-    def forward(self, inputs: torch.Tensor, data_samples: Optional[dict] = None,
-                mode: str = 'tensor'):
-        """mmengine entry point: ``mode`` is ``'loss'``, ``'predict'`` or ``'tensor'``."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.encode_image(inputs)
-        raise ValueError(f'unknown mode {mode!r}; use loss, predict or tensor')
 
     def loss(self, images: torch.Tensor, data_samples: dict) -> Dict[str, torch.Tensor]:
         """ITC/ITM/LM losses (each logged separately) for a batch of image-text pairs."""

@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -514,12 +515,15 @@ def shared_groups(targets: Mapping[str, torch.Tensor]) -> List[List[str]]:
 
 def collect_candidates(state: Mapping[str, object], kind: CheckpointKind,
                        targets: Mapping[str, torch.Tensor], report: LoadReport,
-                       outside: Sequence[str] = (),
-                       scope: Sequence[str] = ()) -> Dict[str, List[Tuple[str, torch.Tensor]]]:
+                       outside: Sequence[str] = (), scope: Sequence[str] = (),
+                       unused: Mapping[str, str] = MappingProxyType({})
+                       ) -> Dict[str, List[Tuple[str, torch.Tensor]]]:
     """Model key -> ``[(checkpoint key, tensor), ...]``; records unexpected/ignored keys.
 
     ``outside`` are model keys left out of this load (``scope``): checkpoint keys that map only
-    there are dropped on purpose, not unexpected.
+    there are dropped on purpose, not unexpected. ``unused`` maps top-level modules the model
+    has no place for by design (a VQA model's missing ITC/ITM heads) to why: checkpoint keys
+    of those are dropped on purpose too.
     """
     candidates: Dict[str, List[Tuple[str, torch.Tensor]]] = defaultdict(list)
     outside = set(outside)
@@ -529,6 +533,9 @@ def collect_candidates(state: Mapping[str, object], kind: CheckpointKind,
         model_keys = [key for key in mapped if key in targets]
         if not why and not model_keys and any(key in outside for key in mapped):
             why = f'outside the part being loaded ({", ".join(scope)})'
+        if not why and not model_keys:
+            why = next((unused[module] for module in (key.partition('.')[0] for key in mapped)
+                        if module in unused), None)
         if why:
             report.ignored.append((checkpoint_key, why))
             continue
@@ -591,7 +598,10 @@ def load_checkpoint(model: nn.Module, source: Source, *, kind: Optional[str] = N
     """Load an official BLIP, Hugging Face BLIP, BERT or timm ViT checkpoint into a BLIP ``model``.
 
     Args:
-        model: a :class:`~backbones.blip.Blip` (any heads and sharing policy).
+        model: a :class:`~backbones.blip.Blip` (any heads and sharing policy) or a
+            :class:`~backbones.blip_vqa.BlipVQA`. A model's ``unused_checkpoint_modules``
+            (module -> why) names checkpoint parts it has no place for by design; their
+            keys are reported as dropped on purpose, not as unexpected.
         source: an official ``.pth`` (``{'model': state_dict}`` or a bare state dict), a
             ``.safetensors``/``.bin`` file, a Hugging Face ``save_pretrained`` directory
             (BLIP or BERT, sharded or not), or an in-memory state dict.
@@ -624,7 +634,7 @@ def load_checkpoint(model: nn.Module, source: Source, *, kind: Optional[str] = N
     targets = {key: tensor for key, tensor in every_key.items() if _in_scope(key, scope)}
     outside = {key: tensor for key, tensor in every_key.items() if key not in targets}
     candidates = collect_candidates(state, KINDS[kind_name], targets, report, outside,
-                                    scope or ())
+                                    scope or (), getattr(model, 'unused_checkpoint_modules', {}))
     assignments = plan_assignments(targets, candidates, KINDS[kind_name], report)
     report.not_in_source += [keys[0] for keys in shared_groups(outside)]
     if strict and (report.has_problems or report.changed):

@@ -21,7 +21,10 @@ config that could disagree with it:
   holds no tokenizer: ``bert_dir`` (a bert-base-uncased folder) is then required.
 
 Either way the heads are those the checkpoint holds: ``text_decoder`` -> ``'lm'``,
-``vision_proj`` -> ``'itc'``, ``itm_head`` -> ``'itm'``.
+``vision_proj`` -> ``'itc'``, ``itm_head`` -> ``'itm'``. A checkpoint with a text encoder
+and a text decoder but no ITC/ITM head is BLIP's VQA model (official
+``model_base_vqa_capfilt_large.pth``, Hugging Face ``BlipForQuestionAnswering``): a
+:class:`~backbones.blip_vqa.BlipVQA` is built instead.
 """
 import hashlib
 import json
@@ -47,19 +50,25 @@ OFFICIAL_VISION_EPS = 1e-6  # timm's, official BLIP's
 
 
 # ---------------------------------------------------------------- heads
+def is_vqa_checkpoint(model_keys: Sequence[str]) -> bool:
+    """Whether the keys describe BLIP's VQA model: a question encoder and an answer decoder,
+    no ITC/ITM head."""
+    def has(prefix):
+        return any(key.startswith(prefix) for key in model_keys)
+    return (has('text_encoder.') and has(HEAD_PREFIXES['lm'])
+            and not has(HEAD_PREFIXES['itc']) and not has(HEAD_PREFIXES['itm']))
+
+
 def checkpoint_heads(model_keys: Sequence[str], where: str) -> tuple:
-    """The ``losses`` (heads) a checkpoint's model keys describe, in BLIP's order."""
+    """The ``losses`` (heads) a (non-VQA) checkpoint's model keys describe, in BLIP's order."""
     heads = tuple(head for head, prefix in HEAD_PREFIXES.items()
                   if any(key.startswith(prefix) for key in model_keys))
-    has_encoder = any(key.startswith('text_encoder.') for key in model_keys)
-    if has_encoder and not {'itc', 'itm'} & set(heads):
-        raise CheckpointError(
-            f'{where} holds a text encoder and {"an answer decoder" if heads else "no head"} '
-            f'but no ITC/ITM head: a VQA (or feature-extraction) model, which this harness '
-            f'cannot build; evaluate a captioning or retrieval checkpoint instead')
     if not heads:
-        raise CheckpointError(f'{where} holds none of {sorted(HEAD_PREFIXES.values())}: '
-                              f'not a BLIP captioning, retrieval or pre-training checkpoint')
+        has_encoder = any(key.startswith('text_encoder.') for key in model_keys)
+        raise CheckpointError(
+            f'{where} holds none of {sorted(HEAD_PREFIXES.values())}'
+            f'{" (a text encoder without any head: a feature extractor)" if has_encoder else ""}'
+            f': not a BLIP captioning, retrieval, VQA or pre-training checkpoint')
     return heads
 
 
@@ -237,6 +246,22 @@ def check_token_ids(model: nn.Module, expected: Mapping[str, int], where: str):
 
 
 # ---------------------------------------------------------------- builder
+BLIP_ONLY = ('sharing', 'embed_dim', 'queue_size')  # arguments BlipVQA does not take
+ANSWER_DECODER_KEY = 'text_decoder.bert.encoder.layer.0.crossattention.self.key.weight'
+
+
+def check_answer_decoder(named: Mapping[str, torch.Tensor], text: Mapping, where: str):
+    """Refuse a VQA checkpoint whose answer decoder does not cross-attend to text-wide question
+    states (BLIP's; a Hugging Face ``BlipForQuestionAnswering`` whose ViT is wider than its
+    text transformer is shaped for image tokens there and cannot run)."""
+    key = named.get(ANSWER_DECODER_KEY)
+    if key is not None and key.shape[1] != text['hidden_size']:
+        raise CheckpointError(f'{where}: the answer decoder\'s cross-attention '
+                              f'({ANSWER_DECODER_KEY}) reads {key.shape[1]}-wide states, but '
+                              f'the question states it answers are {text["hidden_size"]} wide; '
+                              f'BLIP\'s VQA decoder attends to the question encoder')
+
+
 def _merged(found: Optional[dict], given: Optional[dict]) -> dict:
     return dict(found or {}, **(given or {}))
 
@@ -245,7 +270,8 @@ def _merged(found: Optional[dict], given: Optional[dict]) -> dict:
 def blip_from_checkpoint(checkpoint: Union[str, Path], bert_dir: Optional[str] = None,
                          vision: Optional[dict] = None, text_overrides: Optional[dict] = None,
                          **blip_args) -> nn.Module:
-    """A :class:`~backbones.blip.Blip` of the architecture ``checkpoint`` describes (random
+    """A :class:`~backbones.blip.Blip` (or, for a VQA checkpoint, a
+    :class:`~backbones.blip_vqa.BlipVQA`) of the architecture ``checkpoint`` describes (random
     weights: the caller loads them, e.g. the evaluation stage, strictly).
 
     Args:
@@ -253,8 +279,9 @@ def blip_from_checkpoint(checkpoint: Union[str, Path], bert_dir: Optional[str] =
         bert_dir: the tokenizer's vocabulary when the checkpoint holds none (``.pth``).
         vision, text_overrides: fields replacing what was read (e.g. ``num_heads`` of a ViT
             whose heads are not 64 wide, or ``image_size`` to evaluate at another resolution).
-        blip_args: the rest of ``Blip``'s arguments, i.e. the evaluation protocol's
-            (``prompt``, ``max_text_length``...); ``losses`` defaults to the checkpoint's heads.
+        blip_args: the rest of ``Blip``'s (or ``BlipVQA``'s) arguments, i.e. the evaluation
+            protocol's (``prompt``, ``max_text_length``, ``max_question_length``...);
+            ``losses`` defaults to the checkpoint's heads.
     """
     state, where, config = read_checkpoint(checkpoint)
     kind = detect_kind(state, where)
@@ -272,10 +299,15 @@ def blip_from_checkpoint(checkpoint: Union[str, Path], bert_dir: Optional[str] =
         found = official_architecture(named, where)
         token_ids = dict(vocab_size=found.pop('vocab_size'))
     directory = Path(where) if Path(where).is_dir() else None
-    arguments = dict(found, losses=checkpoint_heads(list(named), where))
-    arguments.update(blip_args)
+    if is_vqa_checkpoint(list(named)):
+        check_answer_decoder(named, found['text_overrides'], where)
+        arguments = {name: value for name, value in found.items() if name not in BLIP_ONLY}
+        arguments.update(blip_args, type='BlipVQA')
+    else:
+        arguments = dict(found, losses=checkpoint_heads(list(named), where), type='Blip')
+        arguments.update(blip_args)
     arguments.update(
-        type='Blip', vision=_merged(found['vision'], vision),
+        vision=_merged(found['vision'], vision),
         text_overrides=_merged(found['text_overrides'], text_overrides),
         tokenizer=dict(type='BlipTokenizer', vocab=checkpoint_vocab(directory, bert_dir, where)))
     require_heads(arguments['vision'], arguments['text_overrides'], where)

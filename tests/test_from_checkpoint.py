@@ -94,10 +94,23 @@ def test_huggingface_retrieval_directory_builds_loads_and_matches(tmp_path):
                                **TOLERANCE)
 
 
-def test_huggingface_vqa_directory_is_refused_with_the_reason(tmp_path):
+def test_huggingface_vqa_directory_whose_decoder_cannot_run_is_refused(tmp_path):
+    """Its answer decoder is sized for 128-wide image tokens but answers 192-wide question
+    states (Hugging Face sizes it by the ViT); buildable VQA directories are tested in
+    test_vqa_checkpoints.py."""
     save_hf(BlipForQuestionAnswering, tmp_path)
-    with pytest.raises(CheckpointError, match='VQA'):
+    with pytest.raises(CheckpointError, match="answer decoder's cross-attention .* reads "
+                                              "128-wide states"):
         blip_from_checkpoint(tmp_path)
+
+
+def test_a_text_encoder_without_any_head_is_refused_with_the_reason(tmp_path):
+    source = official_source(('itc',))
+    state = {key: value for key, value in source.state_dict().items()
+             if key.startswith(('visual_encoder.', 'text_encoder.'))}
+    torch.save({'model': state}, tmp_path / 'encoder.pth')
+    with pytest.raises(CheckpointError, match='feature extractor'):
+        blip_from_checkpoint(tmp_path / 'encoder.pth', bert_dir=str(MINILM_DIR))
 
 
 def test_huggingface_special_token_ids_must_match_the_tokenizer(tmp_path):

