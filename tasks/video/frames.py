@@ -11,7 +11,7 @@ segments) is kept as an option, and repeats frames of short clips too.
 
 Frames are decoded straight to ``image_size`` x ``image_size`` by decord (as BLIP, which
 hands width and height to ``VideoReader``; the aspect ratio is not kept) on a bounded
-number of threads, then normalised as BLIP's video ``ImageNorm``: float, divided by 255
+number of threads (at the few sizes decord's scaler refuses, torch resizes instead), then normalised as BLIP's video ``ImageNorm``: float, divided by 255
 when the clip's maximum exceeds 1, then CLIP mean/std per channel.
 """
 import pathlib
@@ -45,8 +45,8 @@ def frame_indices(frame_count: int, num_frames: int, sampling: str = 'uniform') 
         return official_uniform_indices(frame_count, num_frames)
     if sampling == 'centre':
         return segment_centre_indices(frame_count, num_frames)
-    raise ValueError(f'sampling={sampling!r}: use one of {SAMPLING_RULES} ("uniform" is '
-                     "BLIP's rule).")
+    raise ValueError(f'sampling={sampling!r}: use one of {SAMPLING_RULES} '
+                     "('uniform' is BLIP's rule).")
 
 
 def repeats_frames(frame_count: int, num_frames: int) -> bool:
@@ -102,24 +102,52 @@ def open_clip(path: pathlib.Path, ann_file, record_index: int, image_size: Optio
     return reader
 
 
-def read_clip(path: pathlib.Path, num_frames: int, image_size: int, ann_file, record_index: int,
-              sampling: str = 'uniform', num_threads: int = 1) -> torch.Tensor:
-    """The sampled, resized and normalised frames of a clip, float ``[T, 3, S, S]``.
+def resize_frames(frames: torch.Tensor, image_size: int) -> torch.Tensor:
+    """uint8 ``[T, H, W, 3]`` resized to ``image_size`` squared (bicubic, antialiased), uint8."""
+    video = frames.permute(0, 3, 1, 2).float()
+    video = torch.nn.functional.interpolate(video, size=(image_size, image_size),
+                                            mode='bicubic', align_corners=False, antialias=True)
+    return video.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def _sampled_frames(path: pathlib.Path, num_frames: int, image_size: Optional[int], ann_file,
+                    record_index: int, sampling: str, num_threads: int) -> torch.Tensor:
+    """uint8 ``[T, S, S, 3]`` frames; decord scales them, or (where its scaler fails) torch.
+
+    decord's scaler refuses some small sizes (8, 12, 16, 24, 48 and 72 px here, "The size
+    must exactly match"), so a failed decode is retried at the native size and resized by
+    :func:`resize_frames`; a clip that fails both ways is a bad sample.
+    """
+    decord = require('decord', 'video frame sampling')
+    reader = open_clip(path, ann_file, record_index, image_size, num_threads)
+    indices = frame_indices(len(reader), num_frames, sampling)
+    try:
+        return torch.from_numpy(reader.get_batch(indices).asnumpy())
+    except (RuntimeError, decord.DECORDError) as error:
+        failure = error
+    if image_size:
+        native = open_clip(path, ann_file, record_index, None, num_threads)
+        try:
+            return resize_frames(torch.from_numpy(native.get_batch(indices).asnumpy()),
+                                 image_size)
+        except (RuntimeError, decord.DECORDError) as error:
+            failure = error
+    raise bad_sample(ann_file, f'video file {path} fails to decode frames {indices.tolist()} '
+                     f'of {len(reader)} ({str(failure).splitlines()[0]}).',
+                     f're-encode or replace the clip, {SKIP_HINT}', record_index,
+                     media=path) from failure
+
+
+def read_clip(path: pathlib.Path, num_frames: int, image_size: Optional[int], ann_file,
+              record_index: int, sampling: str = 'uniform', num_threads: int = 1
+              ) -> torch.Tensor:
+    """The sampled, resized (None: native size) and normalised frames, float ``[T, 3, S, S]``.
 
     Raises BadSampleError (naming file, record and fix) for an unusable clip, including
     one whose frames fail to decode part-way (truncated mid-stream).
     """
-    reader = open_clip(path, ann_file, record_index, image_size, num_threads)
-    indices = frame_indices(len(reader), num_frames, sampling)
-    decord = require('decord', 'video frame sampling')
-    try:
-        frames = reader.get_batch(indices).asnumpy()
-    except (RuntimeError, decord.DECORDError) as error:
-        raise bad_sample(ann_file, f'video file {path} fails to decode frames {indices.tolist()} '
-                         f'of {len(reader)} ({str(error).splitlines()[0]}).',
-                         f're-encode or replace the clip, {SKIP_HINT}', record_index,
-                         media=path) from error
-    return normalise_frames(torch.from_numpy(frames))
+    return normalise_frames(_sampled_frames(path, num_frames, image_size, ann_file,
+                                            record_index, sampling, num_threads))
 
 
 def count_frames(path: pathlib.Path, ann_file, record_index: int) -> int:
