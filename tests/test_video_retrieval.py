@@ -287,3 +287,10 @@ def test_sizes_decords_scaler_refuses_are_resized_by_torch(tiny_toyworld):
     for size in (16, 24, 30):  # decord 0.6 fails at 16 and 24 px, scales 30 px itself
         dataset.image_size = size
         assert dataset[0]['video'].shape == (2, 3, size, size)
+
+
+def test_video_recalls_have_chance_levels():
+    from harness.boards.chance import recall_chance
+    assert recall_chance('t2v_R@1', 32, 32) == pytest.approx(1 / 32)
+    assert recall_chance('v2t_R@5', 32, 32) == pytest.approx(5 / 32)
+    assert recall_chance('t2v_MdR', 32, 32) is None

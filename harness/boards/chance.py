@@ -8,6 +8,9 @@ Only retrieval recalls have one that follows from the test-set size alone:
   unless all ``K`` top places go to the ``T - c`` other texts:
   ``1 - C(T - c, K) / C(T, K)``.
 
+Video retrieval recalls are the same with clips for images: ``t2v_R@K`` as ``IR@K`` and
+``v2t_R@K`` as ``TR@K``, from the counts' ``videos``.
+
 Caption and VQA metrics have no chance level that the counts determine; the means of
 recalls (``TR_mean`` ...) get none either.
 """
@@ -18,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from harness.core.task_result import PERCENT
 from harness.results import ResultRecord
 
-RECALL = re.compile(r'(TR|IR)@(\d+)')
+RECALL = re.compile(r'(TR|IR|v2t_R|t2v_R)@(\d+)')
 
 
 def recall_chance(metric: str, images: int, texts: int) -> float | None:
@@ -32,7 +35,7 @@ def recall_chance(metric: str, images: int, texts: int) -> float | None:
     if match is None or images < 1 or texts < 1:
         return None
     direction, k = match.group(1), int(match.group(2))
-    if direction == 'IR':
+    if direction in ('IR', 't2v_R'):
         return min(1.0, k / images)
     per_image = max(1, round(texts / images))
     return 1.0 - math.comb(texts - per_image, k) / math.comb(texts, k)
@@ -50,7 +53,8 @@ def chance_level(metric: str, records: Iterable[ResultRecord], unit: str) -> flo
 
 
 def _images_texts(counts: Mapping[str, int]) -> tuple[int, int] | None:
-    """``(images, texts)`` of an evaluation's counts, or None when either is missing."""
-    if 'images' in counts and 'texts' in counts:
-        return int(counts['images']), int(counts['texts'])
+    """``(images or videos, texts)`` of an evaluation's counts, or None when one is missing."""
+    visuals = counts.get('images', counts.get('videos'))
+    if visuals is not None and 'texts' in counts:
+        return int(visuals), int(counts['texts'])
     return None
