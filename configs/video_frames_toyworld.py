@@ -1,24 +1,27 @@
 # Frames per video (1 / 4 / 8 / 16) in zero-shot text-video retrieval on ToyWorld's clips:
-# one checkpoint (the retrieval fine-tuned model of configs/video_zeroshot_toyworld.py)
+# one checkpoint (the retrieval fine-tuned tiny BLIP of configs/video_zeroshot_toyworld.py)
 # evaluated once per frame count; nothing is trained.
 #   python harness/run.py configs/video_frames_toyworld.py --cfg-options \
 #       checkpoint=work_dirs/video_zeroshot_toyworld/default/seed_0/finetune_retrieval/epoch_1.pth
 # The clips have 16 frames: at 16, every frame is used.
 _base_ = [
-    './_base_/experiments/evaluate_checkpoint.py',
+    './_base_/default_runtime.py',
+    './_base_/models/blip_tiny.py',
     './_base_/datasets/toyworld.py',
     './_base_/datasets/toyworld_video.py',
 ]
 
+checkpoint = None
 video_k = 128
-video_test_dataset = dict(image_size=None)  # None: the checkpoint's
+eval_batch_size = 64
+model = dict(losses=('itc', 'itm'), max_text_length=35)
+leaderboard_dir = '${work_dir}'  # an ad-hoc evaluation of a local checkpoint
 experiment = dict(
-    name='video_frames_toyworld', name_variant_after=None,
-    variants=dict(_delete_=True, **{f'frames_{count}': dict(video_frames=count)
-                                    for count in (1, 4, 8, 16)}),
+    name='video_frames_toyworld', seeds=[0],
+    variants={f'frames_{count}': dict(video_frames=count) for count in (1, 4, 8, 16)},
     stages=[dict(type='EvaluateStage', name='eval_video_retrieval', task='video_retrieval',
                  checkpoint='${checkpoint}', dataset='${video_test_dataset}',
-                 dataset_name='toyworld_msrvtt', split='test', model=dict(max_text_length=35),
+                 dataset_name='toyworld_msrvtt', split='test',
                  options=dict(k='${video_k}', batch_size='${eval_batch_size}'))],
 )
 leaderboard = dict(

@@ -40,7 +40,6 @@ def _evaluated_clips(dataset, survey):
         return dataset
     subset = dataset.select_clips(survey.good)
     subset.on_bad_sample = 'raise'
-    subset._start_guard()
     return subset
 
 
