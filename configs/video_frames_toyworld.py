@@ -15,7 +15,9 @@ checkpoint = None
 video_k = 128
 eval_batch_size = 64
 model = dict(losses=('itc', 'itm'), max_text_length=35)
-leaderboard_dir = '${work_dir}'  # an ad-hoc evaluation of a local checkpoint
+# '${work_dir}' is the run's work dir: the board of a local checkpoint stays with it.
+work_dir = None
+leaderboard_dir = '${work_dir}'
 experiment = dict(
     name='video_frames_toyworld', seeds=[0],
     variants={f'frames_{count}': dict(video_frames=count) for count in (1, 4, 8, 16)},
