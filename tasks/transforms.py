@@ -225,9 +225,3 @@ def build_image_transform(image_size: int, train: bool, hflip: bool = True,
         transforms.RandomResizedCrop(image_size, scale=_check_crop_scale(crop_scale),
                                      interpolation=InterpolationMode.BICUBIC),
         *flip, BlipRandAugment(), *normalise])
-
-
-def frames_to_tensor(frames, image_size: int) -> torch.Tensor:
-    """uint8 frames (T, H, W, 3) → eval-normalised float tensor [T, 3, S, S]."""
-    to_tensor = build_image_transform(image_size, train=False)
-    return torch.stack([to_tensor(Image.fromarray(frame)) for frame in frames])

@@ -9,6 +9,9 @@ ranking):
   unless all ``K`` top places go to the ``T - c`` other texts:
   ``1 - C(T - c, K) / C(T, K)``.
 
+Video retrieval recalls are the same with clips for images: ``t2v_R@K`` as ``IR@K`` and
+``v2t_R@K`` as ``TR@K``, from the counts' ``videos``.
+
 Caption metrics have no chance level; the means of recalls (``TR_mean`` ...) get none
 either. A task may instead measure one on its own samples and record it
 (``extra['baselines']``, described by ``extra['baseline_basis']``): VQA records the
@@ -21,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from harness.core.task_result import PERCENT
 from harness.results import ResultRecord
 
-RECALL = re.compile(r'(TR|IR)@(\d+)')
+RECALL = re.compile(r'(TR|IR|v2t_R|t2v_R)@(\d+)')
 RANDOM_RANKING = 'a random ranking, from the test-set size'
 
 
@@ -36,7 +39,7 @@ def recall_chance(metric: str, images: int, texts: int) -> float | None:
     if match is None or images < 1 or texts < 1:
         return None
     direction, k = match.group(1), int(match.group(2))
-    if direction == 'IR':
+    if direction in ('IR', 't2v_R'):
         return min(1.0, k / images)
     per_image = max(1, round(texts / images))
     return 1.0 - math.comb(texts - per_image, k) / math.comb(texts, k)
@@ -77,7 +80,8 @@ def recorded_baseline(metric: str, records: Iterable[ResultRecord]
 
 
 def _images_texts(counts: Mapping[str, int]) -> tuple[int, int] | None:
-    """``(images, texts)`` of an evaluation's counts, or None when either is missing."""
-    if 'images' in counts and 'texts' in counts:
-        return int(counts['images']), int(counts['texts'])
+    """``(images or videos, texts)`` of an evaluation's counts, or None when one is missing."""
+    visuals = counts.get('images', counts.get('videos'))
+    if visuals is not None and 'texts' in counts:
+        return int(visuals), int(counts['texts'])
     return None

@@ -92,6 +92,8 @@ def _rerank_split(model, dataset, *, k: int, batch_size: int, itm_batch_size: in
             cache.save_block(block.index, pairs)
         assembler.add(**pairs)
     scores = assembler.gather()
+    if visual.rate:
+        scores.throughput[f'{visual.unit}/s per process'] = visual.rate
     if progress.done:
         scores.throughput['ITM pairs/s per process'] = progress.rate
     return scores
@@ -107,7 +109,8 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
     Args:
         model: a :class:`harness.core.model_api.VisionLanguageModel`.
         dataset: items ``{'image', 'image_index'}`` or ``{'video', 'video_index'}``, with
-            attributes ``texts``, ``txt2img``, ``img2txt``.
+            attributes ``texts``, ``txt2img``, ``img2txt`` (and optionally ``item_unit``,
+            the items' name in progress lines and rates).
         k: ITM re-ranking depth (256 COCO, 128 Flickr30K/MSRVTT), capped at the candidates.
         batch_size: images (texts) per feature-extraction batch.
         itm_batch_size: texts per ITM forward pass (all on one image).
@@ -143,6 +146,16 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
     return scores
 
 
+def scores_under_autocast(model, dataset, autocast_dtype: Optional[str], *,
+                          device: Union[str, torch.device] = 'cpu', **options) -> RetrievalScores:
+    """:func:`compute_retrieval_scores` under ``torch.autocast`` when ``autocast_dtype`` is
+    ``'bfloat16'``/``'float16'``, at the model's own precision when it is None."""
+    device = torch.device(device)
+    dtype = getattr(torch, autocast_dtype) if autocast_dtype else None
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        return compute_retrieval_scores(model, dataset, device=device, **options)
+
+
 def per_query_recalls(scores: RetrievalScores, img2txt: Sequence[Sequence[int]],
                       txt2img: Sequence[int]) -> Dict[str, Dict[str, float]]:
     """Per-query hits (0 or 100) of every recall metric; each one's mean is the metric.
@@ -174,16 +187,14 @@ def evaluate_retrieval(model, dataset, *, k: int, batch_size: int = 64,
 
     Returns:
         A :class:`TaskResult`: TR@1/5/10, IR@1/5/10, TR_mean, IR_mean, R_mean in percent,
-        per-query hits of each recall (:func:`per_query_recalls`), ``ITM pairs/s per
-        process`` (empty when the scores were cached) and the numbers of images and texts.
+        per-query hits of each recall (:func:`per_query_recalls`), ``img/s per process``
+        and ``ITM pairs/s per process`` (empty when the scores were cached) and the numbers
+        of images and texts.
     """
-    device = torch.device(device)
-    dtype = getattr(torch, autocast_dtype) if autocast_dtype else None
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        scores = compute_retrieval_scores(
-            model, dataset, k=k, batch_size=batch_size, itm_batch_size=itm_batch_size,
-            device=device, work_dir=work_dir, cache_key=cache_key, num_workers=num_workers,
-            max_text_length=max_text_length, block_size=block_size)
+    scores = scores_under_autocast(
+        model, dataset, autocast_dtype, k=k, batch_size=batch_size,
+        itm_batch_size=itm_batch_size, device=device, work_dir=work_dir, cache_key=cache_key,
+        num_workers=num_workers, max_text_length=max_text_length, block_size=block_size)
     metrics = retrieval_metrics(scores.i2t, scores.t2i, dataset.img2txt, dataset.txt2img)
     return TaskResult(metrics=metrics_in(metrics, PERCENT),
                       per_sample=per_query_recalls(scores, dataset.img2txt, dataset.txt2img),

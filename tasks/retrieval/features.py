@@ -27,11 +27,15 @@ class VisualFeatures:
         index: ``[n]`` dataset indices of the rows.
         feats: ``[n, embed_dim]`` float32 normalised ITC features (CPU).
         embeds: ``[n, tokens, width]`` token embeddings for ITM (CPU, model dtype).
+        unit: what an item is in progress lines and rates (``'img'``, ``'videos'``).
+        rate: items encoded per second (0 when none were).
     """
 
     index: torch.Tensor
     feats: torch.Tensor
     embeds: torch.Tensor
+    unit: str = 'img'
+    rate: float = 0.0
 
     def rows_of(self, dataset_indices: Sequence[int]) -> torch.Tensor:
         """Token embeddings of the given dataset indices, in that order."""
@@ -64,10 +68,15 @@ def encode_visual_batch(model, batch: Dict, device: torch.device
 @torch.no_grad()
 def extract_visual_features(model, dataset, batches: List[List[int]], device: torch.device,
                             num_workers: int = 0) -> VisualFeatures:
-    """Encode the dataset items listed in ``batches`` (lists of dataset indices)."""
+    """Encode the dataset items listed in ``batches`` (lists of dataset indices).
+
+    A dataset's ``item_unit`` attribute names its items in the progress line (default
+    ``'img'``; video sets say ``'videos'``).
+    """
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
                         pin_memory=device.type == 'cuda')
-    progress = ProgressMeter(sum(map(len, batches)), 'retrieval image features', unit='img')
+    unit = getattr(dataset, 'item_unit', 'img')
+    progress = ProgressMeter(sum(map(len, batches)), 'retrieval visual features', unit=unit)
     # Under autocast, ITM casts the tokens to the autocast dtype anyway: store them so.
     embeds_dtype = torch.get_autocast_dtype(device.type) \
         if torch.is_autocast_enabled(device.type) else None
@@ -79,8 +88,10 @@ def extract_visual_features(model, dataset, batches: List[List[int]], device: to
         embeds.append(batch_embeds.to('cpu', embeds_dtype or batch_embeds.dtype))
         progress.update(len(batch_index))
     if not indices:
-        return VisualFeatures(torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0))
-    return VisualFeatures(torch.cat(indices), torch.cat(feats), torch.cat(embeds))
+        return VisualFeatures(torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0),
+                              unit)
+    return VisualFeatures(torch.cat(indices), torch.cat(feats), torch.cat(embeds), unit,
+                          progress.rate)
 
 
 def tokenize_texts(model, texts: Sequence[str], max_length: int) -> Dict[str, torch.Tensor]:
