@@ -8,8 +8,11 @@ from mmengine.config import ConfigDict
 def deep_merge(base: dict, override: dict) -> dict:
     """Recursively merge ``override`` into a copy of ``base`` (dicts merge, all else replaces).
 
-    An override dict with ``_delete_=True`` replaces the base dict instead of merging.
+    An override dict with ``_delete_=True`` replaces the base dict instead of merging (at
+    any depth, ``override`` itself included).
     """
+    if override.get('_delete_', False):
+        return {k: copy.deepcopy(v) for k, v in override.items() if k != '_delete_'}
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict) \

@@ -51,7 +51,8 @@ class VQADataset(AnnotationDataset):
 
     ``split='train'`` needs records ``{"image", "question", "answer": [str...] or str,
     "dataset": "vqa"|"vg"}`` and yields ``{'image', 'question', 'answers': list[str],
-    'weights': list[float]}`` (batch them with ``collate_fn=dict(type='vqa_train_collate')``).
+    'weights': list[float]}`` (batch them with
+    ``collate_fn=dict(type='harness.vqa_train_collate')``).
     ``split='test'`` needs ``{"question_id", "image", "question"}`` and yields ``{'image',
     'question', 'question_id'}``. Questions are cleaned by :func:`tasks.text.pre_question`.
 

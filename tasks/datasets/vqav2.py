@@ -46,7 +46,7 @@ class VQAv2Dataset(AnnotationDataset):
 
     ``split='train'`` needs ``annotation_file`` and yields ``{'image', 'question',
     'answers', 'weights'}`` like :class:`~.vqa.VQADataset` (batch them with
-    ``collate_fn=dict(type='vqa_train_collate')``). ``split='test'`` yields ``{'image',
+    ``collate_fn=dict(type='harness.vqa_train_collate')``). ``split='test'`` yields ``{'image',
     'question', 'question_id'}``; with an ``annotation_file`` :meth:`annotations` gives the
     records :func:`tasks.metrics.vqa_accuracy` scores against. Every question must have an
     annotation when the file is given.

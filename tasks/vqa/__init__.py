@@ -6,3 +6,5 @@ VQA model, by ranking a candidate answer list (BLIP's VQAv2 protocol) or by gene
   baselines of :mod:`tasks.metrics.vqa_baselines` beside the model's accuracy);
 * :mod:`.paper_tables` holds the BLIP paper's VQA rows.
 """
+from . import paper_tables  # noqa: F401  (registers PAPER_TABLES)
+from .evaluate import evaluate_gqa, evaluate_vqa  # noqa: F401

@@ -79,6 +79,6 @@ def answer_dataset(model, dataset, *, method: str = 'rank', options: Optional[di
         return [dict(question_id=qid, answer=answer)
                 for qid, answer in zip(plain_ids(batch['question_id']), answers)]
 
-    return infer_dataset(dataset, answer_batch, tag=settings_tag('answers', cache_key, settings_key),
-                         work_dir=work_dir, batch_size=batch_size, num_workers=num_workers,
-                         save_every=save_every, desc=f'VQA ({method})', unit='questions')
+    tag = settings_tag('answers', cache_key, settings_key)
+    return infer_dataset(dataset, answer_batch, tag=tag, work_dir=work_dir,
+                         batch_size=batch_size, num_workers=num_workers, save_every=save_every, desc=f'VQA ({method})', unit='questions')

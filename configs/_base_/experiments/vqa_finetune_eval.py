@@ -15,7 +15,9 @@ vqa_finetune_stage = dict(
         model='${vqa_model}',
         train_dataloader=dict(num_workers=0, batch_size='${vqa_batch_size}',
                               sampler=dict(type='DefaultSampler', shuffle=True),
-                              collate_fn=dict(type='vqa_train_collate'),
+                              # mmengine looks collate functions up in its root registry:
+                              # the scope prefix finds ours.
+                              collate_fn=dict(type='harness.vqa_train_collate'),
                               dataset='${vqa_train_dataset}'),
         train_cfg=dict(by_epoch=True, max_epochs='${vqa_epochs}'),
         optim_wrapper='${vqa_optim_wrapper}', param_scheduler='${vqa_scheduler}',
