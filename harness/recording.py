@@ -24,7 +24,7 @@ def record_evaluation(ctx, stage, model, result: TaskResult, params: int,
     The record keeps the metric values with their units and directions, the per-sample
     scores (for paired significance tests), what could not be computed and why, what
     was evaluated (``counts``), the task's trivial-answerer levels (``baselines``, with
-    ``baseline_basis``), how much of the model its checkpoint filled (``load``:
+    ``baseline_basis`` and per-sample ``baseline_per_sample``), how much of the model its checkpoint filled (``load``:
     ``{'loaded', 'expected', 'strict', 'source', 'kind'}``, see ``EvaluateStage``) and, for a
     smoke run, the item limit (``limit``).
     """
@@ -33,7 +33,7 @@ def record_evaluation(ctx, stage, model, result: TaskResult, params: int,
         extra['limit'] = stage.limit
     if load is not None:
         extra['load'] = dict(load)
-    for key in ('per_sample', 'unavailable', 'counts', 'baselines'):
+    for key in ('per_sample', 'unavailable', 'counts', 'baselines', 'baseline_per_sample'):
         if getattr(result, key):
             extra[key] = dict(getattr(result, key))
     if result.baselines:

@@ -88,6 +88,8 @@ def test_vqa_evaluator_scores_officially_and_writes_the_server_file(model, vqa_t
                        .read_text())['annotations']
     prior = vqa_majority_baseline(train, vqa_test.annotations())['per_type_prior']
     assert result.baselines == {'accuracy': pytest.approx(prior)}
+    assert sum(result.baseline_per_sample['accuracy'].values()) / len(vqa_test) == \
+        pytest.approx(prior)
     assert 'question type' in result.baseline_basis
     assert result.counts == {'questions': len(vqa_test)}
 
@@ -115,14 +117,16 @@ def test_gqa_evaluator_scores_exact_match_and_writes_gqa_submission(model, tiny_
     assert 0.0 <= result.baselines['accuracy'] <= 100.0
 
 
-def _record(variant: str, baseline: float) -> ResultRecord:
+def _record(variant: str, baseline: float, scores=None, baseline_scores=None) -> ResultRecord:
+    per_sample = {} if scores is None else {
+        'per_sample': {'accuracy': scores}, 'baseline_per_sample': {'accuracy': baseline_scores}}
     return ResultRecord(
         experiment='vqa', variant=variant, task='vqa', dataset='toy', split='test',
         metrics={'accuracy': 50.0}, units={'accuracy': '%'}, higher_is_better={'accuracy': True},
         params=1, flops=None, throughput={}, seed=0, config_hash='x', git_revision='r',
         device='cpu', wall_time_s=1.0,
         extra={'counts': {'questions': 10}, 'baselines': {'accuracy': baseline},
-               'baseline_basis': 'majority answer'})
+               'baseline_basis': 'majority answer', **per_sample})
 
 
 def test_boards_draw_a_recorded_baseline_only_when_the_records_agree():
@@ -132,3 +136,13 @@ def test_boards_draw_a_recorded_baseline_only_when_the_records_agree():
     assert chance_and_basis('accuracy', [_record('a', 30.0), _record('b', 31.0)], '%') == \
         (None, '')
     assert chance_and_basis('BLEU-4', agreeing, '%') == (None, '')
+
+
+def test_boards_test_each_variant_against_the_recorded_baseline_per_sample():
+    from harness.boards.markdown import render_leaderboard
+    ours = {str(i): 100.0 * (i % 4 != 0) for i in range(40)}  # 75%
+    baseline = {str(i): 100.0 * (i % 2 == 0) for i in range(40)}  # 50%
+    record = _record('tiny', 50.0, ours, baseline)
+    board = render_leaderboard('vqa', [record], None)
+    assert 'Chance level (majority answer): accuracy 50%.' in board
+    assert 'tiny accuracy +25 (95% CI' in board and '40 samples)' in board

@@ -20,7 +20,8 @@ from harness.boards.chance import chance_and_basis
 from harness.boards.panels import NO_ERROR_BARS, board_panels
 from harness.boards.reference import board_agreements, paper_table
 from harness.boards.spec import BoardSpec
-from harness.boards.stats import board_comparisons, method_statement
+from harness.boards.stats import (board_comparisons, method_statement, paired_bootstrap,
+                                  per_sample_means)
 from harness.core.paper import HeadlineNumber, PaperTable, paper_reference
 from harness.results import ResultRecord, git_revision
 
@@ -105,16 +106,38 @@ def _our_table(group: tuple[str, str, str], keys: Sequence[MetricKey], spec: Boa
 
 def _chance_note(keys: Sequence[MetricKey], spec: BoardSpec,
                  records: Sequence[ResultRecord]) -> list[str]:
-    """The chance level of each metric that has one (the plot's dashed lines), by basis."""
+    """The chance level of each metric that has one (the plot's dashed lines), by basis, and
+    how far each variant is above a recorded baseline (:func:`_above_baseline`)."""
     by_basis: dict[str, list[str]] = {}
+    margins = []
     for key in keys:
         unit = metric_unit(key, records, spec.units)
         holding = [r for group in records_by_variant(records, key).values() for r in group]
         level, basis = chance_and_basis(key[3], holding, unit)
         if level is not None:
             by_basis.setdefault(basis, []).append(f'{key[3]} {level:.3g}{unit}')
-    return [line for basis, levels in by_basis.items()
-            for line in (f'Chance level ({basis}): ' + ', '.join(levels) + '.', '')]
+            margins += _above_baseline(key, records)
+    lines = [line for basis, levels in by_basis.items()
+             for line in (f'Chance level ({basis}): ' + ', '.join(levels) + '.', '')]
+    if margins:
+        lines += ['Above that level, on the same samples (paired bootstrap over samples): '
+                  + '; '.join(margins) + '.', '']
+    return lines
+
+
+def _above_baseline(key: MetricKey, records: Sequence[ResultRecord]) -> list[str]:
+    """Per variant, its mean per-sample margin over the recorded baseline of ``key`` with the
+    95% interval and p-value, where both have per-sample scores."""
+    margins = []
+    for variant, group in records_by_variant(records, key).items():
+        ours = per_sample_means(group, key[3])
+        baseline = per_sample_means(group, key[3], field='baseline_per_sample')
+        if ours and baseline:
+            test = paired_bootstrap(ours, baseline)
+            margins.append(f'{variant} {key[3]} {test.difference:+.3g} '
+                           f'(95% CI {test.low:+.3g} to {test.high:+.3g}, p = '
+                           f'{test.p_value:.2g}, {test.samples} samples)')
+    return margins
 
 
 def _plot_caption(experiment: str, spec: BoardSpec, records: Sequence[ResultRecord]

@@ -134,10 +134,12 @@ class Comparison:
         return self.adjusted_p < ALPHA
 
 
-def per_sample_means(records: Sequence[ResultRecord], metric: str) -> dict[str, float] | None:
+def per_sample_means(records: Sequence[ResultRecord], metric: str,
+                     field: str = 'per_sample') -> dict[str, float] | None:
     """Per-sample scores averaged over seeds (samples present in every seed), or None when
-    some record lacks ``extra['per_sample'][metric]`` (or there are no records)."""
-    tables = [record.extra.get('per_sample', {}).get(metric) for record in records]
+    some record lacks ``extra[field][metric]`` (or there are no records); ``field`` is
+    ``'per_sample'`` (the model's) or ``'baseline_per_sample'`` (a task's baseline's)."""
+    tables = [record.extra.get(field, {}).get(metric) for record in records]
     if not tables or any(not isinstance(table, Mapping) for table in tables):
         return None
     common = set.intersection(*(set(table) for table in tables))

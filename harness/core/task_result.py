@@ -43,7 +43,9 @@ class TaskResult:
         counts: what was evaluated, e.g. ``{'images': 200, 'texts': 1000}``.
         baselines: metric -> the score of a trivial answerer on the same samples (VQA: the
             most frequent answer for every question), which boards draw like a chance
-            level; ``baseline_basis`` says what the answerer is.
+            level; ``baseline_basis`` says what the answerer is, and
+            ``baseline_per_sample`` (metric -> {sample id: score}) its per-sample scores, so
+            boards can test a model against it on the same samples.
         outputs: task outputs that are not scores (predictions, corpora, paths); not
             stored in results records.
     """
@@ -55,6 +57,7 @@ class TaskResult:
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
     baselines: dict[str, float] = dataclasses.field(default_factory=dict)
     baseline_basis: str = ''
+    baseline_per_sample: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def values(self) -> dict[str, Optional[float]]:

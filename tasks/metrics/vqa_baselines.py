@@ -67,16 +67,20 @@ def vqa_majority_baseline(train_annotations: Iterable[Mapping],
     """Official VQAv2 accuracy (%) of the overall and the per-question-type majority answer.
 
     Returns:
-        ``{"overall_prior": %, "per_type_prior": %, "answer": str, "per_type": {type: str}}``
-        where the accuracies are :func:`~.vqa.vqa_accuracy`'s ``overall``.
+        ``{"overall_prior": %, "per_type_prior": %, "per_type_per_question": {question_id:
+        %}, "answer": str, "per_type": {type: str}}`` where the accuracies are
+        :func:`~.vqa.vqa_accuracy`'s ``overall`` (and ``per_question``, for paired tests of a
+        model against the prior).
     """
     table = majority_answers(train_annotations)
     overall = [{'question_id': a['question_id'], 'answer': table.overall}
                for a in eval_annotations]
     per_type = [{'question_id': a['question_id'], 'answer': table.answer(a['question_type'])}
                 for a in eval_annotations]
+    per_type_scores = vqa_accuracy(per_type, eval_annotations, revision)
     return {'overall_prior': vqa_accuracy(overall, eval_annotations, revision)['overall'],
-            'per_type_prior': vqa_accuracy(per_type, eval_annotations, revision)['overall'],
+            'per_type_prior': per_type_scores['overall'],
+            'per_type_per_question': per_type_scores['per_question'],
             'answer': table.overall, 'per_type': table.per_type}
 
 
@@ -94,11 +98,14 @@ def gqa_majority_baseline(train_annotations: Iterable[Mapping],
         normalization: passed to :func:`~.vqa.gqa_accuracy`.
 
     Returns:
-        ``{"overall_prior": %, "per_type_prior": %}``.
+        ``{"overall_prior": %, "per_type_prior": %, "per_type_per_question": {question_id:
+        0 or 100}}``.
     """
     table = majority_answers(train_annotations)
     overall = [{'question_id': qid, 'answer': table.overall} for qid in questions]
     per_type = [{'question_id': qid, 'answer': table.answer(table.type_of(q['question']))}
                 for qid, q in questions.items()]
+    per_type_scores = gqa_accuracy(per_type, questions, normalization)
     return {'overall_prior': gqa_accuracy(overall, questions, normalization)['accuracy'],
-            'per_type_prior': gqa_accuracy(per_type, questions, normalization)['accuracy']}
+            'per_type_prior': per_type_scores['accuracy'],
+            'per_type_per_question': per_type_scores['per_question']}

@@ -39,6 +39,17 @@ def prior_annotations(dataset, prior_annotation_file: Optional[str]) -> Optional
     return load_json(dataset.resolve(prior_annotation_file))['annotations']
 
 
+def record_prior(result: TaskResult, baseline: dict) -> None:
+    """Put the per-question-type prior's accuracy (overall and per question) in ``result``
+    as its baseline; the whole baseline (overall prior, the answers) in its outputs."""
+    result.baselines = {'accuracy': baseline['per_type_prior']}
+    result.baseline_basis = PRIOR_BASIS
+    result.baseline_per_sample = {'accuracy': {
+        str(qid): score for qid, score in baseline['per_type_per_question'].items()}}
+    result.outputs['majority_baseline'] = {k: v for k, v in baseline.items()
+                                           if k != 'per_type_per_question'}
+
+
 def _answers(model, dataset, write: Callable, *, method, inference, device, work_dir,
              cache_key, batch_size, num_workers, save_every) -> tuple[list, dict]:
     """Answer the dataset and ``write`` the server's result file beside the cache."""
@@ -101,10 +112,7 @@ def evaluate_vqa(model, dataset, *, device='cpu', work_dir=None, cache_key=None,
     result.outputs['per_question_type'] = scores['per_question_type']
     prior = prior_annotations(dataset, prior_annotation_file)
     if prior:
-        baseline = vqa_majority_baseline(prior, annotations, revision)
-        result.baselines, result.baseline_basis = {'accuracy': baseline['per_type_prior']}, \
-            PRIOR_BASIS
-        result.outputs['majority_baseline'] = baseline
+        record_prior(result, vqa_majority_baseline(prior, annotations, revision))
     return result
 
 
@@ -137,8 +145,5 @@ def evaluate_gqa(model, dataset, *, device='cpu', work_dir=None, cache_key=None,
                         outputs={'predictions': predictions})
     prior = prior_annotations(dataset, prior_annotation_file)
     if prior:
-        baseline = gqa_majority_baseline(prior, gold, normalization)
-        result.baselines, result.baseline_basis = {'accuracy': baseline['per_type_prior']}, \
-            PRIOR_BASIS
-        result.outputs['majority_baseline'] = baseline
+        record_prior(result, gqa_majority_baseline(prior, gold, normalization))
     return result
