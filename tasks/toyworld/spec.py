@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 
 # Bump when the generator's output changes for an unchanged spec, so caches regenerate.
-GENERATOR_VERSION = 2  # 2: adds the NoCaps val split (nocaps_files.py)
+GENERATOR_VERSION = 3  # 2: adds the NoCaps val split; 3: video QA in MSRVTT-QA format, image questions
 
 
 @dataclasses.dataclass(frozen=True)
