@@ -139,7 +139,8 @@ def test_vocabulary_tokenises_every_text_without_unknowns(tiny_toyworld):
               for caption in r['caption']]
     texts += [pre_question(q['question']) for q in _load(tiny_toyworld,
                                                          'annotations/vqa_train.json')]
-    texts += [q['question'] for q in _load(tiny_toyworld, 'msrvtt/msrvtt_qa_test.json')]
+    texts += [q['question'] for name in ('msrvtt_qa_test', 'msrvtt_qa_motion_test')
+              for q in _load(tiny_toyworld, f'msrvtt/{name}.json')]
     unknown = tokenizer.unk_token_id
     bad = [t for t in texts if unknown in tokenizer(pre_caption(t))['input_ids']]
     assert bad == []

@@ -11,13 +11,14 @@ from .image_text import ImageTextPairDataset
 from .retrieval import RetrievalEvalDataset
 from .roots import resolve_data_root
 from .vg_qa import VisualGenomeQADataset
-from .video import VideoQADataset, VideoRetrievalDataset
+from .video import VideoRetrievalDataset
+from .video_qa import MSVDQADataset, VideoQADataset
 from .vqa import VQADataset, answer_weights, load_answer_list, vqa_train_collate
 from .vqav2 import VQAv2Dataset
 
 __all__ = [
     'AnnotationDataset', 'BadSampleError', 'BadSampleReport', 'CaptionEvalDataset',
-    'GQADataset', 'ImageTextPairDataset', 'RetrievalEvalDataset', 'VQADataset',
+    'GQADataset', 'ImageTextPairDataset', 'MSVDQADataset', 'RetrievalEvalDataset', 'VQADataset',
     'VQAv2Dataset', 'VideoQADataset', 'VideoRetrievalDataset', 'VisualGenomeQADataset',
     'answer_weights', 'image_id_from_file_name', 'load_answer_list', 'resolve_data_root',
     'vqa_train_collate'

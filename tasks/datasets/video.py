@@ -1,4 +1,4 @@
-"""Zero-shot video sets: MSRVTT retrieval (``msrvtt_test.jsonl``) and video QA.
+"""Zero-shot text-video retrieval sets: MSRVTT (``msrvtt_test.jsonl``); QA in :mod:`.video_qa`.
 
 Frames are sampled and decoded by :mod:`tasks.video.frames` (BLIP's rule by default), in
 the DataLoader workers that call ``__getitem__``.
@@ -11,7 +11,6 @@ from typing import Sequence
 
 from harness.core.registry import DATASETS
 
-from ..text import pre_question
 from ..video.frames import SAMPLING_RULES, count_frames, read_clip
 from .annotations import TEXT, check_records, load_records
 from .base import AnnotationDataset, PathLike
@@ -138,58 +137,3 @@ class VideoRetrievalDataset(AnnotationDataset):
                         num_frames=self.num_frames, sampling=self.sampling,
                         image_size=self.image_size)
         return hashlib.blake2b(json.dumps(settings).encode(), digest_size=8).hexdigest()
-
-
-@DATASETS.register_module()
-class VideoQADataset(AnnotationDataset):
-    """Open-ended questions about clips (MSRVTT-QA style).
-
-    Records are ``{"video": clip name, "question": str, "answer": str}``. Item:
-    ``{'video': FloatTensor[T, 3, S, S], 'question': str, 'question_id': int (record
-    index), 'answer': str}``.
-
-    Args:
-        data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
-        ann_file: the JSON list (or jsonl) of questions.
-        video_root: clip folder (from data_root).
-        num_frames: frames per clip.
-        image_size: frame side S.
-        max_question_words: question length cap.
-        sampling: ``'uniform'`` (BLIP's rule) or ``'centre'`` (segment centres).
-        decode_threads: decord threads per DataLoader worker (0: decord's own choice).
-        on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
-    """
-
-    def __init__(self, data_root: PathLike, ann_file: PathLike, video_root: PathLike = 'videos',
-                 num_frames: int = 8, image_size: int = 384, max_question_words: int = 50,
-                 sampling: str = 'uniform', decode_threads: int = 1,
-                 on_bad_sample: str = 'raise'):
-        super().__init__(data_root, on_bad_sample)
-        self.ann_file = self.resolve(ann_file)
-        self.video_root = self.resolve(video_root)
-        self.num_frames = check_num_frames(num_frames, type(self).__name__)
-        self.sampling = check_sampling(sampling, type(self).__name__)
-        self.decode_threads = decode_threads
-        self.image_size = image_size
-        self.max_question_words = max_question_words
-        self._records = load_records(self.ann_file)
-        check_records(self.ann_file, self._records,
-                      required={'video': TEXT, 'question': TEXT, 'answer': TEXT},
-                      kind='video QA')
-        self._start_guard()
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def media_path(self, index: int) -> pathlib.Path:
-        """The video file of question ``index``."""
-        return clip_file(self.video_root, self._records[index]['video'])
-
-    def load_item(self, index: int) -> dict:
-        """Frames, cleaned question, id and answer of question ``index``."""
-        record = self._records[index]
-        video = read_clip(self.media_path(index), self.num_frames, self.image_size,
-                          self.ann_file, index, self.sampling, self.decode_threads)
-        return {'video': video,
-                'question': pre_question(record['question'], self.max_question_words),
-                'question_id': index, 'answer': record['answer']}

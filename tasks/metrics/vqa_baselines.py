@@ -22,6 +22,13 @@ def _most_frequent(answers: Counter) -> str:
     return min(answers, key=lambda answer: (-answers[answer], answer))
 
 
+def answers_by_frequency(answers: Iterable[str]) -> list[str]:
+    """The distinct ``answers``, most frequent first (ties alphabetical, as the baselines):
+    a QA set's answer vocabulary, its first entry the majority answer."""
+    counts = Counter(answers)
+    return sorted(counts, key=lambda answer: (-counts[answer], answer))
+
+
 @dataclasses.dataclass(frozen=True)
 class MajorityAnswers:
     """The most frequent training answer overall and per question type."""

@@ -11,7 +11,8 @@ Data root layout (``ensure_toyworld`` returns the root)::
     vqa/v2_OpenEnded_mscoco_{train,val,test}_questions.json, v2_mscoco_{..}_annotations.json
     gqa/testdev_balanced_questions.json
     annotations/nocaps_val.json, nocaps_val_gt.json   NoCaps format, held-out colours
-    msrvtt/msrvtt_test.jsonl, msrvtt/msrvtt_qa_test.json, msrvtt/videos/video<i>.mp4
+    msrvtt/msrvtt_test.jsonl, msrvtt/videos/video<i>.mp4   MSRVTT retrieval format
+    msrvtt/msrvtt_qa_test.json, msrvtt_qa_motion_test.json MSRVTT-QA format (scene, motion)
     vocab/vocab.txt                     BERT WordPiece vocabulary of all texts
 
 Run ``python -m tasks.toyworld --root DIR [--seed N] [--tiny]`` to generate one by hand.

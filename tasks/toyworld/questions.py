@@ -123,11 +123,14 @@ def candidate_questions(scene: Scene, rng: np.random.Generator) -> list[Question
             + _exist_questions(scene, rng) + _relation_questions(scene) + [background])
 
 
-def sample_questions(scene: Scene, rng: np.random.Generator, count: int) -> list[Question]:
-    """Up to ``count`` distinct questions, spread over as many kinds as possible."""
+def sample_questions(scene: Scene, rng: np.random.Generator, count: int,
+                     allowed: tuple[str, ...] = KINDS) -> list[Question]:
+    """Up to ``count`` distinct questions of the ``allowed`` kinds, spread over as many kinds
+    as possible."""
     by_kind: dict[str, list[Question]] = {}
     for question in candidate_questions(scene, rng):
-        if all(question.text != q.text for q in by_kind.get(question.kind, [])):
+        if question.kind in allowed and all(question.text != q.text
+                                            for q in by_kind.get(question.kind, [])):
             by_kind.setdefault(question.kind, []).append(question)
     for questions in by_kind.values():
         order = rng.permutation(len(questions))

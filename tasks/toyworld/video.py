@@ -14,6 +14,7 @@ import numpy as np
 from harness.core.optional import require
 
 from .phrases import background_phrase, humanise, object_phrase, pick
+from .questions import KINDS, sample_questions
 from .render import render_scene
 from .scene import DOMAINS, Scene, SceneObject, sample_background, sample_distinct_kinds, \
     sample_object
@@ -101,7 +102,24 @@ def clip_caption(clip: Clip, rng: np.random.Generator) -> str:
     return humanise(text, rng)
 
 
-def clip_questions(clip: Clip, rng: np.random.Generator, count: int) -> list[tuple[str, str]]:
+# Every image question kind whose answer holds in every frame: objects keep their colour,
+# shape and size, the background stays, but moving objects change their relations.
+SCENE_QUESTION_KINDS = tuple(kind for kind in KINDS if kind != 'relation')
+
+
+def clip_scene_questions(clip: Clip, rng: np.random.Generator, count: int
+                         ) -> list[tuple[str, str]]:
+    """Up to ``count`` (question, answer) pairs by the image question generator.
+
+    The questions are the image VQA questions' (same grammar and answers) about the clip's
+    objects and background, so a VQA model trained on images can answer them from frames.
+    """
+    return [(q.text, q.answer)
+            for q in sample_questions(clip.scene, rng, count, SCENE_QUESTION_KINDS)]
+
+
+def clip_motion_questions(clip: Clip, rng: np.random.Generator, count: int
+                          ) -> list[tuple[str, str]]:
     """Up to ``count`` (question, answer) pairs about the objects and their motion."""
     moving = [m for m in clip.movers if m.direction is not None]
     candidates = [('how many objects are there?', str(len(clip.movers)))]

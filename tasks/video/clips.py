@@ -11,7 +11,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 from mmengine.logging import print_log
 from torch.utils.data import DataLoader, Dataset
@@ -91,3 +91,16 @@ def survey_clips(dataset, work_dir: Optional[Union[str, Path]] = None,
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, dataclasses.asdict(survey))
     return survey
+
+
+def without_bad_clips(dataset, survey: ClipSurvey, select: Callable[[Sequence[int]], object]):
+    """The dataset itself, or (skip mode, some clips bad) ``select(survey.good)``.
+
+    The copy raises on a clip that fails to decode although the survey could open it: a
+    substitute clip would give the wrong clip's features.
+    """
+    if not survey.bad_files:
+        return dataset
+    subset = select(survey.good)
+    subset.on_bad_sample = 'raise'
+    return subset

@@ -26,21 +26,8 @@ from harness.core.task_result import TaskResult
 
 from ..retrieval.cache import model_fingerprint
 from ..retrieval.evaluate import scores_under_autocast
-from .clips import survey_clips
+from .clips import survey_clips, without_bad_clips
 from .metrics import direction_ranks, per_query_hits, video_retrieval_metrics
-
-
-def _evaluated_clips(dataset, survey):
-    """The dataset itself, or (skip mode, some clips bad) a copy without the bad clips.
-
-    The copy raises on a clip that fails to decode although the survey could open it: a
-    substitute clip would give the wrong clip's features.
-    """
-    if not survey.bad_files:
-        return dataset
-    subset = dataset.select_clips(survey.good)
-    subset.on_bad_sample = 'raise'
-    return subset
 
 
 @TASKS.register_module(name='video_retrieval')
@@ -76,7 +63,7 @@ def evaluate_video_retrieval(model, dataset, *, k: int = 128, batch_size: int = 
         videos, texts, frames per video, short clips (frames repeated) and skipped clips.
     """
     survey = survey_clips(dataset, work_dir, num_workers)
-    clips = _evaluated_clips(dataset, survey)
+    clips = without_bad_clips(dataset, survey, dataset.select_clips)
     if work_dir is not None:
         cache_key = f'{cache_key or model_fingerprint(model)}-frames-{clips.frames_identity()}'
     scores = scores_under_autocast(

@@ -7,7 +7,7 @@ whole candidate. ``method='generate'`` decodes an answer by beam search (3 beams
 ranks, saved as they come, resumed after an interruption and reused for the same
 checkpoint and settings.
 """
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -37,10 +37,16 @@ def plain_ids(question_ids) -> list:
     return question_ids.tolist() if isinstance(question_ids, torch.Tensor) else list(question_ids)
 
 
+def encode_images(model, batch: dict, device) -> torch.Tensor:
+    """The image tokens ``[B, 1 + N, W]`` of a batch's ``'image'`` tensor."""
+    return model.encode_image(batch['image'].to(device))
+
+
 def answer_dataset(model, dataset, *, method: str = 'rank', options: Optional[dict] = None,
                    answer_list: Optional[Sequence[str]] = None, device='cpu', work_dir=None,
                    cache_key=None, batch_size: int = 32, num_workers: int = 0,
-                   save_every: int = 10) -> tuple[list, dict]:
+                   save_every: int = 10,
+                   encode: Callable[..., torch.Tensor] = encode_images) -> tuple[list, dict]:
     """Answer every question of ``dataset`` (items ``{'image', 'question', 'question_id'}``).
 
     Args:
@@ -53,6 +59,8 @@ def answer_dataset(model, dataset, *, method: str = 'rank', options: Optional[di
             over the question states; ``'question'``: the question's padding mask),
             ``length_normalization`` (``'blip'`` or ``'hf'``).
         answer_list: the candidates of ``rank``.
+        encode: ``(model, batch, device) -> [B, L, W]`` visual tokens the questions attend
+            to (default: :func:`encode_images`; video QA passes its frames' tokens).
 
     Returns:
         ``[{'question_id', 'answer'}]`` in dataset order and the rate (``questions/s``).
@@ -69,7 +77,7 @@ def answer_dataset(model, dataset, *, method: str = 'rank', options: Optional[di
         settings_key = dict(settings, method=method)
 
     def answer_batch(batch: dict, indices: list) -> list:
-        image_embeds = model.encode_image(batch['image'].to(device))
+        image_embeds = encode(model, batch, device)
         states, atts = model.encode_questions(image_embeds, list(batch['question']))
         if method == 'rank':
             chosen = model.rank_answers(states, atts, candidates, **settings).tolist()
@@ -81,4 +89,5 @@ def answer_dataset(model, dataset, *, method: str = 'rank', options: Optional[di
 
     tag = settings_tag('answers', cache_key, settings_key)
     return infer_dataset(dataset, answer_batch, tag=tag, work_dir=work_dir,
-                         batch_size=batch_size, num_workers=num_workers, save_every=save_every, desc=f'VQA ({method})', unit='questions')
+                         batch_size=batch_size, num_workers=num_workers, save_every=save_every,
+                         desc=f'VQA ({method})', unit='questions')
