@@ -16,13 +16,14 @@ experiment = dict(
 leaderboard = dict(
     title='VQA on ToyWorld: rank vs generate (BLIP protocol)',
     description='A tiny BLIP pre-trained on ToyWorld, its VQA model fine-tuned on ToyWorld '
-                'VQAv2 train (2,500 questions), then scored on VQAv2-format test (official '
+                'VQAv2 train (2,500 questions, 15 epochs), then scored on VQAv2-format test (official '
                 'accuracy, per answer type) and, zero-shot, GQA-format test-dev (exact '
                 'match), answering by ranking the answer list (k=128) and by generating '
                 '(beam 3). The dashed line is the per-question-type majority answer of the '
                 'training split. The paper rows are real VQAv2.',
-    primary_metrics=[(task, f'toyworld_{dataset} · {method}', split, 'accuracy')
-                     for task, dataset, split in (('vqa', 'vqav2', 'test'),
-                                                  ('gqa', 'gqa', 'testdev'))
-                     for method in ('rank', 'generate')],
+    primary_metrics=[('vqa', f'toyworld_vqav2 · {method}', 'test', metric)
+                     for method in ('rank', 'generate')
+                     for metric in ('accuracy', 'yes/no', 'number', 'other')]
+    + [('gqa', f'toyworld_gqa · {method}', 'testdev', 'accuracy')
+       for method in ('rank', 'generate')],
     paper_reference='vqa')

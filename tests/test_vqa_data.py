@@ -163,8 +163,10 @@ def test_vqa_and_gqa_majority_baselines():
     questions = {'a': {'question': 'What color is the star?', 'answer': 'red'},
                  'b': {'question': 'Is there a cross?', 'answer': 'no'},
                  'c': {'question': 'Which side?', 'answer': 'left'}}
-    assert gqa_majority_baseline(TRAIN, questions) == pytest.approx(
-        {'overall_prior': 100 / 3, 'per_type_prior': 200 / 3})
+    result = gqa_majority_baseline(TRAIN, questions)
+    assert result['overall_prior'] == pytest.approx(100 / 3)
+    assert result['per_type_prior'] == pytest.approx(200 / 3)
+    assert result['per_type_per_question'] == {'a': 100.0, 'b': 100.0, 'c': 0.0}
 
 
 # --- readers ---------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ class VQADataset(AnnotationDataset):
         image_root: folder VQA records' image paths are relative to (from data_root).
         vg_image_root: the same for Visual Genome records.
         answer_list_file: optional candidate answers for rank inference → ``answer_list``.
+        augment: whether training images get BLIP's random crop, flip and RandAugment
+            (False: the evaluation resize only).
         hflip: whether training flips images horizontally (BLIP does; turn off when
             questions say 'left'/'right', as ToyWorld's do).
         crop_scale: training RandomResizedCrop's area range (BLIP: (0.5, 1.0)).
@@ -74,8 +76,8 @@ class VQADataset(AnnotationDataset):
     def __init__(self, data_root: PathLike, ann_file: Union[PathLike, Sequence[PathLike]],
                  split: str = 'train', image_size: int = 480, image_root: PathLike = '',
                  vg_image_root: PathLike = '', answer_list_file: Optional[PathLike] = None,
-                 hflip: bool = True, crop_scale: Sequence[float] = FINETUNE_CROP_SCALE,
-                 max_question_words: int = 50, on_bad_sample: str = 'raise'):
+                 augment: bool = True, hflip: bool = True,
+                 crop_scale: Sequence[float] = FINETUNE_CROP_SCALE, max_question_words: int = 50, on_bad_sample: str = 'raise'):
         super().__init__(data_root, on_bad_sample)
         if split not in SPLITS:
             raise ValueError(f'VQADataset split={split!r}: use one of {SPLITS}.')
@@ -84,8 +86,8 @@ class VQADataset(AnnotationDataset):
         self.ann_files = [self.resolve(f) for f in files]
         self.image_roots = {'vqa': self.resolve(image_root), 'vg': self.resolve(vg_image_root)}
         self.max_question_words = max_question_words
-        self.transform = build_image_transform(image_size, train=split == 'train', hflip=hflip,
-                                              crop_scale=crop_scale)
+        self.transform = build_image_transform(image_size, train=split == 'train' and augment,
+                                              hflip=hflip, crop_scale=crop_scale)
         self.answer_list = (load_answer_list(self.resolve(answer_list_file))
                             if answer_list_file else None)
         self._records = []  # (file index, record index, record)

@@ -60,6 +60,8 @@ class VQAv2Dataset(AnnotationDataset):
         image_root: the image folder (from data_root), e.g. ``coco/train2014``.
         image_pattern: image file name, formatted with ``image_id`` and ``subtype``.
         answer_list_file: optional candidate answers for rank inference → ``answer_list``.
+        augment: whether training images get BLIP's random crop, flip and RandAugment
+            (False: the evaluation resize only).
         hflip: whether training flips images horizontally (BLIP does; turn off when
             questions say 'left'/'right', as ToyWorld's do).
         crop_scale: training RandomResizedCrop's area range (BLIP: (0.5, 1.0)).
@@ -71,8 +73,9 @@ class VQAv2Dataset(AnnotationDataset):
                  annotation_file: Optional[PathLike] = None, split: str = 'train',
                  image_size: int = 480, image_root: PathLike = '',
                  image_pattern: str = COCO_IMAGE_PATTERN,
-                 answer_list_file: Optional[PathLike] = None, hflip: bool = True,
-                 crop_scale: Sequence[float] = FINETUNE_CROP_SCALE, max_question_words: int = 50,
+                 answer_list_file: Optional[PathLike] = None, augment: bool = True,
+                 hflip: bool = True, crop_scale: Sequence[float] = FINETUNE_CROP_SCALE,
+                 max_question_words: int = 50,
                  on_bad_sample: str = 'raise'):
         super().__init__(data_root, on_bad_sample)
         if split not in SPLITS:
@@ -84,8 +87,8 @@ class VQAv2Dataset(AnnotationDataset):
         self.question_file = self.resolve(question_file)
         self.image_root = self.resolve(image_root)
         self.max_question_words = max_question_words
-        self.transform = build_image_transform(image_size, train=split == 'train', hflip=hflip,
-                                              crop_scale=crop_scale)
+        self.transform = build_image_transform(image_size, train=split == 'train' and augment,
+                                              hflip=hflip, crop_scale=crop_scale)
         self.answer_list = (load_answer_list(self.resolve(answer_list_file))
                             if answer_list_file else None)
         content, self._questions = _records_of(self.question_file, 'questions', 'questions')

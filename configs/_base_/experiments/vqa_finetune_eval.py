@@ -5,9 +5,10 @@
 # (beam 3, max 10, min 1); VQAv2 scored by the official accuracy, GQA by exact match, each
 # beside the majority-answer baseline. Inherit after pretrain_finetune_eval.py (its
 # pre-training stage) and set vqa_model, the VQA datasets and vqa_epochs.
-vqa_epochs = 5
+# The tiny ToyWorld schedule (BLIP: AdamW 2e-5, weight decay 0.05, cosine, 10 epochs).
+vqa_epochs = 15
 vqa_batch_size = 32
-vqa_optim_wrapper = dict(optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.05))
+vqa_optim_wrapper = dict(optimizer=dict(type='AdamW', lr=3e-4, weight_decay=0.05))
 vqa_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end='${vqa_epochs}',
                       eta_min=0.0, convert_to_iter_based=True)]
 vqa_finetune_stage = dict(
@@ -24,7 +25,7 @@ vqa_finetune_stage = dict(
         custom_hooks=[dict(type='EpochSeedHook')]))
 vqa_eval_stages = [
     dict(type='EvaluateStage', name=f'eval_{task}_{method}', task=task,
-         checkpoint_from='finetune_vqa', dataset=f'${{{task}_test_dataset}}',
+         checkpoint_from='finetune_vqa', dataset='${' + task + '_test_dataset}',
          dataset_name=f'toyworld_{dataset} · {method}', split=split, model='${vqa_model}',
          options=dict(method=method, batch_size='${eval_batch_size}',
                       prior_annotation_file='${vqa_prior_file}'))
