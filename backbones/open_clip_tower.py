@@ -4,10 +4,11 @@
 tower of open_clip's ``ViT-B-16`` (``open_clip.create_model(name, pretrained=None)``:
 nothing downloads) at 384 px and returns, for BLIP's cross-attention, every token
 (``[CLS]`` first) at the tower's width, *after* ``ln_post``: BLIP's own ViT hands over its
-final-normed tokens (timm's ``norm``), and CLIP's ``[CLS]`` after ``ln_post`` is exactly
-what CLIP projects for its contrastive loss, so BLIP's ITC head on ``tokens[:, 0]`` reads
-the feature CLIP trained. :meth:`OpenClipTower.features` also gives the projected pooled
-feature, open_clip's own image embedding.
+final-normed tokens (timm's ``norm``), and for a [CLS]-pooled tower (open_clip's ViT-B-16,
+ViT-L-14...) the ``[CLS]`` after ``ln_post`` is exactly what CLIP projects for its
+contrastive loss, so BLIP's ITC head on ``tokens[:, 0]`` reads the feature CLIP trained.
+:meth:`OpenClipTower.features` also gives the projected pooled feature, open_clip's own
+image embedding.
 
 Weights come from a local open_clip checkpoint (a bare state dict, open_clip's training
 checkpoint ``{'state_dict': ...}``, or ``.safetensors``; read weights-only) through
@@ -16,7 +17,8 @@ Position embeddings are interpolated (bicubic) when the checkpoint was trained a
 resolution; a checkpoint of another width, depth or patch size fails naming both.
 
 :data:`TOYWORLD_MODEL` is a ToyWorld-sized tower (64 px, patch 8, width 96, 2 blocks, the
-shape of ``BlipViT``'s ``vit_tiny_patch8``) registered through open_clip's own model-config
+shape of ``BlipViT``'s ``vit_tiny_patch8``; it pools by averaging patch tokens, as a 2-block
+tower learns faster that way, like the tiny BLIP's max pooling) registered through open_clip's own model-config
 mechanism (``open_clip.add_model_config`` on ``open_clip_configs/``).
 """
 import re

@@ -13,6 +13,8 @@ import backbones  # noqa: F401
 from backbones.checkpoint import CheckpointError
 from backbones.initial_weights import initialise_weights
 from backbones.open_clip_tower import TOYWORLD_MODEL, OpenClipTower, open_clip_library
+from tasks.backbone_init.labels import LABELS, caption_labels
+from harness.backbone_costs import LARGE, cost_row, model_config
 from harness.config import load_config, resolve_config
 from harness.core.registry import DATASETS, MODELS
 from harness.stages import configured_preprocessing, with_preprocessing
@@ -65,8 +67,8 @@ def test_tower_tokens_and_pooled_feature_equal_open_clips_forward():
     assert torch.equal(pooled, clip_pooled)
     assert tokens.shape == (3, 1 + 64, 96) and tower.embed_dim == 96
     assert torch.equal(tokens[:, 1:], patch_tokens)  # after ln_post, as open_clip returns them
-    # [CLS] after ln_post is what CLIP projects: BLIP's ITC reads the feature CLIP trained.
-    assert torch.allclose(tokens[:, 0] @ clip.visual.proj, pooled, atol=1e-6)
+    # The ToyWorld tower pools by averaging patch tokens (after ln_post) before projecting.
+    assert torch.allclose(tokens[:, 1:].mean(dim=1) @ clip.visual.proj, pooled, atol=1e-6)
     assert torch.equal(tower(images), tokens)
 
 
@@ -140,6 +142,16 @@ def test_blip_with_a_wider_clip_tower_builds_and_trains(tmp_path):
     total.backward()
     assert torch.isfinite(total)
     assert model.visual_encoder.visual.conv1.weight.grad is not None
+
+
+def test_backbone_cost_rows_count_the_real_shapes():
+    row = cost_row('large', model_config(LARGE, BERT_VOCAB), sizes=())
+    assert row == ['large', '1024', f'{BLIP_LARGE_PARAMETERS / 1e6:.1f}', '303.3']
+
+
+def test_object_labels_read_shapes_and_colours_with_their_synonyms():
+    assert [LABELS[i] for i in caption_labels('A little purple plus sign and two red discs')] \
+        == ['circle', 'cross', 'red', 'purple']
 
 
 def test_preprocessing_comes_from_the_backbone_into_a_dataset(tiny_toyworld):
