@@ -4,7 +4,8 @@ Each stage's outputs hold ``init`` (e.g. ``{'vision': {'type': 'open_clip', 'pat
 which ``TrainStage(init_parts_from=<stage>)`` loads through ``initialise_weights`` (so the
 file's hash and key report reach the results records), plus ``checkpoint`` and the mean
 training loss of each epoch (``losses``). Training is seeded by the experiment's seed and
-runs on the CPU in about a minute at the default sizes.
+runs on the CPU in about a minute at the default sizes (measured on 2 cores: supervised
+25 s, loss 0.61 -> 0.48; CLIP ~70-90 s, loss 4.19 -> 3.65, chance ln 64 = 4.16).
 """
 from pathlib import Path
 from typing import Callable, List, Sequence
@@ -92,7 +93,7 @@ class ClipInitStage(InitStage):
     """
 
     def __init__(self, name: str, dataset: dict, model_name: str = TOYWORLD_MODEL,
-                 epochs: int = 2, batch_size: int = 64, lr: float = 2e-3,
+                 epochs: int = 3, batch_size: int = 64, lr: float = 1e-3,
                  weight_decay: float = 0.1):
         super().__init__(name)
         self.dataset_cfg = dataset
