@@ -2,4 +2,4 @@
 
 Importing this package registers every model piece in :mod:`harness.core.registry`.
 """
-from . import blip, checkpoint, data_preprocessor, tokenizer, vit  # noqa: F401
+from . import blip, checkpoint, data_preprocessor, open_clip_tower, tokenizer, vit  # noqa: F401

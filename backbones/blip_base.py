@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 import torch
 from mmengine.model import BaseModel
 
+from harness.core.model_api import backbone_preprocessing
 from harness.core.registry import MODELS
 
 
@@ -44,6 +45,12 @@ class BlipBase(BaseModel):
         """The square input resolution: the encoder's own (after a checkpoint loader resized
         it) where it keeps one, else the configured ``vision.image_size``."""
         return getattr(self.visual_encoder, 'image_size', self.configured_image_size)
+
+    @property
+    def preprocessing(self) -> dict:
+        """How input images are made: the image encoder's ``mean``, ``std`` and
+        ``interpolation`` (CLIP's statistics, bicubic, where it names none)."""
+        return backbone_preprocessing(self.visual_encoder)
 
     @property
     def device(self) -> torch.device:

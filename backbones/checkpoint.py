@@ -1,9 +1,9 @@
-"""Load official BLIP, Hugging Face BLIP, BERT and timm ViT checkpoints into our BLIP.
+"""Load official BLIP, Hugging Face BLIP, BERT, timm ViT and open_clip checkpoints into our BLIP.
 
 ``load_checkpoint`` reads a checkpoint (a ``.pth``/``.bin``/``.safetensors`` file, a
 ``save_pretrained`` directory, or an in-memory state dict), tells its kind from its keys,
 renames the keys (:mod:`backbones.key_maps`), fits what can be fitted (``pos_embed`` at
-another resolution, a vocabulary grown by ``[DEC]``/``[ENC]``, size-1 dimensions of
+another resolution (timm's and open_clip's tables), a vocabulary grown by ``[DEC]``/``[ENC]``, size-1 dimensions of
 ``class_embedding``; a tensor of the right element count but another layout, e.g. a
 transposed projection, is a mismatch, never reshaped), sets model settings the checkpoint was trained with (Hugging Face
 BLIP's LayerNorm eps) and returns a :class:`LoadReport` naming every key that was missing,
@@ -381,6 +381,8 @@ KINDS = {
                            key_maps.bert_ignored),
     'timm': CheckpointKind('timm ViT', key_maps.timm_to_model, key_maps.timm_absent,
                            key_maps.timm_ignored),
+    'open_clip': CheckpointKind('open_clip CLIP', key_maps.open_clip_to_model,
+                                key_maps.open_clip_absent, key_maps.open_clip_ignored),
 }
 
 
@@ -482,6 +484,10 @@ def fit_to_model(key: str, value: torch.Tensor,
             return None, None
         old, new = int(round((value.shape[1] - 1) ** 0.5)), int(round((target.shape[1] - 1) ** 0.5))
         return resized, f'bicubic {old}x{old} -> {new}x{new} patch grid, [CLS] slot kept'
+    if (key.endswith('positional_embedding') and value.dim() == 2 == target.dim()
+            and value.shape[1] == target.shape[1]):  # open_clip's table has no batch axis
+        fitted, how = fit_to_model('pos_embed', value[None], target[None])
+        return (None, None) if fitted is None else (fitted[0], how)
     if _squeezed(value.shape) == _squeezed(target.shape):
         return value.reshape(target.shape), 'same values, size-1 dimensions added or removed'
     if key.endswith(VOCAB_TABLE_SUFFIXES) and value.shape[1:] == target.shape[1:]:

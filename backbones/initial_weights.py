@@ -10,8 +10,8 @@ A training stage describes this with
                 text=dict(type='bert', path='/models/bert-base-uncased'))
 
 where ``type='random'`` keeps the constructor's weights on purpose. Each part's ``type`` is
-a key of :data:`VISION_INITS` / :data:`TEXT_INITS` (add an entry for a new source, e.g.
-``'open_clip'``). :func:`initialise_weights` loads both parts strictly (a file that does not
+a key of :data:`VISION_INITS` / :data:`TEXT_INITS` (``'open_clip'``: a CLIP image tower for
+an ``OpenClipTower`` image encoder; add an entry for a new source). :func:`initialise_weights` loads both parts strictly (a file that does not
 fit fails), logs the reports and returns a JSON-ready record of where the weights came
 from: path, the sha256 of every file read and the report's counts.
 """
@@ -24,6 +24,7 @@ from torch import nn
 from harness.core.registry import FUNCTIONS
 
 from .checkpoint import LoadReport, load_checkpoint, load_timm_vision_checkpoint, weight_files
+from .open_clip_tower import load_open_clip_vision
 
 Loader = Callable[[nn.Module, str], LoadReport]
 TEXT_SCOPE = ('text_encoder', 'text_decoder')
@@ -46,7 +47,8 @@ def load_timm_vision(model: nn.Module, path: str) -> LoadReport:
 
 # type -> loader; None: keep the constructor's random weights (an explicit choice).
 VISION_INITS: Dict[str, Optional[Loader]] = {
-    'timm': load_timm_vision, 'blip': load_blip_vision, 'random': None}
+    'timm': load_timm_vision, 'blip': load_blip_vision, 'open_clip': load_open_clip_vision,
+    'random': None}
 TEXT_INITS: Dict[str, Optional[Loader]] = {'bert': load_bert_text, 'random': None}
 PARTS = {'vision': VISION_INITS, 'text': TEXT_INITS}
 EXAMPLE = ("init=dict(vision=dict(type='timm', path='/models/deit_base_patch16_224-b5f2ef4d.pth'), "

@@ -175,3 +175,35 @@ def timm_ignored(key: str) -> Optional[str]:
 def timm_absent(model_key: str) -> str:
     """A timm ViT describes the image encoder only."""
     return 'missing' if model_key.startswith('visual_encoder.') else 'outside'
+
+
+# ---------------------------------------------------------------- open_clip CLIP
+# open_clip names the image tower ``visual.*`` (``conv1``, ``class_embedding``,
+# ``positional_embedding``, ``ln_pre``, ``transformer.resblocks.N.*``, ``ln_post``, ``proj``);
+# an :class:`~backbones.open_clip_tower.OpenClipTower` keeps it as its ``visual`` submodule.
+# Its training checkpoints wrap the state dict (``state_dict``) and, after DDP, prefix
+# ``module.``.
+OPEN_CLIP_VISUAL = 'visual.'
+DDP_PREFIX = 'module.'
+
+
+def _open_clip_name(key: str) -> str:
+    return key[len(DDP_PREFIX):] if key.startswith(DDP_PREFIX) else key
+
+
+def open_clip_to_model(key: str) -> List[str]:
+    """Model key of an open_clip image-tower key: ``visual_encoder.`` + the same name."""
+    key = _open_clip_name(key)
+    return ['visual_encoder.' + key] if key.startswith(OPEN_CLIP_VISUAL) else []
+
+
+def open_clip_ignored(key: str) -> Optional[str]:
+    """Why an open_clip key is dropped (the text tower, logit scale/bias), else ``None``."""
+    if not _open_clip_name(key).startswith(OPEN_CLIP_VISUAL):
+        return 'CLIP text tower or logit scale: BLIP has its own text transformer'
+    return ignored_reason(key)
+
+
+def open_clip_absent(model_key: str) -> str:
+    """An open_clip checkpoint describes the image encoder (and CLIP's text tower) only."""
+    return 'missing' if model_key.startswith('visual_encoder.') else 'outside'

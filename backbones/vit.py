@@ -6,9 +6,11 @@ BLIP's image encoder is a plain ViT whose parameter names are timm's
 without renaming.
 """
 from functools import partial
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from timm.models import checkpoint_seq
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
@@ -35,6 +37,8 @@ class BlipViT(VisionTransformer):
         image_size: square input resolution.
         drop_path_rate: stochastic depth rate (BLIP: 0.0 base, 0.1 large).
         grad_checkpointing: recompute block activations in backward to save memory.
+        grad_checkpointing_layers: with ``grad_checkpointing``, only the last N blocks
+            recompute (official BLIP's ``vit_ckpt_layer``); ``None``: every block.
         layer_norm_eps: 1e-6 as official BLIP/timm; Hugging Face BLIP uses 1e-5.
     """
 
@@ -43,6 +47,7 @@ class BlipViT(VisionTransformer):
                  image_size=224,
                  drop_path_rate=0.0,
                  grad_checkpointing=False,
+                 grad_checkpointing_layers: Optional[int] = None,
                  layer_norm_eps=1e-6,
                  mlp_ratio=4.0,
                  **shape):
@@ -59,11 +64,21 @@ class BlipViT(VisionTransformer):
         self.arch = arch
         self.image_size = image_size
         self.width = dims['embed_dim']
-        self.set_grad_checkpointing(grad_checkpointing)
+        if grad_checkpointing_layers is not None and not 0 < grad_checkpointing_layers <= \
+                dims['depth']:
+            raise ValueError(f'BlipViT: grad_checkpointing_layers={grad_checkpointing_layers} '
+                             f'must be between 1 and depth={dims["depth"]}, or None for all')
+        self.set_grad_checkpointing(grad_checkpointing and grad_checkpointing_layers is None)
+        self.checkpointed_blocks = grad_checkpointing_layers if grad_checkpointing else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Encode ``[B, 3, H, W]`` images into ``[B, 1 + N, width]`` normalised tokens."""
-        return self.forward_features(images)
+        if self.checkpointed_blocks is None:
+            return self.forward_features(images)
+        x = self.norm_pre(self.patch_drop(self._pos_embed(self.patch_embed(images))))
+        first = len(self.blocks) - self.checkpointed_blocks
+        x = checkpoint_seq(self.blocks[first:], self.blocks[:first](x))
+        return self.norm(x)
 
 
 def interpolate_pos_embed(pos_embed: torch.Tensor, num_patches: int) -> torch.Tensor:

@@ -18,14 +18,17 @@ def image_encoder_gflops(model) -> float:
 
 
 def record_evaluation(ctx, stage, model, result: TaskResult, params: int,
-                      wall_time_s: float, load: Optional[dict] = None) -> ResultRecord:
+                      wall_time_s: float, load: Optional[dict] = None,
+                      init: Optional[dict] = None) -> ResultRecord:
     """Append the record of ``stage``'s evaluation ``result`` to the variant's results file.
 
     The record keeps the metric values with their units and directions, the per-sample
     scores (for paired significance tests), what could not be computed and why, what
     was evaluated (``counts``), the task's trivial-answerer levels (``baselines``, with
-    ``baseline_basis`` and per-sample ``baseline_per_sample``), how much of the model its checkpoint filled (``load``:
-    ``{'loaded', 'expected', 'strict', 'source', 'kind'}``, see ``EvaluateStage``) and, for a
+    ``baseline_basis`` and per-sample ``baseline_per_sample``), how much of the model its
+    checkpoint filled (``load``: ``{'loaded', 'expected', 'strict', 'source', 'kind'}``, see
+    ``EvaluateStage``), the weights its training started from (``init``: per part its
+    ``type`` and, for files, ``path``, ``sha256`` and the load report's counts) and, for a
     smoke run, the item limit (``limit``).
     """
     extra = dict(stage=stage.name, flops_scope=FLOPS_SCOPE)
@@ -33,6 +36,8 @@ def record_evaluation(ctx, stage, model, result: TaskResult, params: int,
         extra['limit'] = stage.limit
     if load is not None:
         extra['load'] = dict(load)
+    if init:
+        extra['init'] = dict(init)
     for key in ('per_sample', 'unavailable', 'counts', 'baselines', 'baseline_per_sample'):
         if getattr(result, key):
             extra[key] = dict(getattr(result, key))

@@ -5,11 +5,15 @@ The stage contract (``Stage``, ``StageContext``, ``Manifest``) is in
 ``tasks/capfilt/stages.py``). Models, datasets, tasks and the checkpoint loader are found
 through the registries, never imported.
 """
+import inspect
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
+import torch
+
+from harness.core.model_api import DEFAULT_PREPROCESSING, backbone_preprocessing
 from harness.core.registry import DATASETS, FUNCTIONS, MODELS, STAGES, TASKS
 from harness.core.stage import Stage, StageContext, checkpoint_identity
 from harness.core.tree import deep_merge
@@ -21,6 +25,7 @@ RUNNER_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper', 'param
                'test_evaluator', 'default_hooks', 'custom_hooks', 'env_cfg', 'log_processor',
                'log_level', 'default_scope', 'randomness', 'visualizer', 'auto_scale_lr',
                'launcher')
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
 def load_weights(model, checkpoint: str, logger=None):
@@ -41,6 +46,32 @@ def selected_checkpoint(stage_dir: Path) -> str:
     return pointer.read_text().strip()
 
 
+def takes_preprocessing(dataset_cfg: Mapping) -> bool:
+    """Whether the dataset class ``dataset_cfg`` builds has a ``preprocessing`` argument."""
+    dataset_type = dataset_cfg.get('type')
+    dataset_class = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else dataset_type
+    return dataset_class is not None and \
+        'preprocessing' in inspect.signature(dataset_class).parameters
+
+
+def with_preprocessing(dataset_cfg: dict, preprocessing: Mapping) -> dict:
+    """``dataset_cfg`` with the image backbone's ``preprocessing`` (mean, std, interpolation)
+    where its dataset class takes one and the config sets none (a set one is kept)."""
+    if dataset_cfg.get('preprocessing') is not None or not takes_preprocessing(dataset_cfg):
+        return dataset_cfg
+    return dict(dataset_cfg, preprocessing=dict(preprocessing))
+
+
+def configured_preprocessing(model_cfg: Mapping) -> dict:
+    """The pre-processing the image backbone of ``model_cfg`` (its ``vision``) asks for; the
+    backbone is built on the meta device, so no weights are made. CLIP's without one."""
+    vision = model_cfg.get('vision')
+    if vision is None:
+        return dict(DEFAULT_PREPROCESSING)
+    with torch.device('meta'):
+        return backbone_preprocessing(MODELS.build(vision))
+
+
 @STAGES.register_module()
 class TrainStage(Stage):
     """Train with an mmengine Runner built from the variant config merged with ``runner``.
@@ -49,31 +80,39 @@ class TrainStage(Stage):
         name: stage name (also its sub-directory).
         runner: overrides of the variant config for this stage (dataloaders, schedule,
             model heads such as ``model=dict(losses=('lm',))``...).
-        init_from: a finished stage whose checkpoint initialises the model.
+        init_from: a finished stage whose checkpoint initialises the model; what initialised
+            that stage (its ``init`` output) is handed on, so records name the first weights.
         corpus_from: a finished stage whose ``corpus`` output (an annotation file, e.g.
             CapFilt's bootstrapped corpus) replaces ``train_dataloader.dataset.ann_file``.
         init: initial weights from files, ``dict(vision=dict(type='timm', path=...),
             text=dict(type='bert', path=...))`` (``type='random'``: keep random weights);
             the types are ``FUNCTIONS['initialise_weights']``'s (``backbones.initial_weights``).
             What was loaded (paths, sha256, the load report's counts) is in the outputs.
+        init_parts_from: a finished initialisation stage (e.g. ``ClipInitStage``) whose
+            ``init`` output (parts such as ``dict(vision=dict(type='open_clip', path=...))``)
+            is merged over ``init``.
         init_required: refuse to build without ``init`` or ``init_from`` (real pre-training
             must not start from random weights by accident).
+
+    Datasets whose class takes ``preprocessing`` and whose config sets none get the image
+    backbone's (mean, std, interpolation; see ``harness.core.model_api``).
     """
 
     config_keys = RUNNER_KEYS
 
     def __init__(self, name: str, runner: Optional[dict] = None, init_from: Optional[str] = None,
                  corpus_from: Optional[str] = None, init: Optional[dict] = None,
-                 init_required: bool = False):
+                 init_required: bool = False, init_parts_from: Optional[str] = None):
         super().__init__(name)
         self.runner_overrides = runner or {}
         self.init_from = init_from
         self.corpus_from = corpus_from
         self.init = init
-        if init_from and init:
-            raise ValueError(f'stage {name!r}: give init_from (a training stage) or init (weight '
-                             f'files), not both')
-        if not init_from and (init or init_required):
+        self.init_parts_from = init_parts_from
+        if init_from and (init or init_parts_from):
+            raise ValueError(f'stage {name!r}: give init_from (a training stage) or init / '
+                             f'init_parts_from (weight files), not both')
+        if not init_from and not init_parts_from and (init or init_required):
             FUNCTIONS.get('check_initialisation')(init, init_required, f'stage {name!r}')
 
     def runner_config(self, ctx: StageContext) -> dict:
@@ -88,18 +127,34 @@ class TrainStage(Stage):
         if self.corpus_from:
             corpus = ctx.manifest.outputs(self.corpus_from)['corpus']
             cfg['train_dataloader']['dataset']['ann_file'] = corpus
+        loaders = [key for key in LOADERS if isinstance(cfg.get(key), Mapping)
+                   and isinstance(cfg[key].get('dataset'), Mapping)]
+        if loaders:
+            preprocessing = configured_preprocessing(cfg['model'])
+            for key in loaders:
+                cfg[key] = dict(cfg[key], dataset=with_preprocessing(cfg[key]['dataset'],
+                                                                     preprocessing))
         return cfg
+
+    def initial_weights(self, ctx: StageContext) -> Optional[dict]:
+        """``init`` with the parts the ``init_parts_from`` stage made merged over it."""
+        if not self.init_parts_from:
+            return self.init
+        return dict(self.init or {}, **ctx.manifest.outputs(self.init_parts_from)['init'])
 
     def run(self, ctx: StageContext) -> dict:
         """Train (resuming an interrupted run of this stage) and return the checkpoint."""
         runner = build_runner(self.runner_config(ctx))
         outputs = {}
+        init = self.initial_weights(ctx)
         if self.init_from:
-            load_weights(runner.model, ctx.manifest.outputs(self.init_from)['checkpoint'],
-                         runner.logger)
-        elif self.init:
+            earlier = ctx.manifest.outputs(self.init_from)
+            load_weights(runner.model, earlier['checkpoint'], runner.logger)
+            if earlier.get('init'):
+                outputs['init'] = earlier['init']
+        elif init:
             outputs['init'] = FUNCTIONS.get('initialise_weights')(
-                unwrap(runner.model), self.init, runner.logger, f'stage {self.name!r}')
+                unwrap(runner.model), init, runner.logger, f'stage {self.name!r}')
         runner.train()
         return dict(outputs, checkpoint=selected_checkpoint(ctx.work_dir / self.name),
                     params=unwrap(runner.model).num_parameters())
@@ -137,7 +192,10 @@ class EvaluateStage(Stage):
     model reads, ``strict``, source). One image size reaches model and data: a dataset
     config whose ``image_size`` is ``None`` gets the built model's (e.g. the resolution a
     checkpoint's ``config.json`` names); one that sets it switches the model's ViT to it
-    (position embeddings interpolated, as BLIP does).
+    (position embeddings interpolated, as BLIP does). Likewise a dataset whose class takes
+    ``preprocessing`` and whose config sets none gets the model's (its image backbone's mean,
+    std and interpolation). The record names the weights training started from (the
+    ``init`` output of ``checkpoint_from``), when that stage had any.
     """
 
     config_keys = ('model',)
@@ -198,11 +256,16 @@ class EvaluateStage(Stage):
                           cache_key=checkpoint_identity(checkpoint), **self.options)
         params = (ctx.manifest.outputs(self.params_from)['params'] if self.params_from
                   else model.num_parameters())
-        ctx.record(self, model, result, params, time.perf_counter() - started, load=load)
+        init = ctx.manifest.outputs(self.checkpoint_from).get('init') \
+            if self.checkpoint_from else None
+        ctx.record(self, model, result, params, time.perf_counter() - started, load=load,
+                   init=init)
         return dict(metrics=result.values())
 
     def dataset_config(self, model) -> dict:
-        """The dataset config, its ``image_size`` the model's where it is ``None``."""
-        if 'image_size' in self.dataset_cfg and self.dataset_cfg['image_size'] is None:
-            return dict(self.dataset_cfg, image_size=model.image_size)
-        return self.dataset_cfg
+        """The dataset config, its ``image_size`` the model's where it is ``None`` and its
+        ``preprocessing`` the model's where its class takes one and the config sets none."""
+        cfg = self.dataset_cfg
+        if 'image_size' in cfg and cfg['image_size'] is None:
+            cfg = dict(cfg, image_size=model.image_size)
+        return with_preprocessing(cfg, getattr(model, 'preprocessing', DEFAULT_PREPROCESSING))

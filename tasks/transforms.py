@@ -7,7 +7,7 @@ fine-tuning, 0.2-1 for pre-training), horizontal flip, then BLIP's own RandAugme
 Randomness comes only from torch's generator, so training augmentation is reproducible
 under ``torch.manual_seed`` (per DataLoader worker, through torch's worker seeding).
 """
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -16,8 +16,8 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from harness.core.model_api import (CLIP_MEAN, CLIP_STD,  # noqa: F401 (video frames use them)
+                                    DEFAULT_PREPROCESSING, PREPROCESSING_KEYS)
 FINETUNE_CROP_SCALE = (0.5, 1.0)
 # BLIP's RandomAugment leaves out colour-changing operations (Color, Contrast, Posterize,
 # Solarize): captions name colours.
@@ -202,8 +202,25 @@ def _check_crop_scale(crop_scale: Sequence[float]) -> tuple[float, float]:
     return scale
 
 
+def resolved_preprocessing(preprocessing: Optional[Mapping]) -> dict:
+    """``preprocessing`` (``mean``/``std``/``interpolation``, any left out) completed with
+    CLIP's defaults; an unknown key or interpolation raises ``ValueError`` naming it."""
+    given = dict(preprocessing or {})
+    unknown = sorted(set(given) - set(PREPROCESSING_KEYS))
+    if unknown:
+        raise ValueError(f'preprocessing: unknown key(s) {unknown}; the keys are '
+                         f'{list(PREPROCESSING_KEYS)}')
+    resolved = {**DEFAULT_PREPROCESSING, **given}
+    modes = [mode.value for mode in InterpolationMode]
+    if resolved['interpolation'] not in modes:
+        raise ValueError(f'preprocessing.interpolation={resolved["interpolation"]!r}; use one '
+                         f'of {modes}')
+    return resolved
+
+
 def build_image_transform(image_size: int, train: bool, hflip: bool = True,
-                          crop_scale: Sequence[float] = FINETUNE_CROP_SCALE):
+                          crop_scale: Sequence[float] = FINETUNE_CROP_SCALE,
+                          preprocessing: Optional[Mapping] = None):
     """PIL image → normalised float tensor [3, S, S].
 
     Args:
@@ -214,14 +231,18 @@ def build_image_transform(image_size: int, train: bool, hflip: bool = True,
             'left'/'right', as ToyWorld's do).
         crop_scale: RandomResizedCrop's area range when training; BLIP uses (0.5, 1.0) to
             fine-tune and (0.2, 1.0) to pre-train.
+        preprocessing: the image backbone's ``mean``, ``std`` and ``interpolation``
+            (``harness.core.model_api.backbone_preprocessing``); default CLIP's, bicubic.
     """
-    normalise = [transforms.ToTensor(), transforms.Normalize(CLIP_MEAN, CLIP_STD)]
+    pixels = resolved_preprocessing(preprocessing)
+    interpolation = InterpolationMode(pixels['interpolation'])
+    normalise = [transforms.ToTensor(), transforms.Normalize(pixels['mean'], pixels['std'])]
     if not train:
         return transforms.Compose([
-            transforms.Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC),
+            transforms.Resize((image_size, image_size), interpolation=interpolation),
             *normalise])
     flip = [transforms.RandomHorizontalFlip()] if hflip else []
     return transforms.Compose([
         transforms.RandomResizedCrop(image_size, scale=_check_crop_scale(crop_scale),
-                                     interpolation=InterpolationMode.BICUBIC),
+                                     interpolation=interpolation),
         *flip, BlipRandAugment(), *normalise])

@@ -59,6 +59,17 @@ def describe_load(load: Mapping[str, Any]) -> str:
     return text if load.get('strict', True) else f'{text} **not strict**'
 
 
+def describe_init(init: Mapping[str, Any]) -> str:
+    """``'vision: open_clip clip_init.pt (sha256 1a2b3c4d)'``: per initialised part, the
+    kind of weights and the file they came from (``random`` parts have none)."""
+    parts = []
+    for part, spec in init.items():
+        files = ', '.join(f'{name} (sha256 {digest[:8]})'
+                          for name, digest in spec.get('sha256', {}).items())
+        parts.append(f"{part}: {spec['type']}" + (f' {files}' if files else ''))
+    return '; '.join(parts)
+
+
 def _our_table(group: tuple[str, str, str], keys: Sequence[MetricKey], spec: BoardSpec,
                records: Sequence[ResultRecord]) -> list[str]:
     """Our rows for one (task, dataset, split): params, GFLOPs, weights loaded and each
@@ -89,6 +100,8 @@ def _our_table(group: tuple[str, str, str], keys: Sequence[MetricKey], spec: Boa
              *table_lines(header, rows), '']
     lines += _per_variant_note('Evaluated', {
         r.variant: describe_counts(r.extra['counts']) for r in in_group if r.extra.get('counts')})
+    lines += _per_variant_note('Initial weights', {
+        r.variant: describe_init(r.extra['init']) for r in in_group if r.extra.get('init')})
     if show_load:
         lines += ['Weights loaded: tensors the evaluated model reads that were set from its '
                   'checkpoint (momentum encoders and queues are not read).'

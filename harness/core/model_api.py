@@ -10,9 +10,23 @@ model has no ITM head); calling a missing head raises a clear error.
 
 An image backbone (``model.vision`` in a config) satisfies :class:`ImageBackbone`.
 """
-from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 import torch
+
+# OpenAI CLIP's pixel statistics, which BLIP normalises with too: the pre-processing of
+# a backbone that names no other.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+DEFAULT_PREPROCESSING: Mapping[str, Any] = dict(mean=CLIP_MEAN, std=CLIP_STD,
+                                                interpolation='bicubic')
+PREPROCESSING_KEYS = tuple(DEFAULT_PREPROCESSING)
+
+
+def backbone_preprocessing(backbone: Any) -> dict:
+    """``{'mean', 'std', 'interpolation'}`` an image backbone's inputs must be made with: its
+    own attributes of those names where it has them, else :data:`DEFAULT_PREPROCESSING`."""
+    return {key: getattr(backbone, key, default) for key, default in DEFAULT_PREPROCESSING.items()}
 
 
 @runtime_checkable
@@ -24,6 +38,12 @@ class ImageBackbone(Protocol):
     from the parameters and ``S`` from the config's ``vision.image_size`` (a backbone that
     can change resolution, like ``BlipViT``, keeps an ``image_size`` attribute the
     checkpoint loader updates).
+
+    Optional attributes ``mean``, ``std`` (per RGB channel, for pixels in [0, 1]) and
+    ``interpolation`` (a torchvision ``InterpolationMode`` value, e.g. ``'bicubic'``) say how
+    its images are pre-processed; without them CLIP's statistics and bicubic resizing are
+    used (:func:`backbone_preprocessing`). Datasets that take ``preprocessing`` get them
+    from the model through the training and evaluation stages.
     """
 
     embed_dim: int

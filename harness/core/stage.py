@@ -68,18 +68,19 @@ class StageContext:
     manifest: Manifest
     launcher: str = 'none'
     device: str = field(default_factory=lambda: 'cuda' if torch.cuda.is_available() else 'cpu')
-    #: ``recorder(ctx, stage, model, result, params, wall_time_s, load=None)`` appends a
-    #: results record (the experiment runner sets it; None outside an experiment).
+    #: ``recorder(ctx, stage, model, result, params, wall_time_s, load=None, init=None)``
+    #: appends a results record (the experiment runner sets it; None outside an experiment).
     recorder: Optional[Callable[..., Any]] = None
 
     def record(self, stage: 'Stage', model, result, params: int, wall_time_s: float,
-               load: Optional[dict] = None) -> None:
+               load: Optional[dict] = None, init: Optional[dict] = None) -> None:
         """Append the results record of ``stage``'s evaluation ``result`` (a ``TaskResult``);
-        ``load`` is how much of the model its checkpoint filled (see ``EvaluateStage``)."""
+        ``load`` is how much of the model its checkpoint filled (see ``EvaluateStage``),
+        ``init`` the weights its training started from (``initialise_weights``' record)."""
         if self.recorder is None:
             raise RuntimeError(f'stage {stage.name!r} produced a result, but this context has '
                                f'no recorder; run it through harness.experiment')
-        self.recorder(self, stage, model, result, params, wall_time_s, load=load)
+        self.recorder(self, stage, model, result, params, wall_time_s, load=load, init=init)
 
 
 class Stage:

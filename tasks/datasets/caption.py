@@ -107,6 +107,8 @@ class CaptionEvalDataset(ImageListDataset):
         image_size: output side S.
         image_root: folder the records' image paths are relative to (from data_root).
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
+        preprocessing: the image backbone's ``mean``/``std``/``interpolation``; the training
+            and evaluation stages fill it from the model (default: CLIP's, bicubic).
 
     Attributes:
         gt_file: the ground truth the evaluation scores against (the derived file's path
@@ -119,11 +121,13 @@ class CaptionEvalDataset(ImageListDataset):
 
     def __init__(self, data_root: PathLike, ann_file: PathLike,
                  gt_file: Optional[PathLike] = None, image_size: int = 384,
-                 image_root: PathLike = '', on_bad_sample: str = 'raise'):
+                 image_root: PathLike = '', on_bad_sample: str = 'raise',
+                 preprocessing: Optional[dict] = None):
         super().__init__(data_root, on_bad_sample)
         self.ann_file = self.resolve(ann_file)
         self.image_root = self.resolve(image_root)
-        self.transform = build_image_transform(image_size, train=False)
+        self.transform = build_image_transform(image_size, train=False,
+                                               preprocessing=preprocessing)
         records = load_records(self.ann_file)
         check_records(self.ann_file, records, required={'image': TEXT},
                       optional={'image_id': IDENTIFIER}, kind='caption evaluation')

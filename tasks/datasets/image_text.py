@@ -1,7 +1,7 @@
 """Image-caption pairs for training: BLIP pre-training JSON and Karpathy/Flickr train files."""
 import dataclasses
 import pathlib
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 from harness.core.registry import DATASETS
 
@@ -44,19 +44,22 @@ class ImageTextPairDataset(AnnotationDataset):
         crop_scale: RandomResizedCrop's area range during training; BLIP pre-trains with
             (0.2, 1.0) and fine-tunes with (0.5, 1.0).
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
+        preprocessing: the image backbone's ``mean``/``std``/``interpolation``; the training
+            and evaluation stages fill it from the model (default: CLIP's, bicubic).
     """
 
     def __init__(self, data_root: PathLike, ann_file: Union[PathLike, Sequence[PathLike]],
                  image_size: int = 224, image_root: PathLike = '', max_words: int = 30,
                  train: bool = True, hflip: bool = True,
-                 crop_scale: Sequence[float] = FINETUNE_CROP_SCALE, on_bad_sample: str = 'raise'):
+                 crop_scale: Sequence[float] = FINETUNE_CROP_SCALE, on_bad_sample: str = 'raise',
+                 preprocessing: Optional[dict] = None):
         super().__init__(data_root, on_bad_sample)
         files = [ann_file] if isinstance(ann_file, (str, pathlib.PurePath)) else list(ann_file)
         self.ann_files = [self.resolve(f) for f in files]
         self.image_root = self.resolve(image_root)
         self.max_words = max_words
         self.transform = build_image_transform(image_size, train=train, hflip=hflip,
-                                               crop_scale=crop_scale)
+                                               crop_scale=crop_scale, preprocessing=preprocessing)
         self._pairs: list[_Pair] = []
         image_indices: dict[str, int] = {}
         for file_index, path in enumerate(self.ann_files):

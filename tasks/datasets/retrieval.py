@@ -1,4 +1,5 @@
 """Image-text retrieval evaluation sets: Karpathy COCO and Flickr30K val/test files."""
+from typing import Optional
 
 from harness.core.registry import DATASETS
 
@@ -25,14 +26,18 @@ class RetrievalEvalDataset(ImageListDataset):
         image_root: folder the records' image paths are relative to (from data_root).
         max_words: caption length cap in words (BLIP: 30; its token limit is 35).
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
+        preprocessing: the image backbone's ``mean``/``std``/``interpolation``; the training
+            and evaluation stages fill it from the model (default: CLIP's, bicubic).
     """
 
     def __init__(self, data_root: PathLike, ann_file: PathLike, image_size: int = 384,
-                 image_root: PathLike = '', max_words: int = 30, on_bad_sample: str = 'raise'):
+                 image_root: PathLike = '', max_words: int = 30, on_bad_sample: str = 'raise',
+                 preprocessing: Optional[dict] = None):
         super().__init__(data_root, on_bad_sample)
         self.ann_file = self.resolve(ann_file)
         self.image_root = self.resolve(image_root)
-        self.transform = build_image_transform(image_size, train=False)
+        self.transform = build_image_transform(image_size, train=False,
+                                               preprocessing=preprocessing)
         records = load_records(self.ann_file)
         check_records(self.ann_file, records, required={'image': TEXT, 'caption': TEXTS},
                       kind='retrieval evaluation')
