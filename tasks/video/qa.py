@@ -45,11 +45,13 @@ def encode_frames(model, batch: dict, device) -> torch.Tensor:
 
 
 def majority_baseline(training_answers, gold: list) -> dict:
-    """Accuracy (%) of answering every question with the most frequent training answer."""
+    """Accuracy (%) of answering every question with the most frequent training answer,
+    overall and per question (for paired tests of a model against it)."""
     answer = answers_by_frequency(training_answers)[0]
     guesses = [{'question_id': g['question_id'], 'answer': answer} for g in gold]
-    return {'answer': answer,
-            'accuracy': gqa_accuracy(guesses, gold, NORMALIZATION)['accuracy']}
+    scores = gqa_accuracy(guesses, gold, NORMALIZATION)
+    return {'answer': answer, 'accuracy': scores['accuracy'],
+            'per_question': scores['per_question']}
 
 
 def _clip_counts(dataset, survey) -> dict:
@@ -119,5 +121,6 @@ def evaluate_video_qa(model, dataset, *, method: str = 'rank', inference: Option
         result.baselines = {'accuracy': baseline['accuracy']}
         result.baseline_basis = ('every question answered with the most frequent training '
                                  f'answer ("{baseline["answer"]}")')
+        result.baseline_per_sample = {'accuracy': baseline.pop('per_question')}
         result.outputs['majority_baseline'] = baseline
     return result
