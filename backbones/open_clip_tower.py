@@ -18,8 +18,9 @@ resolution; a checkpoint of another width, depth or patch size fails naming both
 
 :data:`TOYWORLD_MODEL` is a ToyWorld-sized tower (64 px, patch 8, width 96, 2 blocks, the
 shape of ``BlipViT``'s ``vit_tiny_patch8``; it pools by averaging patch tokens, as a 2-block
-tower learns faster that way, like the tiny BLIP's max pooling) registered through open_clip's own model-config
-mechanism (``open_clip.add_model_config`` on ``open_clip_configs/``).
+tower learns faster that way, like the tiny BLIP's max pooling) registered through
+open_clip's own model-config mechanism (``open_clip.add_model_config`` on
+``open_clip_configs/``).
 """
 import re
 from pathlib import Path

@@ -4,7 +4,8 @@
 # fine-tune captioning, evaluate captioning and zero-shot retrieval; configs/ablation_sharing.py).
 # The initialisation is made first, inside the experiment (tasks/backbone_init), and the
 # pre-training stage loads it (TrainStage init_parts_from): its file hash and key report reach
-# every results record and the board. Real-shape costs of each swap: python -m harness.backbone_costs.
+# every results record and the board. Real-shape costs of each swap:
+# python -m harness.backbone_costs.
 _base_ = [
     './_base_/experiments/pretrain_finetune_eval.py',
     './_base_/models/blip_tiny.py',
@@ -12,7 +13,6 @@ _base_ = [
     './_base_/schedules/toy_cpu.py',
 ]
 
-# One fine-tuning epoch: nothing to select, so no validation (as configs/ablation_sharing.py).
 clip_tower = dict(_delete_=True, type='OpenClipTower', model_name='ToyWorld-ViT-T-8',
                   image_size='${image_size}')
 random_init = dict(type='RandomInitStage', name='vision_init')

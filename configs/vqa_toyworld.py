@@ -16,7 +16,8 @@ experiment = dict(
 leaderboard = dict(
     title='VQA on ToyWorld: rank vs generate (BLIP protocol)',
     description='A tiny BLIP pre-trained on ToyWorld, its VQA model fine-tuned on ToyWorld '
-                'VQAv2 train (2,500 questions, 15 epochs), then scored on VQAv2-format test (official '
+                'VQAv2 train (2,500 questions, 15 epochs), then scored on VQAv2-format test '
+                '(official '
                 'accuracy, per answer type) and, zero-shot, GQA-format test-dev (exact '
                 'match), answering by ranking the answer list (k=128) and by generating '
                 '(beam 3). The dashed line is the per-question-type majority answer of the '

@@ -1,6 +1,8 @@
 """VQA checkpoints: Hugging Face ``BlipForQuestionAnswering`` directories and official-layout
 ``.pth`` files build a BlipVQA (``BlipFromCheckpoint``), load strictly and answer as their
 source; a pre-training checkpoint initialises a BlipVQA for fine-tuning."""
+import json
+
 import pytest
 import torch
 from hf_builders import MINILM_DIR, randomize_
@@ -187,3 +189,30 @@ def test_pretraining_checkpoint_initialises_the_vqa_model(tmp_path, layout):
     # BLIP shares all but self-attention; the VQA model's copies are its own.
     assert model.text_decoder.bert.encoder.layer[0].crossattention \
         is not model.text_encoder.encoder.layer[0].crossattention
+
+
+def test_eval_vqa_config_scores_a_huggingface_directory_with_one_argument(run_cli, tmp_path,
+                                                                        tiny_toyworld):
+    """``configs/eval_vqa_vqav2.py`` + ``checkpoint=DIR``: the model, tokenizer and heads come
+    from the directory; only the data's location (ToyWorld's file names) is given besides."""
+    directory = tmp_path / 'blip-vqa-tiny'
+    save_hf_vqa(directory)
+    work = tmp_path / 'work'
+    run_cli('configs/eval_vqa_vqav2.py', '--work-dir', str(work), '--limit', '6',
+            cfg_options=[f'checkpoint={directory}', f'data_root={tiny_toyworld}',
+                         'vqa_test_dataset.question_file='
+                         'vqa/v2_OpenEnded_mscoco_test_questions.json',
+                         'vqa_test_dataset.annotation_file=vqa/v2_mscoco_test_annotations.json',
+                         'vqa_test_dataset.image_root=',
+                         'vqa_test_dataset.image_pattern='
+                         'images/toyworld_vqa_test_{image_id:06d}.png',
+                         'vqa_test_dataset.answer_list_file=annotations/answer_list.json',
+                         'vqa_test_dataset.image_size=32'])
+    [record] = [json.loads(line) for line in
+                (work / 'blip-vqa-tiny' / 'seed_0' / 'results.jsonl').read_text().splitlines()]
+    assert record['task'] == 'vqa' and record['extra']['counts'] == {'questions': 6}
+    assert 0.0 <= record['metrics']['accuracy'] <= 100.0
+    load = record['extra']['load']
+    assert load['loaded'] == load['expected'] > 0 and load['strict']
+    assert len(json.loads((work / 'blip-vqa-tiny' / 'seed_0' / 'eval_vqa' /
+                           'rank_result.json').read_text())) == 6

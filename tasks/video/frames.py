@@ -11,8 +11,9 @@ segments) is kept as an option, and repeats frames of short clips too.
 
 Frames are decoded straight to ``image_size`` x ``image_size`` by decord (as BLIP, which
 hands width and height to ``VideoReader``; the aspect ratio is not kept) on a bounded
-number of threads (at the few sizes decord's scaler refuses, torch resizes instead), then normalised as BLIP's video ``ImageNorm``: float, divided by 255
-when the clip's maximum exceeds 1, then CLIP mean/std per channel.
+number of threads (at the few sizes decord's scaler refuses, torch resizes instead), then
+normalised as BLIP's video ``ImageNorm``: float, divided by 255 when the clip's maximum
+exceeds 1, then CLIP mean/std per channel.
 """
 import pathlib
 from typing import Optional
