@@ -21,8 +21,10 @@ supervised_init = dict(type='SupervisedInitStage', name='vision_init', data_root
 clip_init = dict(type='ClipInitStage', name='vision_init', dataset='${pretrain_dataset}')
 vision_init_stage = random_init
 
-# The main job's stages (configs/_base_/experiments/pretrain_finetune_eval.py, whose pieces
-# they reference) after the initialisation stage; pre-training loads what it made.
+# One fine-tuning epoch: nothing to select, so no validation (as configs/ablation_sharing.py).
+finetune_val_begin = 2
+# The main job's stages (configs/_base_/experiments/pretrain_finetune_eval.py) after the
+# initialisation stage; pre-training loads what it made.
 experiment = dict(
     name='ablation_backbone',
     variants=dict(
@@ -30,35 +32,9 @@ experiment = dict(
         supervised=dict(vision_init_stage=supervised_init),
         clip=dict(vision_init_stage=clip_init, model=dict(vision=clip_tower)),
     ),
-    stages=[
-        '${vision_init_stage}',
-        dict(type='TrainStage', name='pretrain', init_parts_from='vision_init', runner=dict(
-            model=dict(losses=('itc', 'itm', 'lm'), max_text_length=30),
-            train_dataloader=dict(batch_size='${batch_size}', dataset='${pretrain_dataset}',
-                                  num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True),
-                                  collate_fn=dict(type='default_collate')),
-            train_cfg=dict(by_epoch=True, max_epochs='${pretrain_epochs}'),
-            optim_wrapper='${pretrain_optim_wrapper}', param_scheduler='${pretrain_scheduler}',
-            custom_hooks='${pretrain_hooks}')),
-        dict(type='TrainStage', name='finetune_caption', init_from='pretrain', runner=dict(
-            model='${caption_model}',
-            train_dataloader=dict(batch_size='${finetune_batch_size}',
-                                  dataset='${caption_train_dataset}', num_workers=0,
-                                  sampler=dict(type='DefaultSampler', shuffle=True),
-                                  collate_fn=dict(type='default_collate')),
-            train_cfg='${finetune_train_cfg}', optim_wrapper='${finetune_optim_wrapper}',
-            param_scheduler='${finetune_scheduler}')),
-        dict(type='EvaluateStage', name='eval_caption', task='caption',
-             checkpoint_from='finetune_caption', params_from='pretrain',
-             dataset='${caption_test_dataset}', dataset_name='${eval_dataset_name}',
-             split='test', model='${caption_model}',
-             options=dict(batch_size='${eval_batch_size}')),
-        dict(type='EvaluateStage', name='eval_retrieval', task='retrieval',
-             checkpoint_from='pretrain', params_from='pretrain',
-             dataset='${retrieval_test_dataset}', dataset_name='${eval_dataset_name}',
-             split='test', model='${retrieval_model}',
-             options=dict(k='${retrieval_k}', batch_size='${eval_batch_size}')),
-    ],
+    stages=['${vision_init_stage}',
+            dict(_base_.experiment.stages[0], init_parts_from='vision_init'),
+            *_base_.experiment.stages[1:]],
 )
 
 leaderboard = dict(

@@ -10,6 +10,19 @@ def tiny_toyworld(tmp_path_factory):
     return ensure_toyworld(ToyWorldSpec.tiny(), tmp_path_factory.mktemp('toyworld') / 'tiny')
 
 
+@pytest.fixture(scope='module')
+def tiny_vqa_model(tiny_toyworld):
+    """A tiny random BlipVQA (32-px images) on the tiny ToyWorld's vocabulary."""
+    import torch
+
+    from harness.core.registry import MODELS
+    torch.manual_seed(0)
+    return MODELS.build(dict(
+        type='BlipVQA', text_arch='tiny',
+        vision=dict(type='BlipViT', arch='vit_tiny_patch8', image_size=32),
+        tokenizer=dict(type='BlipTokenizer', vocab=str(tiny_toyworld / 'vocab')))).eval()
+
+
 # The tiny ToyWorld spec as config overrides: a dict for load_config, strings for the CLI.
 TINY_TOYWORLD_CFG = {f'toyworld.{key}': value for key, value in
                      ToyWorldSpec.tiny().to_dict().items() if key != 'generator_version'}

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.core.paper import headline_numbers
-from harness.core.registry import DATASETS, MODELS, TASKS
+from harness.core.registry import DATASETS, TASKS
 from tasks.datasets import BadSampleError, MSVDQADataset, VideoQADataset
 from tasks.metrics.vqa_answer_processing import normalize_predicted_answer
 from tasks.text import pre_question
@@ -19,13 +19,9 @@ QA = 'msrvtt/msrvtt_qa_test.json'
 
 
 @pytest.fixture(scope='module')
-def model(tiny_toyworld):
-    """A tiny random BlipVQA on the tiny ToyWorld's vocabulary."""
-    torch.manual_seed(0)
-    return MODELS.build(dict(
-        type='BlipVQA', text_arch='tiny',
-        vision=dict(type='BlipViT', arch='vit_tiny_patch8', image_size=SIZE),
-        tokenizer=dict(type='BlipTokenizer', vocab=str(tiny_toyworld / 'vocab')))).eval()
+def model(tiny_vqa_model):
+    """The shared tiny random BlipVQA (conftest)."""
+    return tiny_vqa_model
 
 
 @pytest.fixture

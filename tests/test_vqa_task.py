@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from harness.core.registry import MODELS, TASKS
+from harness.core.registry import TASKS
 from harness.results import ResultRecord
 from tasks.datasets import GQADataset, VQAv2Dataset
 from tasks.metrics import gqa_accuracy, vqa_accuracy, vqa_majority_baseline
@@ -16,13 +16,9 @@ TEST_PATTERN = 'images/toyworld_vqa_test_{image_id:06d}.png'
 
 
 @pytest.fixture(scope='module')
-def model(tiny_toyworld):
-    """A tiny random BlipVQA on the tiny ToyWorld's vocabulary."""
-    torch.manual_seed(0)
-    return MODELS.build(dict(
-        type='BlipVQA', text_arch='tiny',
-        vision=dict(type='BlipViT', arch='vit_tiny_patch8', image_size=SIZE),
-        tokenizer=dict(type='BlipTokenizer', vocab=str(tiny_toyworld / 'vocab')))).eval()
+def model(tiny_vqa_model):
+    """The shared tiny random BlipVQA (conftest)."""
+    return tiny_vqa_model
 
 
 @pytest.fixture
