@@ -77,7 +77,8 @@ def markdown(rows: List[Row], env: dict) -> str:
              f'{env["torch"]}, transformers {env["transformers"]}, Python {env["python"]}. '
              'Random weights at the stated shapes; ours and each anchor ran in the same process. '
              f'MFU = rate x fvcore FLOPs (2 per multiply-add) / peak TFLOP/s ({peaks or "none"}).',
-             '', '| measure | implementation | rate | unit | MFU | peak memory | settings | notes |',
+             '',
+             '| measure | implementation | rate | unit | MFU | peak memory | settings | notes |',
              '|---|---|---:|---|---:|---:|---|---|']
     for row in rows:
         mfu = f'{100 * row.mfu:.1f}%' if row.mfu is not None else '—'

@@ -8,6 +8,7 @@ from benchmarks import suite
 pytestmark = pytest.mark.filterwarnings('ignore')
 
 
+@pytest.mark.slow
 def test_quick_cpu_suite_prints_and_writes_every_row(tmp_path, capsys):
     rows = suite.main(['--device', 'cpu', '--quick', '--protocol', '--out', str(tmp_path)])
     measures = {row.measure for row in rows}
