@@ -376,8 +376,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
     measures = {'vit': lambda: image_encoding_rows(args, sizes, device, bf16),
                 'caption': lambda: caption_rows(args, sizes, device, bf16),
                 'itm': lambda: itm_rows(args, sizes, device, bf16),
-                'protocol': lambda: protocol_rows(args, sizes, device, bf16),
-                'train': lambda: training_rows(args, sizes, device)}
+                'train': lambda: training_rows(args, sizes, device),
+                'protocol': lambda: protocol_rows(args, sizes, device, bf16)}  # longest last
     chosen = args.only or [name for name in measures if name != 'protocol' or args.protocol]
     env = environment(device, peaks)
     print(f'{env["device"]}: torch {env["torch"]}, transformers {env["transformers"]}, '
