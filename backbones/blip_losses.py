@@ -56,11 +56,12 @@ class FeatureQueue(nn.Module):
         text_feat = gather_across_ranks(text_feat)
         image_ids = gather_across_ranks(image_ids)
         count = image_feat.shape[0]
-        slots = (int(self.ptr_queue) + torch.arange(count, device=image_feat.device)) % self.size
+        # The pointer stays on the device: reading it (int()) would wait for the GPU each step.
+        slots = (self.ptr_queue + torch.arange(count, device=image_feat.device)) % self.size
         self.image_queue[:, slots] = image_feat.T.to(self.image_queue.dtype)
         self.text_queue[:, slots] = text_feat.T.to(self.text_queue.dtype)
         self.idx_queue[:, slots] = image_ids.view(1, -1)
-        self.ptr_queue[0] = (int(self.ptr_queue) + count) % self.size
+        self.ptr_queue.add_(count).remainder_(self.size)
 
 
 def positive_targets(image_ids: torch.Tensor, all_ids: torch.Tensor) -> torch.Tensor:

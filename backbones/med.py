@@ -14,7 +14,7 @@ Parameter names are BERT's / official BLIP's (``embeddings.word_embeddings``,
 Attention runs through ``torch.nn.functional.scaled_dot_product_attention``.
 """
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,33 @@ from torch import nn
 
 MODES = ('text', 'multimodal', 'decoder')
 KeyValue = Tuple[torch.Tensor, torch.Tensor]
+
+
+class SegmentedKeyValue(NamedTuple):
+    """Cross-attention keys/values of several images for one batch of texts grouped by image.
+
+    Rows ``bounds[g][0]:bounds[g][1]`` of the batch attend to image ``g``'s ``keys[g]`` and
+    ``values[g]`` (``[G, H, N, D]``). Each segment's queries are folded into one long query
+    sequence, so an image's keys/values are read once per segment instead of once per text
+    (the plain path expands them over the batch), and texts of several images share one
+    forward pass (ITM re-ranking with ``itm_packing``).
+    """
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    bounds: Tuple[Tuple[int, int], ...]
+
+
+def segmented_attention(query: torch.Tensor, key_value: SegmentedKeyValue) -> torch.Tensor:
+    """SDPA of ``[B, H, L, D]`` queries, each segment of rows against its own image."""
+    outputs = []
+    for image, (start, end) in enumerate(key_value.bounds):
+        rows, heads, length, dim = query[start:end].shape
+        folded = query[start:end].transpose(0, 1).reshape(1, heads, rows * length, dim)
+        out = F.scaled_dot_product_attention(folded, key_value.keys[image:image + 1],
+                                             key_value.values[image:image + 1])
+        outputs.append(out.view(heads, rows, length, dim).transpose(0, 1))
+    return torch.cat(outputs)
 
 
 @dataclass
@@ -63,8 +90,14 @@ class MedSelfAttention(nn.Module):
         return self.split_heads(self.key(states)), self.split_heads(self.value(states))
 
     def forward(self, hidden, key_value: KeyValue, attn_mask: Optional[torch.Tensor]):
-        """Attend from ``hidden`` to precomputed ``key_value``; returns ``[B, L, H*D]``."""
+        """Attend from ``hidden`` to precomputed ``key_value`` (or a
+        :class:`SegmentedKeyValue`, unmasked, in eval); returns ``[B, L, H*D]``."""
         query = self.split_heads(self.query(hidden))
+        if isinstance(key_value, SegmentedKeyValue):
+            if attn_mask is not None or self.training:
+                raise ValueError('SegmentedKeyValue (packed ITM) takes no image mask and runs '
+                                 'in eval mode only; pass image_atts=None and call .eval()')
+            return segmented_attention(query, key_value).transpose(1, 2).flatten(2)
         keys, values = key_value
         out = F.scaled_dot_product_attention(
             query, keys, values, attn_mask=attn_mask,
@@ -238,7 +271,8 @@ class MedTextModel(nn.Module):
             mode: one of :data:`MODES`.
             image_embeds: ``[B, N, encoder_width]`` image tokens (multimodal/decoder).
             image_atts: ``[B, N]`` image token mask (default all ones).
-            image_kv: precomputed :meth:`image_key_values` (instead of ``image_embeds``).
+            image_kv: precomputed :meth:`image_key_values` (instead of ``image_embeds``), or
+                one :class:`SegmentedKeyValue` per layer for texts of several images.
             past_self_kv: per-layer cached self-attention keys/values (decoder mode).
             return_self_kv: also return the per-layer self-attention keys/values.
 

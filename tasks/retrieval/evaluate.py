@@ -61,7 +61,8 @@ def _compute_features(model, dataset, image_blocks, *, batch_size: int, device: 
 
 def _rerank_split(model, dataset, *, k: int, batch_size: int, itm_batch_size: int,
                   device: torch.device, cache: RetrievalCache, num_workers: int,
-                  max_text_length: int, block_size: int) -> RetrievalScores:
+                  max_text_length: int, block_size: int,
+                  itm_packing: bool = False) -> RetrievalScores:
     """Features (cached or computed), then this rank's ITM blocks, then the gathered scores."""
     rank, world_size = dist.get_dist_info()
     image_blocks = blocks_of_rank(len(dataset), block_size, rank, world_size)
@@ -88,7 +89,7 @@ def _rerank_split(model, dataset, *, k: int, batch_size: int, itm_batch_size: in
         pairs = finished[block.index]
         if pairs is None:
             pairs = rerank_block(model, block.items, visual.rows_of(block.items), plan, tokens,
-                                 itm_batch_size, device, progress)
+                                 itm_batch_size, device, progress, itm_packing)
             cache.save_block(block.index, pairs)
         assembler.add(**pairs)
     scores = assembler.gather()
@@ -103,7 +104,8 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
                              itm_batch_size: int = 256, device: Union[str, torch.device] = 'cpu',
                              work_dir: Optional[Union[str, Path]] = None,
                              cache_key: Optional[str] = None, num_workers: int = 0,
-                             max_text_length: int = 35, block_size: int = 64) -> RetrievalScores:
+                             max_text_length: int = 35, block_size: int = 64,
+                             itm_packing: bool = False) -> RetrievalScores:
     """BLIP's re-ranked ``i2t``/``t2i`` score matrices of a retrieval split (every rank gets them).
 
     Args:
@@ -121,6 +123,8 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
         num_workers: data loader workers for the images.
         max_text_length: text token limit (35 for retrieval).
         block_size: images per re-ranking block (the unit of sharding and of resuming).
+        itm_packing: fill each ITM forward pass with ``itm_batch_size`` texts of several
+            images (:mod:`tasks.retrieval.rerank`); logits equal up to float rounding.
     """
     device = torch.device(device)
     if work_dir is not None and cache_key is None:
@@ -137,7 +141,7 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
         scores = _rerank_split(model, dataset, k=k, batch_size=batch_size,
                                itm_batch_size=itm_batch_size, device=device, cache=cache,
                                num_workers=num_workers, max_text_length=max_text_length,
-                               block_size=block_size)
+                               block_size=block_size, itm_packing=itm_packing)
     finally:
         model.train(was_training)
     if dist.is_main_process():

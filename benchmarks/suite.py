@@ -1,0 +1,395 @@
+"""Every speed measure of issue #18 in one process, ours next to its anchor.
+
+Rows (BLIP-base at 384 px on CUDA, bf16 autocast unless stated; the tiny shapes on the CPU):
+
+* image encoding, img/s: our ViT vs timm's ``VisionTransformer`` vs Hugging Face's
+  ``BlipVisionModel`` (``--compile`` adds ours under ``torch.compile``);
+* beam-3 captions (max 20, min 5), img/s: ours vs HF ``generate`` at one batch, and ours
+  at the best of ``--caption-batches`` (models cast to bf16, as ``bench_caption``);
+* ITM re-rank, pairs/s (k texts of 35 tokens per image): ours per image, ours packed
+  (``itm_packing``), HF's ITM path (text encoder on the image tokens + ``itm_head``);
+* ``--protocol``: the retrieval protocol end to end (``compute_retrieval_scores``, packed
+  ITM) on a COCO-5k-sized synthetic split: minutes on an H200;
+* pre-training step (ITC+ITM+LM, 224 px), img/s and peak memory, fp32, fp32 with TF32
+  matmuls, bf16 autocast; fused AdamW on CUDA. Ours only: the official code does not run
+  here and Hugging Face has no BLIP pre-training step.
+
+Writes ``performance.json`` and ``performance.md`` to ``--out`` (``leaderboards/``).
+
+    python -m benchmarks.suite --device cuda [--protocol] [--compile]
+    python -m benchmarks.suite --device cpu --quick --out /tmp/perf
+"""
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+import torch
+from timm.models.vision_transformer import VisionTransformer
+from torch.utils.data import Dataset
+from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval
+
+from backbones.generation import DecodingConfig, caption_prompt_ids, generate_ids
+from backbones.vit import VIT_SHAPES
+from benchmarks.bench_caption import PROMPT, through_eos
+from benchmarks.models import SHAPES, add_vocab_argument, blip_pair, our_blip
+from benchmarks.report import PEAK_TFLOPS, Row, environment, format_row, write_report
+from harness.flops import count_flops
+from tasks.retrieval import compute_retrieval_scores
+from tasks.retrieval.rerank import itm_match_logits, packed_forwards, packed_match_logits
+
+WEIGHT_STD = 0.02
+TEXT_LENGTH = 35
+WORDS = ('a man woman dog cat riding sitting on the red blue green bus street table with two '
+         'people near large small white black of in front next to').split()
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The workload of one suite run."""
+
+    shape: str
+    vit_batch: int
+    caption_batch: int
+    caption_batches: Sequence[int]
+    itm_k: int
+    itm_images: int
+    itm_batch: int
+    packed_batch: int
+    protocol_images: int
+    train_batch: int
+    train_steps: int
+    repeats: int
+
+
+def sizes_for(device: torch.device, quick: bool, caption_batches: Sequence[int],
+              protocol_images: int) -> Sizes:
+    """BLIP-base workloads on CUDA, tiny ones on the CPU (``quick``: fewer repeats)."""
+    if device.type == 'cuda':
+        return Sizes('base', 128, 64, caption_batches, 256, 8, 128, 1024, protocol_images, 64,
+                     5 if quick else 10, 3 if quick else 10)
+    return Sizes('tiny', 8, 4, (4, 8), 16, 2, 8, 24, min(protocol_images, 24), 4, 2,
+                 1 if quick else 3)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (timings must include it)."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(run: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Median wall time of ``run()`` over ``repeats`` calls after one warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        run()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on the device when ``enabled``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def gflops(function, inputs, items: int = 1) -> float:
+    """Hardware GFLOPs (2 per fvcore multiply-add) of ``function(*inputs)`` per item."""
+    return 2 * count_flops(function, inputs) / items / 1e9
+
+
+# ---------------------------------------------------------------- image encoding
+def image_encoding_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
+    """Our ViT, timm's and HF BLIP's vision model on the same images."""
+    shape = SHAPES[sizes.shape]
+    hf, ours, _ = blip_pair(BlipForConditionalGeneration, ('lm',), shape=sizes.shape,
+                            std=WEIGHT_STD, vocab=args.vocab, prompt=PROMPT)
+    vit = VIT_SHAPES[shape.vit_arch]
+    timm_vit = VisionTransformer(img_size=shape.image_size, num_classes=0, global_pool='',
+                                 qkv_bias=True, **vit).eval()
+    timm_vit.load_state_dict(ours.visual_encoder.state_dict())
+    size = shape.image_size
+    per_image = gflops(ours.visual_encoder, torch.randn(1, 3, size, size))
+    images = torch.randn(sizes.vit_batch, 3, size, size, device=device)
+    encoders = {'ours': ours.visual_encoder.to(device), 'timm': timm_vit.to(device),
+                'HF BLIP vision': hf.vision_model.to(device)}
+    if args.compile:
+        encoders['ours + torch.compile'] = torch.compile(ours.visual_encoder)
+    precision = 'bf16' if bf16 else 'fp32'
+    rows = []
+    for name, encoder in encoders.items():
+        with torch.no_grad(), autocast(device, bf16):
+            seconds = median_seconds(lambda: encoder(images), device, sizes.repeats)
+        rows.append(Row(f'image encoding {shape.vit_arch}', name,
+                        sizes.vit_batch / seconds, 'img/s',
+                        f'batch {sizes.vit_batch}, {size} px, {precision}', precision, per_image))
+    return rows
+
+
+# ---------------------------------------------------------------- captions
+def caption_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
+    """Beam-3 captions: ours vs HF ``generate`` at one batch, then ours at the best batch."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    hf, ours, _ = blip_pair(BlipForConditionalGeneration, ('lm',), shape=sizes.shape,
+                            std=WEIGHT_STD, vocab=args.vocab, prompt=PROMPT)
+    hf.to(device, dtype)
+    ours.to(device, dtype)
+    size = SHAPES[sizes.shape].image_size
+    tokenizer = ours.tokenizer
+    config = DecodingConfig(eos_token_id=tokenizer.sep_token_id,
+                            pad_token_id=tokenizer.pad_token_id, num_beams=3, max_length=20,
+                            min_length=5, length_normalization='hf')
+    prompt = caption_prompt_ids(ours, device)
+    precision = 'bf16' if bf16 else 'fp32'
+
+    def runs(batch: int):
+        images = torch.randn(batch, 3, size, size, device=device, dtype=dtype)
+        hf_prompt = tokenizer([PROMPT] * batch, 40, device=device)['input_ids']
+
+        @torch.no_grad()
+        def run_ours():
+            return generate_ids(ours.text_decoder, ours.encode_image(images), prompt, config)
+
+        @torch.no_grad()
+        def run_hf():
+            return hf.generate(pixel_values=images, input_ids=hf_prompt.clone(), num_beams=3,
+                               max_length=20, min_length=5)
+        return run_ours, run_hf
+
+    run_ours, run_hf = runs(sizes.caption_batch)
+    eos = config.eos_token_id
+    identical = through_eos(run_ours(), eos) == through_eos(run_hf(), eos)
+    settings = f'batch {sizes.caption_batch}, 3 beams, max 20, {precision} weights'
+    rows = [Row('beam-3 captions', name, sizes.caption_batch
+                / median_seconds(run, device, sizes.repeats), 'img/s', settings, precision,
+                notes=f'token-identical to HF: {identical}' if name == 'ours' else '')
+            for name, run in (('ours', run_ours), ('HF generate', run_hf))]
+    best = max(((batch, batch / median_seconds(runs(batch)[0], device, sizes.repeats))
+                for batch in sizes.caption_batches), key=lambda pair: pair[1])
+    rows.append(Row('beam-3 captions', 'ours, best batch', best[1], 'img/s',
+                    f'batch {best[0]} (of {list(sizes.caption_batches)}), 3 beams, max 20, '
+                    f'{precision} weights', precision))
+    return rows
+
+
+# ---------------------------------------------------------------- ITM re-ranking
+def itm_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
+    """ITM match logits of k texts per image: ours per image, ours packed, HF's ITM path."""
+    hf, ours, _ = blip_pair(BlipForImageTextRetrieval, ('itc', 'itm'), shape=sizes.shape,
+                            std=WEIGHT_STD, vocab=args.vocab, max_text_length=TEXT_LENGTH)
+    size, k, count = SHAPES[sizes.shape].image_size, sizes.itm_k, sizes.itm_images
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(1000, 30000, (k, TEXT_LENGTH), generator=generator)
+    input_ids[:, 0] = ours.tokenizer.cls_token_id
+    mask = torch.ones_like(input_ids)
+    tokens = dict(input_ids=input_ids, attention_mask=mask)
+    pair_gflops = itm_pair_gflops(ours, torch.randn(1, 3, size, size), input_ids[:2], mask[:2])
+    hf.to(device)
+    ours.to(device)
+    hf_ids = ours.with_first_token(input_ids, ours.tokenizer.enc_token_id).to(device)
+    with torch.no_grad(), autocast(device, bf16):
+        images = torch.randn(count, 3, size, size, device=device)
+        embeds = ours.encode_image(images)
+        hf_embeds = hf.vision_model(pixel_values=images).last_hidden_state
+        texts = [torch.arange(k)] * count
+
+        def run_ours():
+            return [itm_match_logits(ours, embeds[row:row + 1], input_ids, mask, sizes.itm_batch)
+                    for row in range(count)]
+
+        def run_packed():
+            return [packed_match_logits(ours, embeds, forward, tokens)
+                    for forward in packed_forwards(texts, sizes.packed_batch)]
+
+        def run_hf():
+            logits = []
+            for row in range(count):
+                for start in range(0, k, sizes.itm_batch):
+                    ids = hf_ids[start:start + sizes.itm_batch]
+                    image = hf_embeds[row:row + 1].expand(len(ids), -1, -1)
+                    hidden = hf.text_encoder(
+                        input_ids=ids, attention_mask=torch.ones_like(ids),
+                        encoder_hidden_states=image,
+                        encoder_attention_mask=torch.ones(image.shape[:2], device=device,
+                                                          dtype=torch.long)).last_hidden_state
+                    logits.append(hf.itm_head(hidden[:, 0])[:, 1])
+            return logits
+
+        difference = (torch.cat(run_packed()) - torch.cat(run_ours())).abs().max().item()
+        runs = {f'ours (per image, {sizes.itm_batch} texts/pass)': run_ours,
+                f'ours packed ({sizes.packed_batch} texts/pass)': run_packed,
+                f'HF ITM path ({sizes.itm_batch} texts/pass)': run_hf}
+        seconds = {name: median_seconds(run, device, sizes.repeats) for name, run in runs.items()}
+    precision = 'bf16' if bf16 else 'fp32'
+    settings = f'k={k}, {count} images, {TEXT_LENGTH}-token texts, {precision}'
+    return [Row('ITM re-rank', name, count * k / value, 'pairs/s', settings, precision,
+                pair_gflops, notes=f'max abs logit difference to per-image: {difference:.1e}'
+                if 'packed' in name else '')
+            for name, value in seconds.items()]
+
+
+def itm_pair_gflops(model, image: torch.Tensor, input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor) -> float:
+    """GFLOPs of one ITM pair when its image's keys/values are reused (fvcore, on the CPU):
+    the cost of two texts on one image minus that of one."""
+    embeds = model.encode_image(image)
+
+    def texts_on_one_image(ids, mask, image_embeds):
+        count = ids.shape[0]
+        image_kv = [(keys.expand(count, -1, -1, -1), values.expand(count, -1, -1, -1))
+                    for keys, values in model.image_key_values(image_embeds)]
+        return model.itm_logits(ids, mask, image_kv=image_kv)
+
+    two = gflops(texts_on_one_image, (input_ids[:2], attention_mask[:2], embeds))
+    return two - gflops(texts_on_one_image, (input_ids[:1], attention_mask[:1], embeds))
+
+
+# ---------------------------------------------------------------- retrieval protocol
+class SyntheticRetrievalSplit(Dataset):
+    """``num_images`` random images with 5 random captions each (the retrieval surface)."""
+
+    def __init__(self, num_images: int, image_size: int, captions_per_image: int = 5):
+        generator = torch.Generator().manual_seed(0)
+        self.image_size = image_size
+        self.texts, self.txt2img, self.img2txt = [], [], []
+        for image in range(num_images):
+            self.img2txt.append([])
+            for _ in range(captions_per_image):
+                words = torch.randint(len(WORDS), (int(torch.randint(6, 16, (1,),
+                                                                     generator=generator)),),
+                                      generator=generator)
+                self.img2txt[image].append(len(self.texts))
+                self.texts.append(' '.join(WORDS[w] for w in words))
+                self.txt2img.append(image)
+
+    def __len__(self):
+        return len(self.img2txt)
+
+    def __getitem__(self, index):
+        generator = torch.Generator().manual_seed(index)
+        image = torch.randn(3, self.image_size, self.image_size, generator=generator)
+        return dict(image=image, image_index=index)
+
+
+def protocol_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
+    """``compute_retrieval_scores`` end to end (packed ITM) on a synthetic split."""
+    shape = SHAPES[sizes.shape]
+    model = our_blip(('itc', 'itm'), shape=sizes.shape, vocab=args.vocab,
+                     max_text_length=TEXT_LENGTH).to(device)
+    dataset = SyntheticRetrievalSplit(sizes.protocol_images, shape.image_size)
+    k = min(256, sizes.protocol_images)
+    sync(device)
+    start = time.perf_counter()
+    with autocast(device, bf16):
+        scores = compute_retrieval_scores(
+            model, dataset, k=k, batch_size=sizes.vit_batch, itm_batch_size=sizes.packed_batch,
+            device=device, num_workers=args.workers, itm_packing=True)
+    sync(device)
+    seconds = time.perf_counter() - start
+    pairs = scores.throughput.get('ITM pairs/s per process', 0.0)
+    precision = 'bf16' if bf16 else 'fp32'
+    return [Row('retrieval protocol end to end', 'ours packed', seconds, 's',
+                f'{len(dataset)} images, {len(dataset.texts)} texts, k={k}, {precision}',
+                precision, notes=f'ITM {pairs:.0f} pairs/s, '
+                f'{scores.throughput.get("img/s per process", 0.0):.0f} img/s')]
+
+
+# ---------------------------------------------------------------- pre-training step
+def training_rows(args, sizes: Sizes, device: torch.device) -> List[Row]:
+    """ITC+ITM+LM steps at 224 px: fp32, fp32 with TF32 matmuls (CUDA), bf16 autocast."""
+    precisions = ('fp32', 'tf32', 'bf16') if device.type == 'cuda' else ('fp32',)
+    size = 224 if sizes.shape == 'base' else SHAPES[sizes.shape].image_size
+    generator = torch.Generator().manual_seed(0)
+    texts = [' '.join(WORDS[w] for w in torch.randint(len(WORDS), (12,), generator=generator))
+             for _ in range(sizes.train_batch)]
+    rows = []
+    for precision in precisions:
+        torch.manual_seed(0)
+        model = our_blip(shape=sizes.shape, vocab=args.vocab, image_size=size,
+                         queue_size=57600 if sizes.shape == 'base' else 16).to(device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.05,
+                                      fused=device.type == 'cuda')
+        images = torch.randn(sizes.train_batch, 3, size, size, device=device)
+        torch.backends.cuda.matmul.allow_tf32 = precision == 'tf32'
+        torch.backends.cudnn.allow_tf32 = precision == 'tf32'
+
+        def step():
+            with autocast(device, precision == 'bf16'):
+                losses = model.loss(images, dict(text=texts))
+            sum(losses.values()).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        if device.type == 'cuda':
+            step()  # the first step allocates optimizer state
+            torch.cuda.reset_peak_memory_stats(device)
+        seconds = median_seconds(step, device, sizes.train_steps)
+        memory = torch.cuda.max_memory_allocated(device) / 2 ** 30 \
+            if device.type == 'cuda' else None
+        rows.append(Row('pre-training step ITC+ITM+LM', 'ours', sizes.train_batch / seconds,
+                        'img/s', f'batch {sizes.train_batch}, {size} px, {precision}, '
+                        f'{"fused" if device.type == "cuda" else "foreach"} AdamW', precision,
+                        notes='official code not runnable here', peak_memory_gib=memory))
+        del model, optimizer
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = True  # torch's default
+    return rows
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--quick', action='store_true', help='fewer repeats and steps')
+    parser.add_argument('--protocol', action='store_true',
+                        help='also run the retrieval protocol end to end (minutes on CUDA)')
+    parser.add_argument('--protocol-images', type=int, default=5000,
+                        help='images of the synthetic protocol split (5 texts each)')
+    parser.add_argument('--caption-batches', type=int, nargs='+', default=[64, 128, 256, 512])
+    parser.add_argument('--compile', action='store_true',
+                        help='add our ViT under torch.compile to the image-encoding rows')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='data loader workers of the protocol (default: 4 on CUDA, 0 on CPU)')
+    parser.add_argument('--only', nargs='+', default=None,
+                        choices=('vit', 'caption', 'itm', 'protocol', 'train'),
+                        help='run only these measures')
+    parser.add_argument('--out', type=Path, default=Path('leaderboards'),
+                        help='folder of performance.json / performance.md')
+    add_vocab_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
+    """Run the measures, print each row as it comes, then write the report files."""
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if args.workers is None:
+        args.workers = 4 if device.type == 'cuda' else 0
+    sizes = sizes_for(device, args.quick, args.caption_batches, args.protocol_images)
+    bf16 = device.type == 'cuda'
+    peaks = PEAK_TFLOPS if device.type == 'cuda' else None
+    measures = {'vit': lambda: image_encoding_rows(args, sizes, device, bf16),
+                'caption': lambda: caption_rows(args, sizes, device, bf16),
+                'itm': lambda: itm_rows(args, sizes, device, bf16),
+                'train': lambda: training_rows(args, sizes, device),
+                'protocol': lambda: protocol_rows(args, sizes, device, bf16)}  # longest last
+    chosen = args.only or [name for name in measures if name != 'protocol' or args.protocol]
+    env = environment(device, peaks)
+    print(f'{env["device"]}: torch {env["torch"]}, transformers {env["transformers"]}, '
+          f'shape {sizes.shape}', flush=True)
+    rows: List[Row] = []
+    for name in chosen:
+        for row in measures[name]():
+            rows.append(row.fill_mfu(peaks))
+            print(format_row(row), flush=True)
+        write_report(rows, env, args.out)  # a later failure keeps what was measured
+    return rows
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,61 @@
+"""Opt-in fast paths of issue #18 against the plain paths they replace (CPU, fp32)."""
+import torch
+
+from backbones.blip_losses import FeatureQueue
+from tasks.retrieval import compute_retrieval_scores
+from tasks.retrieval.rerank import itm_match_logits, packed_forwards, packed_match_logits
+from tests.test_retrieval_eval import SETTINGS, TinyRetrievalDataset, build_model
+
+
+def test_packed_forwards_fill_every_pass_but_the_last_in_order():
+    texts = [torch.arange(5), torch.arange(10, 12), torch.arange(20, 27)]
+    forwards = list(packed_forwards(texts, capacity=4))
+    sizes = [sum(len(t) for _, t in forward) for forward in forwards]
+    assert sizes == [4, 4, 4, 2]
+    assert [[row for row, _ in forward] for forward in forwards] == \
+        [[0], [0, 1, 2], [2], [2]]
+    flat = torch.cat([t for forward in forwards for _, t in forward])
+    assert torch.equal(flat, torch.cat(texts))
+
+
+@torch.no_grad()
+def test_packed_itm_logits_match_per_image_chunks():
+    model = build_model()
+    generator = torch.Generator().manual_seed(1)
+    embeds = model.encode_image(torch.randn(3, 3, 32, 32, generator=generator))
+    dataset = TinyRetrievalDataset(num_images=3, captions_per_image=3)
+    tokens = model.tokenizer(dataset.texts, 35, padding='max_length')
+    texts = [torch.tensor([0, 4, 5, 8]), torch.tensor([1, 2]), torch.tensor([3, 6, 7, 0, 2])]
+    plain = torch.cat([itm_match_logits(model, embeds[row:row + 1], tokens['input_ids'][t],
+                                        tokens['attention_mask'][t], itm_batch_size=3)
+                       for row, t in enumerate(texts)])
+    packed = torch.cat([packed_match_logits(model, embeds, forward, tokens)
+                        for forward in packed_forwards(texts, capacity=5)])
+    torch.testing.assert_close(packed, plain, atol=1e-5, rtol=1e-5)
+    assert not torch.equal(plain, plain.flip(0))  # the pairs' logits differ: order is tested
+
+
+def test_packed_rerank_scores_match_the_plain_protocol():
+    model = build_model()
+    dataset = TinyRetrievalDataset()
+    plain = compute_retrieval_scores(model, dataset, **SETTINGS)
+    packed = compute_retrieval_scores(model, dataset, **dict(SETTINGS, itm_batch_size=7),
+                                      itm_packing=True)
+    torch.testing.assert_close(packed.i2t, plain.i2t, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(packed.t2i, plain.t2i, atol=1e-5, rtol=1e-5)
+    assert torch.equal(packed.i2t.argsort(dim=1), plain.i2t.argsort(dim=1))
+
+
+def test_feature_queue_push_wraps_around_without_reading_the_pointer(monkeypatch):
+    queue = FeatureQueue(dim=2, size=5)
+    monkeypatch.setattr(torch.Tensor, '__int__', lambda self: (_ for _ in ()).throw(
+        AssertionError('host read of the queue pointer')))
+    monkeypatch.setattr(torch.Tensor, '__index__', lambda self: (_ for _ in ()).throw(
+        AssertionError('host read of the queue pointer')))
+    for step in range(3):  # 3 pushes of 2: slots 0-1, 2-3, then 4 and 0
+        feats = torch.full((2, 2), float(step + 1))
+        queue.push(feats, -feats, torch.tensor([10 * step, 10 * step + 1]))
+    assert queue.ptr_queue.tolist() == [1]
+    assert queue.image_queue[0].tolist() == [3.0, 1.0, 2.0, 2.0, 3.0]
+    assert queue.text_queue[1].tolist() == [-3.0, -1.0, -2.0, -2.0, -3.0]
+    assert queue.idx_queue[0].tolist() == [21, 1, 10, 11, 20]
