@@ -4,7 +4,7 @@ One record per test image: ``{image, image_id, width, height, objects: [{phrase,
 shape, colour, size}]}``, where ``phrase`` names the object by colour and shape (``'red
 circle'``; unique within an image, whose objects are distinct colour+shape pairs) and
 ``box`` is ``[x0, y0, x1, y1]`` in pixels of the written image: the drawn shape's bounding
-box. The file adds no word to the vocabulary: every phrase's words are in the captions.
+box, cut at the image's edges. The file adds no word to the vocabulary: every phrase's words are in the captions.
 """
 import pathlib
 
@@ -22,7 +22,8 @@ def grounding_records(spec: ToyWorldSpec, images: list[ImageRecord]) -> list[dic
     size = spec.image_size
     return [{'image': image.path, 'image_id': image.image_id, 'width': size, 'height': size,
              'objects': [{'phrase': f'{obj.colour} {obj.shape}',
-                          'box': [round(value * size, 3) for value in object_box(obj)],
+                          'box': [round(min(max(value, 0.0), 1.0) * size, 3)
+                                  for value in object_box(obj)],
                           'shape': obj.shape, 'colour': obj.colour, 'size': obj.size}
                          for obj in image.scene.objects]}
             for image in images]
