@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from harness.core.model_api import EXPLAIN_API_METHODS, CrossAttentionExplainable
+from harness.explain import main as explain_main
 from harness.core.registry import DATASETS, MODELS, TASKS
 from tasks.explain.maps import caption_attention, default_layer, itm_gradcam
 from tasks.explain.pointing import pointing_game
@@ -206,3 +207,20 @@ def test_grounding_and_explain_tasks_write_their_outputs(model, tiny_toyworld, t
     assert np.load(folder / 'caption_attention.npy').ndim == 3
     assert (folder / 'caption_attention_grid.png').is_file()
     assert 0 <= result.metrics['ITM match'].value <= 100
+
+
+def test_explain_command_on_a_checkpoint(model, tiny_toyworld, tmp_path):
+    checkpoint = tmp_path / 'tiny.pth'
+    torch.save({'model': model.state_dict()}, checkpoint)
+    image = str(tiny_toyworld / json.loads((tiny_toyworld / GROUNDING_FILE).read_text())[0]['image'])
+    out = tmp_path / 'out'
+    heads = ['--vision-heads', '3', '--text-heads', '4']
+    assert explain_main(['--checkpoint', str(checkpoint), '--bert-dir', VOCAB, *heads,
+                         '--image', image, '--text', 'a red circle', '--out', str(out),
+                         '--no-caption']) == 0
+    folder = next(out.iterdir())
+    assert np.load(folder / 'itm_gradcam.npy').shape == (3, 4, 4)
+    assert not (folder / 'caption_attention.npy').exists()
+    assert explain_main(['--checkpoint', str(checkpoint), '--bert-dir', VOCAB, *heads,
+                         '--image', image, '--image', image, '--text', 'a', '--text', 'b',
+                         '--text', 'c']) == 2
