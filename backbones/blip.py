@@ -7,8 +7,9 @@ chooses which heads exist and train. Module names are official BLIP's
 ``text_proj``, ``itm_head``, ``temp``, momentum copies ``*_m``, queues), so official
 checkpoints load key for key.
 """
+import contextlib
 import copy
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,9 +22,12 @@ from .blip_base import BlipBase
 from .blip_losses import (FeatureQueue, draw_negatives, gather_across_ranks, gather_with_grad,
                           hard_negative_weights, positive_targets, sample_hard_negatives,
                           soft_target_contrastive_loss)
-from .med import MedConfig, MedDecoder, MedTextModel, lm_loss, share_encoder_decoder
+from .med import (MedConfig, MedDecoder, MedTextModel, capture_cross_attention, lm_loss,
+                  share_encoder_decoder)
 
 LOSSES = ('itc', 'itm', 'lm')
+# Which text transformer each explainable head cross-attends with.
+EXPLAINABLE_HEADS = {'itm': 'itm', 'caption': 'lm'}
 IMAGE_POOLS = ('cls', 'max')
 
 
@@ -357,6 +361,37 @@ class Blip(BlipBase):
         :func:`backbones.generation.generate_captions` (BLIP's defaults: beam 3, max 20,
         min 5)."""
         return generation.generate_captions(self, images, **decoding)
+
+    def caption_logits(self, image_embeds: torch.Tensor, texts: Sequence[str]) -> dict:
+        """A teacher-forced decoder pass over ``prompt + text``: ``{'input_ids',
+        'attention_mask', 'logits', 'prompt_length'}`` (``[DEC]`` first; the logits at
+        position ``t`` predict token ``t + 1``)."""
+        tokens = self.caption_tokens(texts)
+        logits = self.text_decoder(tokens['input_ids'], tokens['attention_mask'],
+                                   image_embeds=image_embeds)
+        return dict(input_ids=tokens['input_ids'], attention_mask=tokens['attention_mask'],
+                    logits=logits, prompt_length=self.prompt_length)
+
+    # ------------------------------------------------------------------ explanation
+    def _cross_attending_model(self, head: str) -> MedTextModel:
+        if head not in EXPLAINABLE_HEADS:
+            raise ValueError(f'head must be one of {sorted(EXPLAINABLE_HEADS)}, got {head!r}')
+        if EXPLAINABLE_HEADS[head] not in self.losses:
+            raise ValueError(f"this model has no {head!r} head (losses={self.losses}); "
+                             f"build it with {EXPLAINABLE_HEADS[head]!r} in losses")
+        return self.text_encoder if head == 'itm' else self.text_decoder.bert
+
+    def cross_attention_depth(self, head: str) -> int:
+        """Number of cross-attention layers of ``head`` (``'itm'`` or ``'caption'``)."""
+        return len(self._cross_attending_model(head).encoder.layer)
+
+    @contextlib.contextmanager
+    def capture_cross_attention(self, head: str, layers: Sequence[int]
+                                ) -> Iterator[Dict[int, List[torch.Tensor]]]:
+        """Keep ``head``'s cross-attention probabilities of ``layers`` (see
+        :func:`backbones.med.capture_cross_attention`); scores are unchanged."""
+        with capture_cross_attention(self._cross_attending_model(head), layers) as maps:
+            yield maps
 
     def predict(self, images: torch.Tensor, data_samples: Optional[dict] = None) -> List[dict]:
         """Captions of ``images`` (BLIP's default decoding), one dict per image."""

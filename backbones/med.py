@@ -11,10 +11,14 @@ One BERT-shaped transformer run in three modes:
 Parameter names are BERT's / official BLIP's (``embeddings.word_embeddings``,
 ``encoder.layer.N.attention.self.query``, ``...crossattention...``, ``intermediate.dense``,
 ``output.dense``), so official and Hugging Face BLIP checkpoints load key for key.
-Attention runs through ``torch.nn.functional.scaled_dot_product_attention``.
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention``; the
+cross-attention probabilities can be captured on request (:func:`capture_cross_attention`)
+without changing any output.
 """
+import contextlib
+import math
 from dataclasses import dataclass
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +84,9 @@ class MedSelfAttention(nn.Module):
         self.key = nn.Linear(key_value_width, cfg.hidden_size)
         self.value = nn.Linear(key_value_width, cfg.hidden_size)
         self.dropout_p = cfg.attention_probs_dropout_prob
+        # While a list (set by :func:`capture_cross_attention`), every forward appends its
+        # attention probabilities ``[B, H, Q, K]`` to it.
+        self.captured: Optional[List[torch.Tensor]] = None
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, L, H*D] -> [B, H, L, D]``."""
@@ -99,9 +106,32 @@ class MedSelfAttention(nn.Module):
                                  'in eval mode only; pass image_atts=None and call .eval()')
             return segmented_attention(query, key_value).transpose(1, 2).flatten(2)
         keys, values = key_value
+        if self.captured is not None:
+            return self.captured_forward(query, keys, values, attn_mask)
         out = F.scaled_dot_product_attention(
             query, keys, values, attn_mask=attn_mask,
             dropout_p=self.dropout_p if self.training else 0.0)
+        return out.transpose(1, 2).flatten(2)
+
+    def captured_forward(self, query, keys, values, attn_mask):
+        """SDPA's output, plus the attention probabilities recomputed and kept.
+
+        The value returned is SDPA's, bit for bit (``explicit - explicit.detach()`` adds
+        exact zeros), while gradients flow through the explicit ``softmax(QK^T/sqrt(d) +
+        mask) V``, so the kept probabilities receive the gradient Grad-CAM needs.
+        """
+        scores = query @ keys.transpose(-2, -1) / math.sqrt(self.head_dim)
+        if attn_mask is not None:
+            scores = scores + attn_mask
+        probs = scores.softmax(dim=-1)
+        if probs.requires_grad:
+            probs.retain_grad()
+        self.captured.append(probs)
+        out = F.scaled_dot_product_attention(query.detach(), keys.detach(), values.detach(),
+                                             attn_mask=attn_mask)
+        if probs.requires_grad:
+            explicit = probs @ values
+            out = out + (explicit - explicit.detach())
         return out.transpose(1, 2).flatten(2)
 
 
@@ -184,6 +214,30 @@ class MedLayer(nn.Module):
             hidden = self.crossattention(hidden, cross_kv, cross_mask)
         hidden = self.output(self.intermediate(hidden), hidden)
         return hidden, self_kv
+
+
+@contextlib.contextmanager
+def capture_cross_attention(text_model: 'MedTextModel', layers: Sequence[int]
+                            ) -> Iterator[Dict[int, List[torch.Tensor]]]:
+    """Keep the cross-attention probabilities of ``layers`` while the block runs.
+
+    Yields ``{layer: [probs [B, H, Q, K] of each forward pass]}``; outputs are unchanged
+    (SDPA still computes them), and under autograd the kept tensors get ``.grad``.
+    """
+    depth = len(text_model.encoder.layer)
+    wrong = [layer for layer in layers if not 0 <= layer < depth]
+    if wrong:
+        raise ValueError(f'cross-attention layers {wrong} do not exist; this text model has '
+                         f'layers 0..{depth - 1}')
+    modules = {layer: text_model.encoder.layer[layer].crossattention.self for layer in layers}
+    maps: Dict[int, List[torch.Tensor]] = {layer: [] for layer in layers}
+    for layer, module in modules.items():
+        module.captured = maps[layer]
+    try:
+        yield maps
+    finally:
+        for module in modules.values():
+            module.captured = None
 
 
 class MedEmbeddings(nn.Module):

@@ -108,6 +108,31 @@ MODEL_API_ATTRIBUTES: Sequence[str] = ('embed_dim', 'image_size', 'max_text_leng
 
 
 @runtime_checkable
+class CrossAttentionExplainable(Protocol):
+    """What the ``explain`` and ``grounding`` tasks call on a model besides
+    :class:`VisionLanguageModel`: its cross-attention probabilities, captured on request.
+
+    ``head`` is ``'itm'`` (the image-grounded encoder) or ``'caption'`` (the decoder).
+    """
+
+    def cross_attention_depth(self, head: str) -> int:
+        """Number of cross-attention layers of ``head``."""
+
+    def capture_cross_attention(self, head: str, layers: Sequence[int]) -> Any:
+        """A context manager yielding ``{layer: [probs [B, heads, queries, image tokens]
+        per forward pass]}`` while it is open; scores and captions are unchanged, and
+        under autograd the kept probabilities receive ``.grad`` (for Grad-CAM)."""
+
+    def caption_logits(self, image_embeds: torch.Tensor, texts: Sequence[str]) -> dict:
+        """Teacher-forced decoder pass over the caption prompt + ``texts``: ``{'input_ids',
+        'attention_mask', 'logits', 'prompt_length'}``."""
+
+
+EXPLAIN_API_METHODS: Sequence[str] = ('cross_attention_depth', 'capture_cross_attention',
+                                      'caption_logits')
+
+
+@runtime_checkable
 class VisualQuestionAnswering(Protocol):
     """What VQA task plugins may call on a model (BLIP's ``BlipVQA`` is the reference).
 

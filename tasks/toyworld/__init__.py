@@ -11,6 +11,7 @@ Data root layout (``ensure_toyworld`` returns the root)::
     vqa/v2_OpenEnded_mscoco_{train,val,test}_questions.json, v2_mscoco_{..}_annotations.json
     gqa/testdev_balanced_questions.json
     annotations/nocaps_val.json, nocaps_val_gt.json   NoCaps format, held-out colours
+    annotations/grounding_test.json     object phrases and boxes of the test images
     msrvtt/msrvtt_test.jsonl, msrvtt/videos/video<i>.mp4   MSRVTT retrieval format
     msrvtt/msrvtt_qa_test.json, msrvtt_qa_motion_test.json MSRVTT-QA format (scene, motion)
     vocab/vocab.txt                     BERT WordPiece vocabulary of all texts

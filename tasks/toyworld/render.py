@@ -68,10 +68,12 @@ def _cross_points(cx: float, cy: float, r: float) -> list[tuple[float, float]]:
     return [(cx + dx, cy + dy) for dx, dy in corners]
 
 
-def _draw_object(draws: tuple[ImageDraw.ImageDraw, ImageDraw.ImageDraw], obj: SceneObject,
-                 canvas: int, outlined: bool) -> None:
-    """Draw ``obj`` in colour on the colour canvas and opaque on the coverage canvas."""
+def object_outline(obj: SceneObject, canvas: int) -> tuple[str, list[tuple[float, float]]]:
+    """How ``obj`` is drawn on a ``canvas``-pixel square: ``('ellipse', [corner, corner])``
+    for circles, else ``('polygon', points)``."""
     cx, cy, r = obj.x * canvas, obj.y * canvas, RADIUS[obj.size] * canvas
+    if obj.shape == 'circle':
+        return 'ellipse', [(cx - r, cy - r), (cx + r, cy + r)]
     half = 0.85 * r
     polygons = {
         'square': lambda: [(cx - half, cy - half), (cx + half, cy - half),
@@ -81,15 +83,29 @@ def _draw_object(draws: tuple[ImageDraw.ImageDraw, ImageDraw.ImageDraw], obj: Sc
         'star': lambda: _star_points(cx, cy, r),
         'cross': lambda: _cross_points(cx, cy, r),
     }
+    return 'polygon', polygons[obj.shape]()
+
+
+def object_box(obj: SceneObject) -> tuple[float, float, float, float]:
+    """``(x0, y0, x1, y1)``: the drawn shape's bounding box in [0, 1] image coordinates."""
+    _, points = object_outline(obj, 1)
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _draw_object(draws: tuple[ImageDraw.ImageDraw, ImageDraw.ImageDraw], obj: SceneObject,
+                 canvas: int, outlined: bool) -> None:
+    """Draw ``obj`` in colour on the colour canvas and opaque on the coverage canvas."""
+    kind, points = object_outline(obj, canvas)
     colour_draw, coverage_draw = draws
     for draw, fill, outline in ((colour_draw, obj.rgb, OUTLINE_RGB), (coverage_draw, 255, 255)):
         style = {'fill': fill}
         if outlined:
             style.update(outline=outline, width=SUPERSAMPLE)
-        if obj.shape == 'circle':
-            draw.ellipse((cx - r, cy - r, cx + r, cy + r), **style)
+        if kind == 'ellipse':
+            draw.ellipse((*points[0], *points[1]), **style)
         else:
-            draw.polygon(polygons[obj.shape](), **style)
+            draw.polygon(points, **style)
 
 
 def render_scene(scene: Scene, size: int) -> Image.Image:

@@ -7,8 +7,9 @@ import zlib
 import numpy as np
 
 # Bump when the generator's output changes for an unchanged spec, so caches regenerate.
-# 2: adds the NoCaps val split; 3: video QA in MSRVTT-QA format, image-grammar questions.
-GENERATOR_VERSION = 3
+# 2: adds the NoCaps val split; 3: video QA in MSRVTT-QA format, image-grammar questions;
+# 4: adds annotations/grounding_test.json (object boxes of the test images).
+GENERATOR_VERSION = 4
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,7 @@ import pathlib
 
 from .caption_files import write_caption_files
 from .gqa_files import write_gqa_file
+from .grounding_files import write_grounding_file
 from .images import make_images
 from .msrvtt_files import write_msrvtt_files
 from .nocaps_files import write_nocaps_files
@@ -29,5 +30,6 @@ def generate_toyworld(spec: ToyWorldSpec, root: pathlib.Path) -> None:
     texts += write_msrvtt_files(spec, root)
     write_vocab(root / VOCAB_FILE, texts)
     write_nocaps_files(spec, root)  # after the vocabulary: its words are all in it already
+    write_grounding_file(spec, root, images)  # its words are all in the captions
     (root / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=1, sort_keys=True) + '\n')
     (root / DONE_FILE).write_text('complete\n')
