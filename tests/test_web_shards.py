@@ -176,7 +176,8 @@ def train(folder, work_dir, model, stop_at=None, resume=False):
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=3, by_epoch=False),
                            logger=dict(type='LoggerHook', interval=100)),
-        custom_hooks=[dict(type='ShardProgressHook'), dict(type='PlainCheckpointMetaHook')], randomness=dict(seed=7),
+        custom_hooks=[dict(type='ShardProgressHook'),
+                      dict(type='PlainCheckpointMetaHook')], randomness=dict(seed=7),
         resume=resume, default_scope='harness')
     if stop_at:
         runner.register_hook(StopAt(stop_at))

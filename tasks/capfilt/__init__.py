@@ -15,7 +15,7 @@ from .stages import CaptionCorpusStage, FilterCorpusStage, ReplicateCorpusStage
 from .shard_images import WebShardImageDataset
 from .web_images import WebImageDataset
 
-__all__ = ['CaptionCorpusStage', 'FilterCorpusStage', 'ReplicateCorpusStage', 'ShardStore', 'WebImageDataset',
-           'WebShardImageDataset', 'bootstrapped_corpus', 'caption_web_images',
-           'capfilt_report', 'filter_web_corpus', 'rejection_quality', 'replicated_corpus',
-           'run_sharded']
+__all__ = ['CaptionCorpusStage', 'FilterCorpusStage', 'ReplicateCorpusStage', 'ShardStore',
+           'WebImageDataset', 'WebShardImageDataset', 'bootstrapped_corpus',
+           'caption_web_images', 'capfilt_report', 'filter_web_corpus', 'rejection_quality',
+           'replicated_corpus', 'run_sharded']

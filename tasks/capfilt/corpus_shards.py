@@ -25,7 +25,8 @@ SUFFIX = dict(web='web', synthetic='syn')
 def _sample(key: str, image: tuple, caption: str, meta: dict) -> tuple:
     """One output sample: image member, ``txt`` caption, ``json`` metadata."""
     ext, data = image
-    return key, {ext: data, 'txt': caption.encode(), 'json': json_member(dict(meta, caption=caption))}
+    return key, {ext: data, 'txt': caption.encode(),
+                 'json': json_member(dict(meta, caption=caption))}
 
 
 def write_corpus_shards(folder: Path, dataset, human: Sequence[dict], scores: Sequence[dict],
