@@ -84,6 +84,8 @@ class TrainStage(Stage):
             that stage (its ``init`` output) is handed on, so records name the first weights.
         corpus_from: a finished stage whose ``corpus`` output (an annotation file, e.g.
             CapFilt's bootstrapped corpus) replaces ``train_dataloader.dataset.ann_file``.
+        corpus_field: the dataset argument the corpus replaces (``'shards'`` for a corpus
+            written as WebDataset shards and read by ``WebShardDataset``).
         init: initial weights from files, ``dict(vision=dict(type='timm', path=...),
             text=dict(type='bert', path=...))`` (``type='random'``: keep random weights);
             the types are ``FUNCTIONS['initialise_weights']``'s (``backbones.initial_weights``).
@@ -102,8 +104,10 @@ class TrainStage(Stage):
 
     def __init__(self, name: str, runner: Optional[dict] = None, init_from: Optional[str] = None,
                  corpus_from: Optional[str] = None, init: Optional[dict] = None,
-                 init_required: bool = False, init_parts_from: Optional[str] = None):
+                 init_required: bool = False, init_parts_from: Optional[str] = None,
+                 corpus_field: str = 'ann_file'):
         super().__init__(name)
+        self.corpus_field = corpus_field
         self.runner_overrides = runner or {}
         self.init_from = init_from
         self.corpus_from = corpus_from
@@ -126,7 +130,7 @@ class TrainStage(Stage):
                    experiment_name=f'{ctx.experiment}.{ctx.variant}.seed{ctx.seed}.{self.name}')
         if self.corpus_from:
             corpus = ctx.manifest.outputs(self.corpus_from)['corpus']
-            cfg['train_dataloader']['dataset']['ann_file'] = corpus
+            cfg['train_dataloader']['dataset'][self.corpus_field] = corpus
         loaders = [key for key in LOADERS if isinstance(cfg.get(key), Mapping)
                    and isinstance(cfg[key].get('dataset'), Mapping)]
         if loaders:

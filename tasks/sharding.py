@@ -9,7 +9,7 @@ across ranks once: the sum of one value and zeros (or the max of one value and -
 exact.
 """
 from dataclasses import dataclass
-from typing import List
+from typing import List, Sequence
 
 import torch
 from mmengine import dist
@@ -36,6 +36,15 @@ def blocks_of_rank(num_items: int, block_size: int, rank: int, world_size: int) 
     starts = range(0, num_items, block_size)
     return [Block(index, start, min(start + block_size, num_items))
             for index, start in enumerate(starts) if index % world_size == rank]
+
+
+def blocks_of_sizes(sizes: Sequence[int], rank: int, world_size: int) -> List[Block]:
+    """Blocks of the given sizes over consecutive items (e.g. one per input tar shard),
+    owned round robin as :func:`blocks_of_rank`'s."""
+    starts = [sum(sizes[:index]) for index in range(len(sizes))]
+    return [Block(index, start, start + size)
+            for index, (start, size) in enumerate(zip(starts, sizes))
+            if index % world_size == rank]
 
 
 def split_into_batches(blocks: List[Block], batch_size: int) -> List[List[int]]:

@@ -1,6 +1,6 @@
 """CapFilt (captioning and filtering) as task pieces for the harness's CapFilt stages.
 
-Registered: ``WebImageDataset`` (``DATASETS``), the ``capfilt_caption`` and
+Registered: ``WebImageDataset`` and ``WebShardImageDataset`` (``DATASETS``), the ``capfilt_caption`` and
 ``capfilt_filter`` task functions (``TASKS``; sharded and resumable),
 ``replicated_corpus`` (``FUNCTIONS``) and the stages that run them and write the corpus
 (``STAGES``: :mod:`.stages`).
@@ -12,8 +12,10 @@ from . import paper_tables  # noqa: F401  (registers PAPER_TABLES)
 from .report import capfilt_report, rejection_quality
 from .shards import ShardStore, run_sharded
 from .stages import CaptionCorpusStage, FilterCorpusStage, ReplicateCorpusStage
+from .shard_images import WebShardImageDataset
 from .web_images import WebImageDataset
 
-__all__ = ['CaptionCorpusStage', 'FilterCorpusStage', 'ReplicateCorpusStage', 'ShardStore', 'WebImageDataset', 'bootstrapped_corpus', 'caption_web_images',
-           'capfilt_report', 'filter_web_corpus', 'rejection_quality', 'replicated_corpus',
-           'run_sharded']
+__all__ = ['CaptionCorpusStage', 'FilterCorpusStage', 'ReplicateCorpusStage', 'ShardStore',
+           'WebImageDataset', 'WebShardImageDataset', 'bootstrapped_corpus',
+           'caption_web_images', 'capfilt_report', 'filter_web_corpus', 'rejection_quality',
+           'replicated_corpus', 'run_sharded']

@@ -57,7 +57,8 @@ def caption_web_images(model, dataset, *, device: str = 'cpu', work_dir=None,
         cache_key: identifies the checkpoint; shards of another checkpoint are discarded.
         decoding: options of :func:`backbones.generation.generate_captions` (default
             nucleus, top_p 0.9, max length 20, min length 5; ``method='beam'`` uses 3 beams).
-        shard_size: images per shard (the unit of resumption and of rank splitting).
+        shard_size: images per shard (the unit of resumption and of rank splitting); a
+            dataset read from tar shards (``shard_sizes``) is cut at its input shards.
         seed: base seed of the per-shard sampling generators.
 
     Returns:
@@ -69,6 +70,7 @@ def caption_web_images(model, dataset, *, device: str = 'cpu', work_dir=None,
                batch_size=batch_size, seed=seed)
     captions, throughput = run_sharded(
         Path(work_dir) / 'shards', job, len(dataset), shard_size, desc='synthetic captions',
+        block_sizes=getattr(dataset, 'shard_sizes', None),
         process_shard=lambda block: caption_shard(model, dataset, block, decoding, batch_size,
                                                   seed, device, num_workers))
     return TaskResult(metrics={}, throughput=throughput, counts={'images': len(dataset)},

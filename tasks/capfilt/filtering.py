@@ -104,6 +104,7 @@ def filter_web_corpus(model, dataset, *, synthetic_file: str, human_ann_file: st
                batch_size=batch_size, max_words=max_words)
     scores, throughput = run_sharded(
         Path(work_dir) / 'shards', job, len(dataset), shard_size, desc='filter (ITM)',
+        block_sizes=getattr(dataset, 'shard_sizes', None),
         process_shard=lambda block: score_shard(model, dataset, block, synthetic, batch_size,
                                                 max_words, device, num_workers))
     human = read_pairs(dataset.resolve(human_ann_file))

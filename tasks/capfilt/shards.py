@@ -12,14 +12,14 @@ Ranks must share the folder (one machine, or a shared file system).
 import fcntl
 import json
 from pathlib import Path
-from typing import Callable, List, Set, Tuple
+from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 from mmengine.dist import barrier, get_dist_info
 
 from harness.core.files import atomic_write_text
 
 from ..progress import ProgressMeter
-from ..sharding import Block, blocks_of_rank
+from ..sharding import Block, blocks_of_rank, blocks_of_sizes
 
 INDEX_FILE = 'index.json'
 
@@ -92,7 +92,8 @@ class ShardStore:
 
 
 def run_sharded(folder: Path, job: dict, num_items: int, shard_size: int,
-                process_shard: Callable[[Block], list], desc: str) -> Tuple[list, dict]:
+                process_shard: Callable[[Block], list], desc: str,
+                block_sizes: Optional[Sequence[int]] = None) -> Tuple[list, dict]:
     """Run ``process_shard`` on this rank's unfinished shards and return every shard's records.
 
     Args:
@@ -103,6 +104,8 @@ def run_sharded(folder: Path, job: dict, num_items: int, shard_size: int,
         shard_size: items per shard.
         process_shard: the records of one shard, a :class:`Block` of item indices.
         desc: what the loop does, for progress lines.
+        block_sizes: items per shard when shards are not all ``shard_size`` long (one
+            shard per input tar shard of a :class:`.shard_images.WebShardImageDataset`).
 
     Rank 0 first discards stale shards; all ranks then work and wait for each other, so
     the records returned (in shard order) are the same on every rank.
@@ -111,15 +114,17 @@ def run_sharded(folder: Path, job: dict, num_items: int, shard_size: int,
         ``(records, throughput)``; throughput is ``{'images/s': ...}`` of this run's work
         on this rank (empty when every shard was already finished).
     """
-    store = ShardStore(folder, dict(job, num_items=num_items, shard_size=shard_size))
+    sizes = dict(block_sizes=list(block_sizes)) if block_sizes is not None else {}
+    store = ShardStore(folder, dict(job, num_items=num_items, shard_size=shard_size, **sizes))
     rank, world_size = get_dist_info()
+    blocks = (blocks_of_sizes(block_sizes, rank, world_size) if block_sizes is not None
+              else blocks_of_rank(num_items, shard_size, rank, world_size))
     store.folder.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         store.discard_if_stale()
     barrier()
     finished = store.finished()
-    todo: List[Block] = [block for block in blocks_of_rank(num_items, shard_size, rank, world_size)
-                         if block.index not in finished]
+    todo: List[Block] = [block for block in blocks if block.index not in finished]
     progress = ProgressMeter(sum(block.stop - block.start for block in todo), desc,
                              unit='images')
     for block in todo:
@@ -127,4 +132,5 @@ def run_sharded(folder: Path, job: dict, num_items: int, shard_size: int,
         progress.update(block.stop - block.start)
     barrier()
     throughput = {'images/s': progress.rate} if todo else {}
-    return store.load(-(-num_items // shard_size)), throughput
+    num_shards = len(block_sizes) if block_sizes is not None else -(-num_items // shard_size)
+    return store.load(num_shards), throughput

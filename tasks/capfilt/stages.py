@@ -29,13 +29,15 @@ from harness.core.tree import deep_merge
 
 from ..caption.evaluate import evaluate_caption
 from .captioning import caption_web_images
-from .corpus import replicated_corpus
+from .corpus import read_pairs, replicated_corpus
+from .corpus_shards import write_corpus_shards
 from .filtering import filter_web_corpus
 
 SYNTHETIC_FILE = 'synthetic_captions.json'
 CORPUS_FILE = 'corpus.json'
 SCORES_FILE = 'scores.json'
 REPORT_FILE = 'report.json'
+CORPUS_FORMATS = ('json', 'webdataset')
 
 
 def trained_model(ctx: StageContext, stage: str, overrides: dict) -> Tuple[object, str]:
@@ -136,9 +138,13 @@ class FilterCorpusStage(Stage):
         dataset_name: dataset name on leaderboards.
         split: split name on leaderboards.
         batch_size, shard_size, max_words, num_workers: see the ``capfilt_filter`` task.
+        corpus_format: ``'json'`` (``corpus.json``) or ``'webdataset'``: the corpus as tar
+            shards (:mod:`.corpus_shards`; ``images`` must then be a
+            ``WebShardImageDataset``), for a ``WebShardDataset`` with
+            ``TrainStage(corpus_field='shards')``.
 
-    Outputs: ``corpus`` (path), ``corpus_size``, ``scores`` and ``report`` (paths),
-    ``metrics``.
+    Outputs: ``corpus`` (path, or the list of shard paths), ``corpus_size``, ``scores`` and
+    ``report`` (paths), ``metrics``.
     """
 
     config_keys = ('model',)  # what run() reads of the variant config
@@ -149,8 +155,12 @@ class FilterCorpusStage(Stage):
                  human_ann_file: str, model: Optional[dict] = None, threshold: float = 0.5,
                  noise_labels: Optional[str] = None, dataset_name: str = 'web',
                  split: str = 'train', batch_size: int = 32, shard_size: int = 512,
-                 max_words: int = 30, num_workers: int = 0):
+                 max_words: int = 30, num_workers: int = 0, corpus_format: str = 'json'):
         super().__init__(name)
+        if corpus_format not in CORPUS_FORMATS:
+            raise ValueError(f'stage {name!r}: corpus_format={corpus_format!r}; use one of '
+                             f'{CORPUS_FORMATS}')
+        self.corpus_format = corpus_format
         self.filter_from = filter_from
         self.captions_from = captions_from
         self.images_cfg = images
@@ -167,8 +177,9 @@ class FilterCorpusStage(Stage):
         model, checkpoint = trained_model(ctx, self.filter_from, self.model_overrides)
         captions = ctx.manifest.outputs(self.captions_from)
         stage_dir = ctx.work_dir / self.name
+        dataset = DATASETS.build(self.images_cfg)
         result = filter_web_corpus(
-            model, DATASETS.build(self.images_cfg), device=ctx.device, work_dir=stage_dir,
+            model, dataset, device=ctx.device, work_dir=stage_dir,
             cache_key=checkpoint_identity(checkpoint), synthetic_file=captions['captions'],
             probe_cider=captions.get('probe_CIDEr'), **self.options)
         paths = {name: stage_dir / file for name, file in (
@@ -176,6 +187,11 @@ class FilterCorpusStage(Stage):
         corpus = result.outputs['corpus']
         write_on_main_process(paths['corpus'], corpus)
         write_on_main_process(paths['scores'], result.outputs['scores'])
+        outputs = {name: str(path) for name, path in paths.items()}
+        if self.corpus_format == 'webdataset':
+            outputs['corpus'] = write_corpus_shards(
+                stage_dir, dataset, read_pairs(dataset.resolve(self.options['human_ann_file'])),
+                result.outputs['scores'], self.options['threshold'])
         report = dict(metrics=result.values(), unavailable=result.unavailable,
                       notes=result.outputs['notes'], corpus_size=len(corpus))
         write_on_main_process(paths['report'], report)
@@ -184,8 +200,7 @@ class FilterCorpusStage(Stage):
         if is_main_process() and ctx.recorder is not None:
             ctx.record(self, model, result, model.num_parameters(),
                        time.perf_counter() - started)
-        return dict({name: str(path) for name, path in paths.items()},
-                    corpus_size=len(corpus), metrics=result.values())
+        return dict(outputs, corpus_size=len(corpus), metrics=result.values())
 
 
 @STAGES.register_module()

@@ -43,10 +43,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert('RGB')
 
 
-def _decode(path: pathlib.Path) -> Image.Image:
-    """Decode ``path``; decoder warnings (truncated or corrupt data, decompression bombs)
-    raise instead of passing unnoticed."""
-    data = path.read_bytes()
+def _decode(data: bytes) -> Image.Image:
+    """Decode encoded image bytes; decoder warnings (truncated or corrupt data, decompression
+    bombs) raise instead of passing unnoticed."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         warnings.simplefilter('error', Image.DecompressionBombWarning)
@@ -63,13 +62,19 @@ def read_image(path: pathlib.Path, ann_file, record_index: int) -> Image.Image:
         raise bad_sample(ann_file, f'image file {path} does not exist.',
                          'check data_root/image_root, or drop the record from the annotation '
                          "file (or pass on_bad_sample='skip').", record_index, media=path)
+    return decode_image(path.read_bytes(), ann_file, record_index, media=path)
+
+
+def decode_image(data: bytes, ann_file, record_index: int, media) -> Image.Image:
+    """Fully decode image bytes as RGB (``media`` names them in errors: a file, or a shard
+    member); raise BadSampleError if they are not a sound image."""
     try:
-        return to_rgb(_decode(path))
+        return to_rgb(_decode(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise bad_sample(ann_file, f'image file {path} is too large to decode safely ({error}).',
+        raise bad_sample(ann_file, f'image file {media} is too large to decode safely ({error}).',
                          'downscale the image; if the file is trusted, raise '
                          f'PIL.Image.MAX_IMAGE_PIXELS; {SKIP_HINT}', record_index,
-                         media=path) from error
+                         media=media) from error
     except (OSError, SyntaxError, ValueError) as error:
-        raise bad_sample(ann_file, f'image file {path} is corrupt or not an image ({error}).',
-                         f'replace the file, {SKIP_HINT}', record_index, media=path) from error
+        raise bad_sample(ann_file, f'image file {media} is corrupt or not an image ({error}).',
+                         f'replace the file, {SKIP_HINT}', record_index, media=media) from error

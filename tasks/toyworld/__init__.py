@@ -7,6 +7,7 @@ Data root layout (``ensure_toyworld`` returns the root)::
     annotations/coco_karpathy_{train,val,test}.json, coco_karpathy_{val,test}_gt.json
     annotations/flickr30k_{train,val,test}.json        second visual domain
     annotations/pretrain_web.json, pretrain_web_noise_labels.json, pretrain_human.json
+    web_shards/NNNNN.tar(+_stats.json)  the web pairs as WebDataset shards (web_format='webdataset')
     annotations/vqa_{train,val,test}.json, answer_list.json          BLIP's VQA files
     vqa/v2_OpenEnded_mscoco_{train,val,test}_questions.json, v2_mscoco_{..}_annotations.json
     gqa/testdev_balanced_questions.json

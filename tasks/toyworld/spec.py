@@ -10,6 +10,7 @@ import numpy as np
 # 2: adds the NoCaps val split; 3: video QA in MSRVTT-QA format, image-grammar questions;
 # 4: adds annotations/grounding_test.json (object boxes of the test images).
 GENERATOR_VERSION = 4
+WEB_FORMATS = ('json', 'webdataset')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,12 @@ class ToyWorldSpec:
     frames_per_video: int = 16
     video_fps: int = 8
     questions_per_video: int = 3
+    # 'json' (BLIP's pretrain_web.json) or 'webdataset': the JSON files plus the same pairs
+    # as tar shards of web_shard_size samples in web_shards/ (img2dataset's layout). Left
+    # out of to_dict() at their defaults, so the default world's files and cache folder
+    # stay as they were.
+    web_format: str = 'json'
+    web_shard_size: int = 256
 
     def __post_init__(self):
         if self.image_size < 16 or self.image_size % 2:
@@ -59,6 +66,10 @@ class ToyWorldSpec:
         if self.frames_per_video < 2 or self.captions_per_image < 1:
             raise ValueError('ToyWorldSpec: use frames_per_video >= 2 and '
                              'captions_per_image >= 1.')
+        if self.web_format not in WEB_FORMATS or self.web_shard_size < 1:
+            raise ValueError(f'ToyWorldSpec.web_format={self.web_format!r}, web_shard_size='
+                             f'{self.web_shard_size}: use a format of {WEB_FORMATS} and a '
+                             'positive shard size.')
         if not 1 <= self.questions_per_image <= 99:
             raise ValueError(f'ToyWorldSpec.questions_per_image={self.questions_per_image}: '
                              'use 1-99 (question ids embed the index in two digits).')
@@ -72,7 +83,10 @@ class ToyWorldSpec:
 
     def to_dict(self) -> dict:
         """The spec plus the generator version, as stored in ``toyworld_spec.json``."""
-        return {'generator_version': GENERATOR_VERSION, **dataclasses.asdict(self)}
+        fields = dataclasses.asdict(self)
+        if self.web_format == 'json':
+            del fields['web_format'], fields['web_shard_size']
+        return {'generator_version': GENERATOR_VERSION, **fields}
 
     def digest(self) -> str:
         """A short hash naming this spec's default cache folder."""

@@ -10,6 +10,7 @@ import pathlib
 
 import numpy as np
 
+from ..datasets.tar_shards import json_member, write_shard
 from .captions import web_caption
 from .images import ImageRecord
 from .jsonio import write_json
@@ -18,6 +19,7 @@ from .scene import COLOURS, SHAPES, Scene, sample_scene
 from .spec import ToyWorldSpec, random_stream
 
 NOISE_SHARES = {'mismatched': 0.4, 'attribute_swap': 0.4, 'generic': 0.2}
+WEB_SHARD_FOLDER = 'web_shards'
 GENERIC_CAPTIONS = (
     'a picture', 'image for sale', 'photo', 'untitled', 'stock photo', 'download this image',
     'high resolution image', 'click to enlarge', 'my new wallpaper', 'product image',
@@ -63,9 +65,24 @@ def _mismatched_caption(images: list[ImageRecord], kinds: list[set], index: int,
     return web_caption(others[int(rng.integers(len(others)))], rng)
 
 
+def write_web_shards(root: pathlib.Path, images: list[ImageRecord], captions: list[str],
+                     shard_size: int) -> None:
+    """The web pairs, in order, as ``web_shards/NNNNN.tar`` (img2dataset's layout: per
+    sample ``key.png``, ``key.txt``, ``key.json`` with ``url`` = the image's data-root path)."""
+    for shard, start in enumerate(range(0, len(images), shard_size)):
+        samples = []
+        for index in range(start, min(start + shard_size, len(images))):
+            key = f'{index:09d}'
+            meta = dict(key=key, url=images[index].path, caption=captions[index])
+            samples.append((key, {'png': (root / images[index].path).read_bytes(),
+                                  'txt': captions[index].encode(), 'json': json_member(meta)}))
+        write_shard(root / WEB_SHARD_FOLDER / f'{shard:05d}.tar', samples)
+
+
 def write_web_corpus(spec: ToyWorldSpec, root: pathlib.Path,
                      images: list[ImageRecord]) -> list[str]:
-    """Write ``pretrain_web.json`` and its noise labels; return the captions written."""
+    """Write ``pretrain_web.json`` and its noise labels (and, with ``web_format='webdataset'``,
+    the same pairs as shards); return the captions written."""
     rng = random_stream(spec.seed, 'web')
     labels = _noise_labels(len(images), spec.web_noise_fraction, rng)
     kinds = [_kinds(image.scene) for image in images]
@@ -86,4 +103,6 @@ def write_web_corpus(spec: ToyWorldSpec, root: pathlib.Path,
     write_json(folder / 'pretrain_web_noise_labels.json',
                [{'image': image.path, 'caption': caption, 'label': label}
                 for image, caption, label in zip(images, captions, labels)])
+    if spec.web_format == 'webdataset':
+        write_web_shards(root, images, captions, spec.web_shard_size)
     return captions + list(GENERIC_CAPTIONS)
