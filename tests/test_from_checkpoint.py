@@ -8,12 +8,11 @@ import json
 
 import pytest
 import torch
-from hf_builders import MINILM_DIR, randomize_
-from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneration,
-                          BlipForImageTextRetrieval, BlipForQuestionAnswering)
+from hf_builders import MINILM_DIR, built_and_loaded, randomize_, save_blip_tokenizer
+from transformers import (BlipConfig, BlipForConditionalGeneration, BlipForImageTextRetrieval,
+                          BlipForQuestionAnswering)
 
-from backbones.checkpoint import (CheckpointError, load_for_evaluation,
-                                  save_official_checkpoint)
+from backbones.checkpoint import CheckpointError, save_official_checkpoint
 from backbones.from_checkpoint import blip_from_checkpoint
 from harness.core.registry import MODELS
 
@@ -37,18 +36,8 @@ def save_hf(model_class, directory, seed=0):
     config = BlipConfig(vision_config=HF_VISION, text_config=HF_TEXT, image_text_hidden_size=48)
     hf = randomize_(model_class(config), seed).eval()
     hf.save_pretrained(directory)
-    tokenizer = BertTokenizer(str(MINILM_DIR / 'vocab.txt'), do_lower_case=True)
-    tokenizer.add_special_tokens({'bos_token': '[DEC]'})
-    tokenizer.add_special_tokens({'additional_special_tokens': ['[ENC]']})
-    tokenizer.save_pretrained(directory)
+    save_blip_tokenizer(directory)
     return hf
-
-
-def built_and_loaded(checkpoint, **args):
-    """The model built from ``checkpoint`` and loaded strictly, with the load coverage."""
-    model = MODELS.build(dict(type='BlipFromCheckpoint', checkpoint=str(checkpoint), **args))
-    coverage = load_for_evaluation(model, checkpoint, strict=True)
-    return model.eval(), coverage
 
 
 @torch.no_grad()

@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
-from hf_builders import MINILM_DIR, randomize_
-from transformers import BertTokenizer, BlipConfig, BlipForQuestionAnswering
+from hf_builders import MINILM_DIR, built_and_loaded, randomize_, save_blip_tokenizer
+from transformers import BlipConfig, BlipForQuestionAnswering
 
 from backbones.blip_vqa import UNUSED_CHECKPOINT_MODULES
-from backbones.checkpoint import load_checkpoint, load_for_evaluation, save_official_checkpoint
+from backbones.checkpoint import load_checkpoint, save_official_checkpoint
 from harness.core.registry import FUNCTIONS, MODELS
 
 SEP, PAD = 102, 0
@@ -39,18 +39,8 @@ def save_hf_vqa(directory, seed=0):
     with torch.no_grad():
         hf.text_decoder.cls.predictions.bias[SEP] += 3.0
     hf.save_pretrained(directory)
-    tokenizer = BertTokenizer(str(MINILM_DIR / 'vocab.txt'), do_lower_case=True)
-    tokenizer.add_special_tokens({'bos_token': '[DEC]'})
-    tokenizer.add_special_tokens({'additional_special_tokens': ['[ENC]']})
-    tokenizer.save_pretrained(directory)
+    save_blip_tokenizer(directory)
     return hf
-
-
-def built_and_loaded(checkpoint, **args):
-    """``BlipFromCheckpoint`` of ``checkpoint`` loaded strictly for evaluation."""
-    model = MODELS.build(dict(type='BlipFromCheckpoint', checkpoint=str(checkpoint), **args))
-    coverage = load_for_evaluation(model, checkpoint, strict=True)
-    return model.eval(), coverage
 
 
 @pytest.fixture(scope='module')
