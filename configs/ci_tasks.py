@@ -6,8 +6,8 @@
 _base_ = ['./video_zeroshot_toyworld.py']
 
 toyworld = dict(n_train=300, n_web=300, n_val=40, n_test=60, n_flickr_train=20,
-                n_flickr_val=10, n_flickr_test=10, n_vqa_train=60, n_vqa_val=5, n_vqa_test=20,
+                n_flickr_val=10, n_flickr_test=10, n_vqa_train=150, n_vqa_val=5, n_vqa_test=20,
                 n_videos=8)
-vqa_epochs = 3
+vqa_epochs = 5
 retrieval_k = 8
 experiment = dict(name='ci_tasks', stages=[*_base_.experiment.stages, *_base_.vqa_eval_stages])
