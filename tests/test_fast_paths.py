@@ -2,6 +2,7 @@
 import torch
 
 from backbones.blip_losses import FeatureQueue
+from harness.core.registry import TASKS
 from tasks.retrieval import compute_retrieval_scores
 from tasks.retrieval.rerank import itm_match_logits, packed_forwards, packed_match_logits
 from tests.test_retrieval_eval import SETTINGS, TinyRetrievalDataset, build_model
@@ -44,6 +45,18 @@ def test_packed_rerank_scores_match_the_plain_protocol():
     torch.testing.assert_close(packed.i2t, plain.i2t, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(packed.t2i, plain.t2i, atol=1e-5, rtol=1e-5)
     assert torch.equal(packed.i2t.argsort(dim=1), plain.i2t.argsort(dim=1))
+
+
+def test_retrieval_task_takes_packing_and_caches_it_apart(tmp_path):
+    model = build_model()
+    dataset = TinyRetrievalDataset()
+    evaluate = TASKS.get('retrieval')
+    plain = evaluate(model, dataset, work_dir=tmp_path, cache_key='m', **SETTINGS)
+    packed = evaluate(model, dataset, work_dir=tmp_path, cache_key='m', itm_packing=True,
+                      **dict(SETTINGS, itm_batch_size=7))
+    assert packed.values() == plain.values()
+    assert packed.throughput  # computed, not read from the plain run's cache
+    assert len(list((tmp_path / 'retrieval_cache').iterdir())) == 2
 
 
 def test_feature_queue_push_wraps_around_without_reading_the_pointer(monkeypatch):

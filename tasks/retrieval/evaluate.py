@@ -130,6 +130,8 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
     if work_dir is not None and cache_key is None:
         cache_key = model_fingerprint(model)
     digest = evaluation_digest(dataset, max_text_length, numeric_precision(model, device))
+    if itm_packing:  # equal up to float rounding, not bit for bit: cached apart
+        digest += '-itm-packed'
     cache = RetrievalCache.for_evaluation(work_dir, cache_key or '', digest, k, block_size)
     scores = cache.load_scores()
     if all_ranks_agree(scores is not None):
@@ -182,7 +184,8 @@ def evaluate_retrieval(model, dataset, *, k: int, batch_size: int = 64,
                        work_dir: Optional[Union[str, Path]] = None,
                        cache_key: Optional[str] = None, num_workers: int = 0,
                        max_text_length: int = 35, block_size: int = 64,
-                       autocast_dtype: Optional[str] = None) -> TaskResult:
+                       autocast_dtype: Optional[str] = None,
+                       itm_packing: bool = False) -> TaskResult:
     """BLIP's retrieval protocol on a split, as the ``'retrieval'`` task evaluator.
 
     The arguments are those of :func:`compute_retrieval_scores`, plus ``autocast_dtype``
@@ -198,7 +201,8 @@ def evaluate_retrieval(model, dataset, *, k: int, batch_size: int = 64,
     scores = scores_under_autocast(
         model, dataset, autocast_dtype, k=k, batch_size=batch_size,
         itm_batch_size=itm_batch_size, device=device, work_dir=work_dir, cache_key=cache_key,
-        num_workers=num_workers, max_text_length=max_text_length, block_size=block_size)
+        num_workers=num_workers, max_text_length=max_text_length, block_size=block_size,
+        itm_packing=itm_packing)
     metrics = retrieval_metrics(scores.i2t, scores.t2i, dataset.img2txt, dataset.txt2img)
     return TaskResult(metrics=metrics_in(metrics, PERCENT),
                       per_sample=per_query_recalls(scores, dataset.img2txt, dataset.txt2img),
