@@ -10,14 +10,13 @@ from typing import Optional
 
 from harness.core.registry import DATASETS
 
-from ..datasets.annotations import TEXT, FieldType, check_records, load_json, load_records
+from ..datasets.annotations import INTEGER, TEXT, check_records, load_json, load_records
 from ..datasets.base import ImageListDataset, PathLike
 from ..datasets.caption import CaptionEvalDataset
 from ..datasets.errors import bad_sample
 from ..transforms import build_image_transform
 
 DOMAINS = ('in-domain', 'near-domain', 'out-domain')
-IMAGE_ID = FieldType('an integer', lambda v: isinstance(v, int) and not isinstance(v, bool))
 
 
 def load_nocaps_ground_truth(gt_file: pathlib.Path) -> dict:
@@ -29,7 +28,7 @@ def load_nocaps_ground_truth(gt_file: pathlib.Path) -> dict:
                          "'annotations').", 'pass nocaps_val_4500_captions.json (or the '
                          'ToyWorld nocaps_val_gt.json) as gt_file.')
     for index, image in enumerate(gt['images']):
-        if not isinstance(image, dict) or not IMAGE_ID.accepts(image.get('id')) \
+        if not isinstance(image, dict) or not INTEGER.accepts(image.get('id')) \
                 or image.get('domain') not in DOMAINS:
             raise bad_sample(gt_file, f"images[{index}] = {image!r:.120} lacks an integer "
                              f"'id' or a 'domain' among {DOMAINS}.", 'use the official '
@@ -66,7 +65,7 @@ class NoCapsEvalDataset(ImageListDataset):
         self.image_root = self.resolve(image_root)
         self.transform = build_image_transform(image_size, train=False)
         records = load_records(self.ann_file)
-        check_records(self.ann_file, records, required={'image': TEXT, 'img_id': IMAGE_ID},
+        check_records(self.ann_file, records, required={'image': TEXT, 'img_id': INTEGER},
                       kind='NoCaps')
         self.images = [record['image'] for record in records]
         self.image_ids = [record['img_id'] for record in records]

@@ -20,13 +20,18 @@ def _is_text(value) -> bool:
     return isinstance(value, str) and value.strip() != ''
 
 
+def is_integer(value) -> bool:
+    """Whether ``value`` is an integer (JSON's ``true``/``false`` load as bools, not ids)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 TEXT = FieldType('a non-empty string', _is_text)
 TEXTS = FieldType('a non-empty list of non-empty strings',
                   lambda v: isinstance(v, list) and len(v) > 0 and all(map(_is_text, v)))
 TEXT_OR_TEXTS = FieldType('a non-empty string or a non-empty list of them',
                           lambda v: _is_text(v) or TEXTS.accepts(v))
-IDENTIFIER = FieldType('a string or an integer',
-                       lambda v: _is_text(v) or (isinstance(v, int) and not isinstance(v, bool)))
+INTEGER = FieldType('an integer', is_integer)
+IDENTIFIER = FieldType('a string or an integer', lambda v: _is_text(v) or is_integer(v))
 
 
 UTF8_FIX = ('annotation files must be UTF-8 JSON: save the file as UTF-8 (e.g. `iconv -f {} '

@@ -10,10 +10,9 @@ import dataclasses
 import pathlib
 from collections.abc import Sequence
 
-from .annotations import TEXT, FieldType, check_records, load_json
+from .annotations import INTEGER, TEXT, check_records, load_json
 from .errors import bad_sample
 
-COCO_ID = FieldType('an integer', lambda v: isinstance(v, int) and not isinstance(v, bool))
 
 
 @dataclasses.dataclass
@@ -55,9 +54,9 @@ def read_coco_captions(path: pathlib.Path) -> list[CocoImage]:
         raise bad_sample(path, f"not a COCO caption file: it needs the lists 'images' and "
                          f"'annotations' (found {keys}).", 'pass a COCO captions_*.json '
                          '(e.g. annotations/captions_val2017.json of COCO 2017).')
-    check_records(path, data['images'], required={'id': COCO_ID, 'file_name': TEXT},
+    check_records(path, data['images'], required={'id': INTEGER, 'file_name': TEXT},
                   kind="COCO 'images'")
-    check_records(path, data['annotations'], required={'image_id': COCO_ID, 'caption': TEXT},
+    check_records(path, data['annotations'], required={'image_id': INTEGER, 'caption': TEXT},
                   kind="COCO 'annotations'")
     images: dict[int, CocoImage] = {}
     for index, entry in enumerate(data['images']):

@@ -16,14 +16,13 @@ from harness.core.registry import DATASETS
 
 from ..text import pre_question
 from ..transforms import FINETUNE_CROP_SCALE, build_image_transform
-from .annotations import TEXT, FieldType, check_records, load_json
+from .annotations import INTEGER, TEXT, FieldType, check_records, load_json
 from .base import AnnotationDataset, PathLike
 from .errors import bad_sample
 from .media import read_image
 from .vqa import SPLITS, answer_weights, load_answer_list
 
 COCO_IMAGE_PATTERN = 'COCO_{subtype}_{image_id:012d}.jpg'
-INTEGER = FieldType('an integer', lambda v: isinstance(v, int) and not isinstance(v, bool))
 HUMAN_ANSWERS = FieldType(
     'a non-empty list of {"answer": non-empty string, ...} objects',
     lambda v: isinstance(v, list) and len(v) > 0 and all(
