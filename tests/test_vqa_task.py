@@ -142,3 +142,12 @@ def test_boards_test_each_variant_against_the_recorded_baseline_per_sample():
     board = render_leaderboard('vqa', [record], None)
     assert 'Chance level (majority answer): accuracy 50%.' in board
     assert 'tiny accuracy +25 (95% CI' in board and '40 samples)' in board
+
+
+def test_a_prior_file_without_annotations_is_refused_naming_it(vqa_test, tmp_path):
+    from tasks.datasets import BadSampleError
+    from tasks.vqa.evaluate import prior_annotations
+    bad = tmp_path / 'not_annotations.json'
+    bad.write_text(json.dumps({'questions': []}))
+    with pytest.raises(BadSampleError, match=r"not_annotations\.json.*'annotations' list"):
+        prior_annotations(vqa_test, str(bad))

@@ -29,7 +29,7 @@ HUMAN_ANSWERS = FieldType(
         isinstance(a, dict) and TEXT.accepts(a.get('answer')) for a in v))
 
 
-def _records_of(path: pathlib.Path, key: str, what: str) -> tuple[dict, list]:
+def records_of(path: pathlib.Path, key: str, what: str) -> tuple[dict, list]:
     """The parsed file and its non-empty list under ``key``; BadSampleError otherwise."""
     content = load_json(path)
     if not isinstance(content, dict) or not isinstance(content.get(key), list) \
@@ -90,7 +90,7 @@ class VQAv2Dataset(AnnotationDataset):
                                               hflip=hflip, crop_scale=crop_scale)
         self.answer_list = (load_answer_list(self.resolve(answer_list_file))
                             if answer_list_file else None)
-        content, self._questions = _records_of(self.question_file, 'questions', 'questions')
+        content, self._questions = records_of(self.question_file, 'questions', 'questions')
         check_records(self.question_file, self._questions,
                       required={'question_id': INTEGER, 'image_id': INTEGER, 'question': TEXT},
                       kind='VQAv2 question')
@@ -115,7 +115,7 @@ class VQAv2Dataset(AnnotationDataset):
     def _load_annotations(self) -> dict:
         """Question id → annotation, checked against the questions."""
         path = self.annotation_file
-        _, annotations = _records_of(path, 'annotations', 'annotations')
+        _, annotations = records_of(path, 'annotations', 'annotations')
         check_records(path, annotations, required={'question_id': INTEGER,
                                                    'answers': HUMAN_ANSWERS},
                       kind='VQAv2 annotation')

@@ -15,7 +15,7 @@ from harness.core.registry import TASKS
 from harness.core.task_result import PERCENT, TaskResult, metrics_in
 
 from ..batch_inference import on_main_process
-from ..datasets.annotations import load_json
+from ..datasets.vqav2 import records_of
 from ..metrics.vqa import gqa_accuracy, vqa_accuracy
 from ..metrics.vqa_baselines import gqa_majority_baseline, vqa_majority_baseline
 from ..metrics.vqa_results import write_vqa_results
@@ -36,7 +36,7 @@ def prior_annotations(dataset, prior_annotation_file: Optional[str]) -> Optional
     """The VQAv2 training ``annotations`` the majority-answer baseline counts (None: none)."""
     if prior_annotation_file is None:
         return None
-    return load_json(dataset.resolve(prior_annotation_file))['annotations']
+    return records_of(dataset.resolve(prior_annotation_file), 'annotations', 'annotations')[1]
 
 
 def record_prior(result: TaskResult, baseline: dict) -> None:
