@@ -1,22 +1,59 @@
 # BLIP's ablation "the gain of CapFilt is not due to longer training": No CapFilt, the human +
-# web pairs replicated to the size of the CapFilt corpus, and CapFilt.
+# web pairs replicated to the size of the CapFilt corpus, and CapFilt, the same epochs each.
 # Sizes and schedule: configs/capfilt.py.
+#
+# Same epochs on a larger corpus means more optimisation steps and a smaller share of human
+# pairs. The diagnostic rows hold one or both at the no-CapFilt corpus's values (human + web
+# pairs: its epoch size and its human share) with tasks/capfilt/sampler.py's
+# CorpusMixSampler, so the board separates "more steps", "fewer human pairs per step" and
+# "different non-human texts". Variants of one seed share the bootstrap stages (noisy
+# pre-training, captioner, filter, captioning): they run once per seed.
 _base_ = ['./capfilt.py']
+
+
+def corpus_mix(epoch_size='corpus', human_share='corpus'):
+    """A CorpusMixSampler for the final pre-training ('uncurated': the no-CapFilt corpus's)."""
+    return dict(_delete_=True, type='CorpusMixSampler', epoch_size=epoch_size,
+                human_share=human_share)
+
+
+def diagnostic(corpus, **mix):
+    """A variant training on the CapFilt or the replicated corpus, drawn by `corpus_mix(**mix)`."""
+    stages = dict(capfilt=dict(stages='${capfilt_stages}'),
+                  replicated=dict(stages='${replicated_stages}',
+                                  pretrain_corpus_from='replicate_corpus'))[corpus]
+    return dict(stages, pretrain_corpus_sampler=corpus_mix(**mix))
+
 
 experiment = dict(
     name='ablation_capfilt_effect',
+    seeds=[0, 1, 2],
     variants=dict(
         _delete_=True,
+        # The paper's rows.
         no_capfilt=dict(stages='${baseline_stages}'),
         replicated=dict(stages='${replicated_stages}', pretrain_corpus_from='replicate_corpus'),
         capfilt=dict(stages='${capfilt_stages}'),
+        # Diagnostic rows: the no-CapFilt corpus's steps, its human-pair share, or both.
+        replicated_equal_steps=diagnostic('replicated', epoch_size='uncurated'),
+        capfilt_equal_steps=diagnostic('capfilt', epoch_size='uncurated'),
+        replicated_equal_share=diagnostic('replicated', human_share='uncurated'),
+        capfilt_equal_share=diagnostic('capfilt', human_share='uncurated'),
+        capfilt_equal_steps_share=diagnostic('capfilt', epoch_size='uncurated',
+                                             human_share='uncurated'),
     ),
 )
 
 leaderboard = dict(
     title='CapFilt vs longer training on replicated data',
-    description='Tiny BLIPs pre-trained on ToyWorld\'s human + web pairs, on those pairs '
-                'replicated to the CapFilt corpus\'s size, and on the CapFilt corpus.',
+    description='Tiny BLIPs pre-trained on ToyWorld\'s human + web pairs (no_capfilt), on '
+                'those pairs replicated to the CapFilt corpus\'s size, and on the CapFilt '
+                'corpus, the same epochs each (the paper\'s rows). Diagnostic rows: '
+                '*_equal_steps draw the no-CapFilt corpus\'s number of pairs per epoch (equal '
+                'optimisation steps), *_equal_share draw human pairs at the no-CapFilt '
+                'corpus\'s share, *_equal_steps_share both; 3 seeds each.',
     paper_reference='capfilt_effect',
-    variant_order=['no_capfilt', 'replicated', 'capfilt'],
+    variant_order=['no_capfilt', 'replicated', 'capfilt', 'replicated_equal_steps',
+                   'capfilt_equal_steps', 'replicated_equal_share', 'capfilt_equal_share',
+                   'capfilt_equal_steps_share'],
 )

@@ -21,6 +21,11 @@ arguments name: ``init_from``, ``checkpoint_from``...). So an evaluation-only ch
 (``retrieval_k``) re-runs that evaluation and keeps the training before it, and a stage that
 runs again (changed, or ``force``) re-runs every stage that reads it.
 
+Variants share work: a ``shareable`` stage (training, CapFilt's captioning) that another
+variant of the same seed already finished with the same fingerprint is copied from there
+instead of run (the copy keeps that run's id, so the stages after it match too). CapFilt's
+ablations thus bootstrap the corpus once per seed, not once per variant.
+
 Every chosen variant name and every value (:func:`harness.config.check_values`) is checked
 before any stage runs.
 """
@@ -34,6 +39,7 @@ import time
 from pathlib import Path
 from typing import Iterable, List, Mapping, Optional
 
+from mmengine.dist import barrier
 from mmengine.logging import print_log
 
 from harness.config import (check_values, config_file, data_source_name, nearest_names,
@@ -161,7 +167,7 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
     for stage_cfg in resolve_references(cfg['experiment']['stages'], resolved):
         stage_cfg = with_limit(stage_cfg, limit)
         stage = STAGES.build(stage_cfg)
-        upstream = {name: manifest.stages[name]
+        upstream = {name: run_identity(manifest.stages[name])
                     for name in upstream_stages(stage_cfg, finished)}
         fingerprint = stage_fingerprint(stage, stage_cfg, resolved, source, upstream)
         finished.append(stage.name)
@@ -173,11 +179,65 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
             print_log(f'[{variant} seed {seed}] {stage.name}: its config, inputs or a stage it '
                       f'reads changed (or --force): running it afresh', logger='current')
             clear_stage_dir(variant_dir / stage.name)
+        twin = None if force or not stage.shareable else \
+            finished_twin(variant_dir, stage.name, fingerprint)
+        if twin is not None:
+            copy_finished_stage(twin, variant_dir, stage.name, manifest)
+            print_log(f'[{variant} seed {seed}] {stage.name}: the same stage finished in '
+                      f'{twin.parent.name}: copied from there', logger='current')
+            continue
         print_log(f'[{variant} seed {seed}] {stage.name}: running', logger='current')
         started = time.perf_counter()
         outputs = stage.run(ctx)
         manifest.mark_done(stage.name, outputs, time.perf_counter() - started, fingerprint)
     return manifest
+
+
+def run_identity(entry: dict) -> dict:
+    """What a later stage's fingerprint takes from a finished stage it reads: which inputs
+    made it and which run (a stage that ran again, even unchanged, re-runs its readers)."""
+    return dict(fingerprint=entry.get('fingerprint'), run_id=entry.get('run_id'))
+
+
+def finished_twin(variant_dir: Path, stage: str, fingerprint: str) -> Optional[Path]:
+    """The work dir of another variant, same seed, where ``stage`` finished with
+    ``fingerprint`` (None when there is none)."""
+    for other in sorted(variant_dir.parent.parent.glob(f'*/{variant_dir.name}')):
+        if other != variant_dir and (other / 'manifest.json').is_file() and \
+                Manifest(other).up_to_date(stage, fingerprint):
+            return other
+    return None
+
+
+def copy_finished_stage(twin: Path, variant_dir: Path, stage: str, manifest: Manifest) -> None:
+    """Copy ``stage``'s folder from the ``twin`` work dir and record it as finished here, its
+    output paths moved to this work dir and its run id kept (rank 0 copies; all wait)."""
+    entry = Manifest(twin).stages[stage]
+    if is_launcher_main_process() and (twin / stage).is_dir():
+        shutil.copytree(twin / stage, variant_dir / stage, dirs_exist_ok=True)
+    barrier()
+    manifest.mark_done(stage, moved_paths(entry['outputs'], str(twin / stage),
+                                          str(variant_dir / stage)),
+                       entry['wall_time_s'], entry['fingerprint'], run_id=entry['run_id'],
+                       copied_from=str(twin / stage))
+
+
+def moved_paths(value, old_prefix: str, new_prefix: str):
+    """``value`` (outputs: nested dicts/lists) with strings under ``old_prefix`` moved to
+    ``new_prefix``."""
+    if isinstance(value, dict):
+        return {key: moved_paths(item, old_prefix, new_prefix) for key, item in value.items()}
+    if isinstance(value, list):
+        return [moved_paths(item, old_prefix, new_prefix) for item in value]
+    if isinstance(value, str) and (value == old_prefix or value.startswith(old_prefix + os.sep)):
+        return new_prefix + value[len(old_prefix):]
+    return value
+
+
+def is_launcher_main_process() -> bool:
+    """Rank 0 as the launcher numbers processes (``RANK``), known before any Runner has set
+    up torch.distributed."""
+    return int(os.environ.get('RANK', '0')) == 0
 
 
 def clear_stage_dir(stage_dir: Path) -> None:
@@ -186,7 +246,7 @@ def clear_stage_dir(stage_dir: Path) -> None:
     Otherwise a training stage would "resume" its finished run and train nothing, and an
     old ``best_*.pth`` could outlive the new run.
     """
-    if int(os.environ.get('RANK', '0')) == 0 and stage_dir.is_dir():
+    if is_launcher_main_process() and stage_dir.is_dir():
         shutil.rmtree(stage_dir)
 
 

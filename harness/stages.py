@@ -14,7 +14,7 @@ from typing import Mapping, Optional
 import torch
 
 from harness.core.model_api import DEFAULT_PREPROCESSING, backbone_preprocessing
-from harness.core.registry import DATASETS, FUNCTIONS, MODELS, STAGES, TASKS
+from harness.core.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS, MODELS, STAGES, TASKS
 from harness.core.stage import Stage, StageContext, checkpoint_identity
 from harness.core.tree import deep_merge
 from harness.hooks import unwrap
@@ -46,20 +46,31 @@ def selected_checkpoint(stage_dir: Path) -> str:
     return pointer.read_text().strip()
 
 
-def takes_preprocessing(dataset_cfg: Mapping) -> bool:
-    """Whether the dataset class ``dataset_cfg`` builds has a ``preprocessing`` argument."""
-    dataset_type = dataset_cfg.get('type')
-    dataset_class = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else dataset_type
-    return dataset_class is not None and \
-        'preprocessing' in inspect.signature(dataset_class).parameters
+def takes_argument(registry, cfg: Mapping, argument: str) -> bool:
+    """Whether the class that ``cfg`` (a ``type=...`` config of ``registry``) builds has an
+    ``argument`` parameter."""
+    built_type = cfg.get('type')
+    built_class = registry.get(built_type) if isinstance(built_type, str) else built_type
+    return built_class is not None and argument in inspect.signature(built_class).parameters
 
 
 def with_preprocessing(dataset_cfg: dict, preprocessing: Mapping) -> dict:
     """``dataset_cfg`` with the image backbone's ``preprocessing`` (mean, std, interpolation)
     where its dataset class takes one and the config sets none (a set one is kept)."""
-    if dataset_cfg.get('preprocessing') is not None or not takes_preprocessing(dataset_cfg):
+    if dataset_cfg.get('preprocessing') is not None or \
+            not takes_argument(DATASETS, dataset_cfg, 'preprocessing'):
         return dataset_cfg
     return dict(dataset_cfg, preprocessing=dict(preprocessing))
+
+
+def with_composition(loader_cfg: dict, composition: Optional[dict]) -> dict:
+    """``loader_cfg`` with its sampler given the corpus's ``composition`` (human and web pair
+    counts, a corpus stage's output) where the sampler class takes one and sets none."""
+    sampler = loader_cfg.get('sampler')
+    if not isinstance(sampler, Mapping) or sampler.get('composition') is not None or \
+            not takes_argument(DATA_SAMPLERS, sampler, 'composition'):
+        return loader_cfg
+    return dict(loader_cfg, sampler=dict(sampler, composition=composition))
 
 
 def configured_preprocessing(model_cfg: Mapping) -> dict:
@@ -83,7 +94,9 @@ class TrainStage(Stage):
         init_from: a finished stage whose checkpoint initialises the model; what initialised
             that stage (its ``init`` output) is handed on, so records name the first weights.
         corpus_from: a finished stage whose ``corpus`` output (an annotation file, e.g.
-            CapFilt's bootstrapped corpus) replaces ``train_dataloader.dataset.ann_file``.
+            CapFilt's bootstrapped corpus) replaces ``train_dataloader.dataset.ann_file``;
+            its ``composition`` output goes to a sampler that takes one
+            (``CorpusMixSampler``).
         corpus_field: the dataset argument the corpus replaces (``'shards'`` for a corpus
             written as WebDataset shards and read by ``WebShardDataset``).
         init: initial weights from files, ``dict(vision=dict(type='timm', path=...),
@@ -101,6 +114,7 @@ class TrainStage(Stage):
     """
 
     config_keys = RUNNER_KEYS
+    shareable = True
 
     def __init__(self, name: str, runner: Optional[dict] = None, init_from: Optional[str] = None,
                  corpus_from: Optional[str] = None, init: Optional[dict] = None,
@@ -129,8 +143,10 @@ class TrainStage(Stage):
                    resume=(stage_dir / 'last_checkpoint').exists(),
                    experiment_name=f'{ctx.experiment}.{ctx.variant}.seed{ctx.seed}.{self.name}')
         if self.corpus_from:
-            corpus = ctx.manifest.outputs(self.corpus_from)['corpus']
-            cfg['train_dataloader']['dataset'][self.corpus_field] = corpus
+            corpus = ctx.manifest.outputs(self.corpus_from)
+            cfg['train_dataloader']['dataset'][self.corpus_field] = corpus['corpus']
+            cfg['train_dataloader'] = with_composition(cfg['train_dataloader'],
+                                                       corpus.get('composition'))
         loaders = [key for key in LOADERS if isinstance(cfg.get(key), Mapping)
                    and isinstance(cfg[key].get('dataset'), Mapping)]
         if loaders:

@@ -20,10 +20,17 @@ EXPECTED = {
                                      'nucleus': (CAPFILT, 'filter_corpus')},
     'configs/ablation_capfilt_sharing.py': {'shared': (SHARED, 'filter_corpus'),
                                             'decoupled': (CAPFILT, 'filter_corpus')},
-    'configs/ablation_capfilt_effect.py': {'no_capfilt': (FINAL, None),
-                                           'replicated': (REPLICATED, 'replicate_corpus'),
-                                           'capfilt': (CAPFILT, 'filter_corpus')},
+    'configs/ablation_capfilt_effect.py': {
+        'no_capfilt': (FINAL, None), 'replicated': (REPLICATED, 'replicate_corpus'),
+        'capfilt': (CAPFILT, 'filter_corpus'),
+        'replicated_equal_steps': (REPLICATED, 'replicate_corpus'),
+        'capfilt_equal_steps': (CAPFILT, 'filter_corpus'),
+        'replicated_equal_share': (REPLICATED, 'replicate_corpus'),
+        'capfilt_equal_share': (CAPFILT, 'filter_corpus'),
+        'capfilt_equal_steps_share': (CAPFILT, 'filter_corpus')},
 }
+# Variants after the paper's rows (diagnostic rows the paper does not have).
+DIAGNOSTIC = {'configs/ablation_capfilt_effect.py': 5}
 
 
 def variant_stages(cfg, variant):
@@ -43,7 +50,8 @@ def test_variants_run_their_stage_lists(config):
         assert 'init_from' not in pretrain  # the new model starts from scratch
     reference = cfg['leaderboard'].get('paper_reference')
     if reference:
-        assert [row.variant for row in paper_reference(reference).rows] == list(EXPECTED[config])
+        paper_variants = list(EXPECTED[config])[:len(EXPECTED[config]) - DIAGNOSTIC.get(config, 0)]
+        assert [row.variant for row in paper_reference(reference).rows] == paper_variants
 
 
 def test_decoding_variants_pick_their_decoding():
@@ -73,3 +81,24 @@ def test_corpus_from_replaces_the_training_annotation_file(tmp_path):
     runner_cfg = STAGES.build(stage_cfg).runner_config(ctx)
     assert runner_cfg['train_dataloader']['dataset']['ann_file'] == '/data/corpus.json'
     assert runner_cfg['train_dataloader']['dataset']['data_root'] == NO_DATA['data_root']
+
+
+def test_diagnostic_variants_hand_the_corpus_composition_to_their_sampler(tmp_path):
+    cfg = load_config('configs/ablation_capfilt_effect.py', NO_DATA)
+    manifest = Manifest(tmp_path)
+    composition = dict(human=200, web=800)
+    manifest.mark_done('filter_corpus', dict(corpus='/data/corpus.json',
+                                             composition=composition), 0.0)
+    ctx = StageContext(experiment='e', variant='v', seed=0, cfg=cfg, work_dir=tmp_path,
+                       manifest=manifest, device='cpu')
+    samplers = {}
+    for variant in ('capfilt', 'capfilt_equal_steps', 'capfilt_equal_steps_share'):
+        stage_cfg = next(stage for stage in variant_stages(cfg, variant)
+                         if stage['name'] == 'pretrain')
+        samplers[variant] = STAGES.build(stage_cfg).runner_config(
+            ctx)['train_dataloader']['sampler']
+    assert samplers['capfilt'] == dict(type='DefaultSampler', shuffle=True)
+    assert samplers['capfilt_equal_steps'] == dict(
+        type='CorpusMixSampler', epoch_size='uncurated', human_share='corpus',
+        composition=composition)
+    assert samplers['capfilt_equal_steps_share']['human_share'] == 'uncurated'

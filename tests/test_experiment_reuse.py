@@ -121,3 +121,48 @@ def test_an_edited_stage_runs_afresh_with_the_stages_that_read_it(tmp_path):
     assert stages['first']['outputs']['lines'] == 1
     run_experiment(cfg(0.2), tmp_path, force=True, leaderboard_dir=tmp_path / 'boards')
     assert CALLS[-4:] == ['first', 'second', 'third', 'fourth']
+
+
+@STAGES.register_module(force=True)
+class SharedFileStage(Stage):
+    """A shareable stage writing a file in its folder; outputs name it (nested too)."""
+
+    shareable = True
+
+    def __init__(self, name, salt='', reads=None):
+        super().__init__(name)
+        self.salt, self.reads = salt, reads
+
+    def run(self, ctx):
+        path = ctx.work_dir / self.name / 'out.txt'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f'{self.salt} seed {ctx.seed}')
+        CALLS.append((ctx.variant, ctx.seed, self.name))
+        return dict(path=str(path), files=[dict(path=str(path))], elsewhere='/data/x.json')
+
+
+def test_variants_copy_a_shareable_stage_another_variant_finished(tmp_path):
+    cfg = dict(experiment=dict(
+        name='shared', seeds=[0, 1], variants=dict(a=dict(), b=dict(), c=dict(salt='other')),
+        stages=[dict(type='SharedFileStage', name='first', salt='${salt}'),
+                dict(type='SharedFileStage', name='second', reads='first'),
+                dict(type='CountingStage', name='report')]), salt='same')
+    CALLS.clear()
+    run_experiment(cfg, tmp_path, leaderboard_dir=tmp_path / 'boards')
+    trained = [call for call in CALLS if call[2] != 'report']
+    # b has a's first and second stages for each seed; c's first differs, so its second too.
+    assert sorted(trained) == sorted((variant, seed, stage) for variant in 'ac'
+                                     for seed in (0, 1) for stage in ('first', 'second'))
+    assert len(CALLS) - len(trained) == 6  # a stage that is not shareable runs everywhere
+    manifest = json.loads((tmp_path / 'b' / 'seed_1' / 'manifest.json').read_text())['stages']
+    source = json.loads((tmp_path / 'a' / 'seed_1' / 'manifest.json').read_text())['stages']
+    copied = tmp_path / 'b' / 'seed_1' / 'second' / 'out.txt'
+    assert manifest['second']['outputs'] == dict(path=str(copied), files=[dict(path=str(copied))],
+                                                 elsewhere='/data/x.json')
+    assert (tmp_path / 'b' / 'seed_1' / 'first' / 'out.txt').read_text() == 'same seed 1'
+    assert manifest['second']['copied_from'] == str(tmp_path / 'a' / 'seed_1' / 'second')
+    assert manifest['second']['run_id'] == source['second']['run_id']
+    CALLS.clear()
+    run_experiment(cfg, tmp_path, variants=['b'], seeds=[0], force=True,
+                   leaderboard_dir=tmp_path / 'boards')
+    assert CALLS == [('b', 0, 'first'), ('b', 0, 'second'), ('b', 0, 'report', None)]

@@ -54,7 +54,8 @@ RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=_HARNESS_PACKAGE
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=_MODEL_PACKAGES)
 MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS)
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, locations=_TASK_PACKAGES)
-DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS)
+DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS,
+                         locations=_TASK_PACKAGES)
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, locations=_TASK_PACKAGES)
 FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS,
                      locations=_MODEL_PACKAGES + _TASK_PACKAGES)

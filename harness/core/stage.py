@@ -2,7 +2,7 @@
 
 An experiment is variants x seeds x stages. Each (variant, seed) has a work dir holding
 ``manifest.json``: per finished stage, its outputs (checkpoint paths, corpus files...), wall
-time and fingerprint. Stages are registered in ``STAGES``; the harness's own (training,
+time, fingerprint and run id. Stages are registered in ``STAGES``; the harness's own (training,
 evaluation) live in :mod:`harness.stages`, task-specific ones (CapFilt's) in their task
 folder. A stage that evaluates something hands its :class:`~harness.core.task_result.TaskResult`
 to ``ctx.record``, which the experiment runner provides; a stage never writes results
@@ -10,6 +10,7 @@ records itself.
 """
 import json
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -48,11 +49,20 @@ class Manifest:
         return self.stages[stage]['outputs']
 
     def mark_done(self, stage: str, outputs: dict, wall_time_s: float,
-                  fingerprint: Optional[str] = None) -> None:
-        """Record ``stage`` as finished with its outputs (written atomically)."""
-        self.stages[stage] = dict(done=True, outputs=outputs, wall_time_s=wall_time_s)
+                  fingerprint: Optional[str] = None, run_id: Optional[str] = None,
+                  copied_from: Optional[str] = None) -> None:
+        """Record ``stage`` as finished with its outputs (written atomically).
+
+        ``run_id`` names the run that made the outputs (new for each run, kept when a
+        finished stage is copied from another variant, ``copied_from`` its folder).
+        """
+        entry = dict(done=True, outputs=outputs, wall_time_s=wall_time_s,
+                     run_id=run_id or uuid.uuid4().hex)
         if fingerprint is not None:
-            self.stages[stage]['fingerprint'] = fingerprint
+            entry['fingerprint'] = fingerprint
+        if copied_from is not None:
+            entry['copied_from'] = copied_from
+        self.stages[stage] = entry
         atomic_write_json(self.path, dict(stages=self.stages))
 
 
@@ -90,6 +100,11 @@ class Stage:
     #: stage's own arguments; a finished stage is reused while they (and its arguments and
     #: inputs) are unchanged. None: any key (every config change runs the stage again).
     config_keys: Optional[Tuple[str, ...]] = None
+    #: Whether a finished run of this stage in another variant (same seed, same fingerprint)
+    #: may be copied instead of running it again. Only for stages whose outputs depend on
+    #: nothing but their fingerprint and whose paths lie in their own folder; never for a
+    #: stage that records results (the record would name the other variant).
+    shareable: bool = False
 
     def __init__(self, name: str):
         self.name = name

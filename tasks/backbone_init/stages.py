@@ -62,6 +62,7 @@ class InitStage(Stage):
     """Base of the initialisation stages: they read only their own arguments."""
 
     config_keys = ()
+    shareable = True
 
     def stage_dir(self, ctx: StageContext) -> Path:
         """The stage's folder, created."""

@@ -79,6 +79,7 @@ class CaptionCorpusStage(Stage):
     """
 
     config_keys = ('model',)  # what run() reads of the variant config
+    shareable = True
 
     def __init__(self, name: str, captioner_from: str, images: dict, model: Optional[dict] = None,
                  decoding: Optional[dict] = None, probe_dataset: Optional[dict] = None,
@@ -144,7 +145,8 @@ class FilterCorpusStage(Stage):
             ``TrainStage(corpus_field='shards')``.
 
     Outputs: ``corpus`` (path, or the list of shard paths), ``corpus_size``, ``scores`` and
-    ``report`` (paths), ``metrics``.
+    ``report`` (paths), ``metrics``, ``composition`` (``dict(human=, web=)``: the human
+    pairs at the corpus's head and the web pairs before filtering, for ``CorpusMixSampler``).
     """
 
     config_keys = ('model',)  # what run() reads of the variant config
@@ -200,7 +202,10 @@ class FilterCorpusStage(Stage):
         if is_main_process() and ctx.recorder is not None:
             ctx.record(self, model, result, model.num_parameters(),
                        time.perf_counter() - started)
-        return dict(outputs, corpus_size=len(corpus), metrics=result.values())
+        composition = dict(human=len(read_pairs(dataset.resolve(self.options['human_ann_file']))),
+                           web=sum(score['source'] == 'web' for score in result.outputs['scores']))
+        return dict(outputs, corpus_size=len(corpus), composition=composition,
+                    metrics=result.values())
 
 
 @STAGES.register_module()
@@ -216,10 +221,11 @@ class ReplicateCorpusStage(Stage):
         images: ``WebImageDataset`` config of the web corpus (its annotation file is used).
         human_ann_file: human pairs (relative to the web images' data root).
 
-    Outputs: ``corpus`` (path), ``corpus_size``.
+    Outputs: ``corpus`` (path), ``corpus_size``, ``composition`` (as ``FilterCorpusStage``'s).
     """
 
     config_keys = ()  # what run() reads of the variant config
+    shareable = True
 
     def __init__(self, name: str, size_from: str, images: dict, human_ann_file: str):
         super().__init__(name)
@@ -231,12 +237,13 @@ class ReplicateCorpusStage(Stage):
         """Write the replicated corpus."""
         web = DATASETS.build(self.images_cfg)
         target = ctx.manifest.outputs(self.size_from)['corpus_size']
-        corpus = replicated_corpus(web.resolve(self.human_ann_file),
-                                                    web.ann_file, target)
+        human_file = web.resolve(self.human_ann_file)
+        corpus = replicated_corpus(human_file, web.ann_file, target)
         if len(corpus) != target:
             print_log(f'{self.name}: {self.size_from} has {target} pairs, fewer than the human '
                       f'and web pairs together; the replicated corpus keeps all '
                       f'{len(corpus)} of them once', logger='current')
         path = ctx.work_dir / self.name / CORPUS_FILE
         write_on_main_process(path, corpus)
-        return dict(corpus=str(path), corpus_size=len(corpus))
+        composition = dict(human=len(read_pairs(human_file)), web=len(read_pairs(web.ann_file)))
+        return dict(corpus=str(path), corpus_size=len(corpus), composition=composition)

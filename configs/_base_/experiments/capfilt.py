@@ -22,6 +22,10 @@ capfilt_batch_size = 64
 capfilt_shard_size = 256
 capfilt_probe_dataset = '${caption_val_dataset}'  # synthetic_CIDEr when web images lack refs
 pretrain_corpus_from = 'filter_corpus'
+# How the final pre-training draws from its corpus: the ordinary shuffled epoch, or, for
+# the diagnostic rows of configs/ablation_capfilt_effect.py, a CorpusMixSampler holding the
+# epoch size and the human-pair share at the no-CapFilt corpus's.
+pretrain_corpus_sampler = _base_.train_loader['sampler']
 
 captioner_model = '${caption_model}'
 filter_model = dict(_base_.retrieval_model, image_id_positives=True)
@@ -69,8 +73,17 @@ def bootstrap_stages(finetune_stages, captioner, filter_):
 
 
 baseline_stages = _base_.experiment.stages
-# The final model: pre-trained from scratch on the corpus of stage `pretrain_corpus_from`.
-final_stages = [base_stage('pretrain', corpus_from='${pretrain_corpus_from}'),
+
+
+def corpus_pretrain_stage():
+    """The final model's pre-training: the _base_ stage from scratch on the corpus of stage
+    `pretrain_corpus_from`, drawn by the variant's `pretrain_corpus_sampler`."""
+    stage = base_stage('pretrain', corpus_from='${pretrain_corpus_from}')
+    loader = dict(stage['runner']['train_dataloader'], sampler='${pretrain_corpus_sampler}')
+    return dict(stage, runner=dict(stage['runner'], train_dataloader=loader))
+
+
+final_stages = [corpus_pretrain_stage(),
                 *(stage for stage in baseline_stages if stage['name'] != 'pretrain')]
 capfilt_stages = bootstrap_stages(
     [finetune_on_human_pairs('captioner', '${captioner_model}', '${caption_train_dataset}',
