@@ -50,6 +50,7 @@ from harness.core.tree import deep_merge
 from harness.leaderboard import write_leaderboard
 from harness.recording import record_evaluation
 from harness.results import collect_records, config_hash
+from harness.stage_times import COPIED, RAN, REUSED, StageTime, stage_time_table
 
 # Config keys that say how results are shown or where the config lives, not what is computed.
 BOOKKEEPING_KEYS = ('leaderboard', 'leaderboard_dir', '_config_file')
@@ -148,11 +149,14 @@ def stage_fingerprint(stage: Stage, stage_cfg: dict, resolved: dict, source: Opt
 
 def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: Path,
                 force: bool = False, launcher: str = 'none', device: Optional[str] = None,
-                limit: Optional[int] = None) -> Manifest:
+                limit: Optional[int] = None,
+                times: Optional[List[StageTime]] = None) -> Manifest:
     """Run (or finish) every stage of one (variant, seed); returns its manifest.
 
-    ``limit`` makes the evaluation stages evaluate only the first N items (a smoke run).
+    ``limit`` makes the evaluation stages evaluate only the first N items (a smoke run);
+    ``times`` (a list) gets one :class:`StageTime` per stage.
     """
+    times = [] if times is None else times
     resolved = resolved_variant_config(cfg, variant)
     source = data_source_name(variant_config(cfg, variant).get('data_root'))
     # Absolute, so that paths stages hand on (corpora, checkpoints) hold from any folder.
@@ -174,6 +178,7 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
         if not force and manifest.up_to_date(stage.name, fingerprint):
             print_log(f'[{variant} seed {seed}] {stage.name}: done, reusing its outputs',
                       logger='current')
+            times.append(StageTime(variant, seed, stage.name, REUSED, 0.0))
             continue
         if manifest.done(stage.name):
             print_log(f'[{variant} seed {seed}] {stage.name}: its config, inputs or a stage it '
@@ -182,14 +187,19 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
         twin = None if force or not stage.shareable else \
             finished_twin(variant_dir, stage.name, fingerprint)
         if twin is not None:
+            started = time.perf_counter()
             copy_finished_stage(twin, variant_dir, stage.name, manifest)
             print_log(f'[{variant} seed {seed}] {stage.name}: the same stage finished in '
                       f'{twin.parent.name}: copied from there', logger='current')
+            times.append(StageTime(variant, seed, stage.name, COPIED,
+                                   time.perf_counter() - started))
             continue
         print_log(f'[{variant} seed {seed}] {stage.name}: running', logger='current')
         started = time.perf_counter()
         outputs = stage.run(ctx)
-        manifest.mark_done(stage.name, outputs, time.perf_counter() - started, fingerprint)
+        seconds = time.perf_counter() - started
+        manifest.mark_done(stage.name, outputs, seconds, fingerprint)
+        times.append(StageTime(variant, seed, stage.name, RAN, seconds))
     return manifest
 
 
@@ -261,10 +271,13 @@ def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] 
     experiment = cfg['experiment']['name']
     chosen = list(variants or variant_names(cfg))
     check_experiment(cfg, chosen)
+    times: List[StageTime] = []
     for variant in chosen:
         for seed in (seeds or cfg['experiment'].get('seeds', [0])):
             run_variant(cfg, experiment, variant, seed, work_dir, force, launcher, device,
-                        limit)
+                        limit, times)
+    print_log(f'Stage times of this run ({experiment}):\n{stage_time_table(times)}',
+              logger='current')
     return write_experiment_board(cfg, work_dir, leaderboard_dir)
 
 
