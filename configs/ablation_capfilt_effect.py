@@ -3,11 +3,14 @@
 # Sizes and schedule: configs/capfilt.py.
 #
 # Same epochs on a larger corpus means more optimisation steps and a smaller share of human
-# pairs. The diagnostic rows hold one or both at the no-CapFilt corpus's values (human + web
-# pairs: its epoch size and its human share) with tasks/capfilt/sampler.py's
-# CorpusMixSampler, so the board separates "more steps", "fewer human pairs per step" and
-# "different non-human texts". Variants of one seed share the bootstrap stages (noisy
-# pre-training, captioner, filter, captioning): they run once per seed.
+# pairs. The diagnostic rows hold them at the no-CapFilt corpus's values (human + web pairs:
+# its epoch size, its human share) with tasks/capfilt/sampler.py's CorpusMixSampler, so the
+# board separates the three explanations:
+#   more steps             replicated vs replicated_equal_steps (same corpus, fewer steps)
+#   fewer human pairs      replicated_equal_steps vs no_capfilt (same steps, same texts)
+#   CapFilt's texts        capfilt_equal_steps_share vs no_capfilt (same steps and share)
+# Variants of one seed share the bootstrap stages (noisy pre-training, captioner, filter,
+# captioning): they run once per seed.
 _base_ = ['./capfilt.py']
 
 
@@ -37,8 +40,6 @@ experiment = dict(
         # Diagnostic rows: the no-CapFilt corpus's steps, its human-pair share, or both.
         replicated_equal_steps=diagnostic('replicated', epoch_size='uncurated'),
         capfilt_equal_steps=diagnostic('capfilt', epoch_size='uncurated'),
-        replicated_equal_share=diagnostic('replicated', human_share='uncurated'),
-        capfilt_equal_share=diagnostic('capfilt', human_share='uncurated'),
         capfilt_equal_steps_share=diagnostic('capfilt', epoch_size='uncurated',
                                              human_share='uncurated'),
     ),
@@ -50,10 +51,16 @@ leaderboard = dict(
                 'those pairs replicated to the CapFilt corpus\'s size, and on the CapFilt '
                 'corpus, the same epochs each (the paper\'s rows). Diagnostic rows: '
                 '*_equal_steps draw the no-CapFilt corpus\'s number of pairs per epoch (equal '
-                'optimisation steps), *_equal_share draw human pairs at the no-CapFilt '
-                'corpus\'s share, *_equal_steps_share both; 3 seeds each.',
+                'optimisation steps); capfilt_equal_steps_share also draws human pairs at the '
+                'no-CapFilt corpus\'s share; 3 seeds each.',
     paper_reference='capfilt_effect',
     variant_order=['no_capfilt', 'replicated', 'capfilt', 'replicated_equal_steps',
-                   'capfilt_equal_steps', 'replicated_equal_share', 'capfilt_equal_share',
-                   'capfilt_equal_steps_share'],
+                   'capfilt_equal_steps', 'capfilt_equal_steps_share'],
+    # The paper's three pairs, then the diagnostic contrasts (see the top of this file).
+    comparisons=[('no_capfilt', 'replicated'), ('no_capfilt', 'capfilt'),
+                 ('replicated', 'capfilt'),
+                 ('replicated', 'replicated_equal_steps'),
+                 ('no_capfilt', 'replicated_equal_steps'),
+                 ('capfilt_equal_steps', 'capfilt_equal_steps_share'),
+                 ('no_capfilt', 'capfilt_equal_steps_share')],
 )

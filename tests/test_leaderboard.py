@@ -216,3 +216,16 @@ def test_unavailable_metrics_are_listed_with_their_reason():
         in section
     assert '## Metrics not computed' not in render_leaderboard('sharing', _sharing_records(),
                                                                SHARING_SPEC)
+
+
+def test_planned_comparisons_test_only_the_named_pairs():
+    spec = dict(SHARING_SPEC, comparisons=[('all', 'all_but_ca'), ('none', 'all_but_sa')])
+    significance = render_leaderboard('sharing', _sharing_records(), spec).split(
+        '## Significance')[1].split('## ')[0]
+    tested = {line.split('|')[2].strip() for line in significance.splitlines()
+              if line.startswith('| caption')}
+    assert tested == {'all vs all_but_ca', 'none vs all_but_sa'}
+    assert 'all 4 ' in significance  # 2 pairs x 2 metrics, Holm-adjusted together
+    with pytest.raises(ValueError, match="comparisons name \\['nonne'\\]"):
+        render_leaderboard('sharing', _sharing_records(),
+                           dict(SHARING_SPEC, comparisons=[('all', 'nonne')]))

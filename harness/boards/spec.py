@@ -10,6 +10,7 @@ its records hold::
         paper_reference='sharing',                       # a PAPER_TABLES name or 'headline'
         variant_order=['all', 'none'],                   # row order; unlisted variants follow
         units=dict(CIDEr='×100'),                        # metric -> unit, over the records'
+        comparisons=[('all', 'none')],                   # variant pairs tested; default: all
     )
 """
 import dataclasses
@@ -22,7 +23,7 @@ from harness.core.paper import known_references
 from harness.results import ResultRecord
 
 SPEC_FIELDS = ('title', 'description', 'primary_metrics', 'paper_reference', 'variant_order',
-               'units')
+               'units', 'comparisons')
 
 
 def natural_key(text: str) -> list:
@@ -50,6 +51,9 @@ class BoardSpec:
             follow, sorted.
         units: metric name -> unit label, overriding the unit the evaluator wrote into
             the records (``record.units``); a metric with neither shows no unit.
+        comparisons: the ``(first, second)`` variant pairs the significance section tests
+            (planned contrasts, so the multiple-comparison correction spends its power on
+            the questions the experiment asks); default None: every pair.
     """
 
     title: str
@@ -58,6 +62,7 @@ class BoardSpec:
     paper_reference: str | None
     variant_order: list[str]
     units: dict[str, str]
+    comparisons: list[tuple[str, str]] | None = None
 
     @classmethod
     def from_config(cls, experiment: str, spec: Mapping[str, Any] | None,
@@ -89,6 +94,11 @@ class BoardSpec:
             raise ValueError(f'{where}: paper_reference={reference!r} is not a registered '
                              f'paper table; use one of {known_references()} or leave it out')
         found = sorted({record.variant for record in records} - set(listed))
+        comparisons = _pairs(spec.get('comparisons'), f'{where}: field comparisons')
+        strangers = sorted({v for pair in comparisons or [] for v in pair} - set(listed + found))
+        if strangers:
+            raise ValueError(f'{where}: comparisons name {strangers}, which are neither in '
+                             f'variant_order nor in the records; use variant names')
         default_description = (f'Experiment `{experiment}`: {len(listed + found)} variant(s) '
                                f'on {", ".join(sorted({f"{k[0]}/{k[1]}" for k in primary}))}.')
         return cls(title=spec.get('title') or experiment,
@@ -96,7 +106,8 @@ class BoardSpec:
                    primary_metrics=primary,
                    paper_reference=reference or None,
                    variant_order=listed + found,
-                   units=units)
+                   units=units,
+                   comparisons=comparisons)
 
     def groups(self) -> dict[tuple[str, str, str], list[MetricKey]]:
         """Primary metrics grouped by (task, dataset, split), in spec order."""
@@ -113,6 +124,18 @@ def _metric_key(item: Any, where: str) -> MetricKey:
     raise ValueError(f'{where}: primary_metrics entry {item!r} must be a (task, dataset, '
                      "split, metric) tuple of strings, e.g. ('caption', 'toyworld_coco', "
                      "'test', 'CIDEr')")
+
+
+def _pairs(items: Any, where: str) -> list[tuple[str, str]] | None:
+    """``items`` as a list of ``(first, second)`` variant pairs (None stays None), or an
+    error naming the field."""
+    if items is None:
+        return None
+    if not isinstance(items, (list, tuple)) or not all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in items):
+        raise ValueError(f"{where} must be a list of (first, second) variant pairs, e.g. "
+                         f"[('all', 'none')], got {items!r}")
+    return [tuple(_strings(pair, where)) for pair in items]
 
 
 def _strings(items: Any, where: str) -> list[str]:

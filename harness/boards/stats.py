@@ -170,12 +170,15 @@ def compare_variants(key: MetricKey, first: str, first_records: Sequence[ResultR
 
 
 def board_comparisons(spec: BoardSpec, records: Sequence[ResultRecord]) -> list[Comparison]:
-    """Every testable pair of variants on every primary metric, Holm-adjusted together."""
+    """Every testable pair of variants (the spec's ``comparisons``, else all pairs) on every
+    primary metric, Holm-adjusted together."""
     comparisons = []
     for key in spec.primary_metrics:
         by_variant = records_by_variant(records, key)
         present = [v for v in spec.variant_order if v in by_variant]
-        for first, second in itertools.combinations(present, 2):
+        pairs = itertools.combinations(present, 2) if spec.comparisons is None else \
+            [(a, b) for a, b in spec.comparisons if a in by_variant and b in by_variant]
+        for first, second in pairs:
             comparison = compare_variants(key, first, by_variant[first], second,
                                           by_variant[second])
             if comparison is not None:
