@@ -162,12 +162,14 @@ def captioning_run(args, device: torch.device, work_dir: Path) -> dict:
 def measure(args) -> dict:
     """All three measures in this process group; rank 0 writes ``world_<N>.json``."""
     cuda = torch.cuda.is_available() and args.shape == 'base'
-    dist.init_process_group('nccl' if cuda else 'gloo')
-    rank, world = dist.get_rank(), dist.get_world_size()
-    local_rank = int(os.environ.get('LOCAL_RANK', 0))
-    device = torch.device('cuda', local_rank) if cuda else torch.device('cpu')
+    device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0))) if cuda \
+        else torch.device('cpu')
     if cuda:
         torch.cuda.set_device(device)
+        dist.init_process_group('nccl', device_id=device)
+    else:
+        dist.init_process_group('gloo')
+    rank, world = dist.get_rank(), dist.get_world_size()
     results = dict(world_size=world, shape=args.shape, device=torch.cuda.get_device_name(device)
                    if cuda else 'cpu', torch=torch.__version__)
     scratch = Path(args.out) / f'scratch_world_{world}'  # shards and caches, shared by ranks
