@@ -88,9 +88,13 @@ def markdown(rows: List[Row], env: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def write_json(path: Path, rows: List[Row], env: dict) -> None:
+    """Write the rows and the environment they were measured in as JSON (atomically)."""
+    atomic_write_json(path, dict(environment=env, rows=[asdict(row) for row in rows]))
+
+
 def write_report(rows: List[Row], env: dict, out_dir: Path) -> None:
     """Write ``performance.json`` and ``performance.md`` under ``out_dir`` (atomically)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / 'performance.json',
-                      dict(environment=env, rows=[asdict(row) for row in rows]))
+    write_json(out_dir / 'performance.json', rows, env)
     atomic_write_text(out_dir / 'performance.md', markdown(rows, env))

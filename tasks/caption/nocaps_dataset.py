@@ -11,10 +11,10 @@ from typing import Optional
 from harness.core.registry import DATASETS
 
 from ..datasets.annotations import INTEGER, TEXT, check_records, load_json, load_records
-from ..datasets.base import ImageListDataset, PathLike
+from ..datasets.base import PathLike
 from ..datasets.caption import CaptionEvalDataset
 from ..datasets.errors import bad_sample
-from ..transforms import build_image_transform
+from ..datasets.eval_images import EvalImageDataset
 
 DOMAINS = ('in-domain', 'near-domain', 'out-domain')
 
@@ -37,7 +37,7 @@ def load_nocaps_ground_truth(gt_file: pathlib.Path) -> dict:
 
 
 @DATASETS.register_module()
-class NoCapsEvalDataset(ImageListDataset):
+class NoCapsEvalDataset(EvalImageDataset):
     """NoCaps images to caption zero-shot, each with its NoCaps image id.
 
     Items are ``{'image': FloatTensor[3, S, S], 'image_id': int}``, read and transformed
@@ -51,6 +51,7 @@ class NoCapsEvalDataset(ImageListDataset):
         image_size: output side S.
         image_root: folder the records' image paths are relative to (from data_root).
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
+        decode: ``'cpu'`` (default) or ``'device'`` (:mod:`tasks.datasets.eval_images`).
     """
 
     load_item = CaptionEvalDataset.load_item
@@ -58,12 +59,11 @@ class NoCapsEvalDataset(ImageListDataset):
 
     def __init__(self, data_root: PathLike, ann_file: PathLike,
                  gt_file: Optional[PathLike] = None, image_size: int = 384,
-                 image_root: PathLike = '', on_bad_sample: str = 'raise'):
-        super().__init__(data_root, on_bad_sample)
+                 image_root: PathLike = '', on_bad_sample: str = 'raise', decode: str = 'cpu'):
+        super().__init__(data_root, on_bad_sample, image_size, decode=decode)
         self.ann_file = self.resolve(ann_file)
         self.gt_file = self.resolve(gt_file) if gt_file else None
         self.image_root = self.resolve(image_root)
-        self.transform = build_image_transform(image_size, train=False)
         records = load_records(self.ann_file)
         check_records(self.ann_file, records, required={'image': TEXT, 'img_id': INTEGER},
                       kind='NoCaps')

@@ -23,12 +23,11 @@ from mmengine.logging import print_log
 from harness.core.files import atomic_write_json
 from harness.core.registry import DATASETS
 
-from ..transforms import build_image_transform
 from .annotations import IDENTIFIER, TEXT, TEXT_OR_TEXTS, check_records, load_json, load_records
-from .base import ImageListDataset, PathLike
+from .base import PathLike
 from .coco_captions import coco_ground_truth
 from .errors import bad_sample
-from .media import read_image
+from .eval_images import EvalImageDataset
 
 HASHED_ID_BYTES = 6  # hashed string ids stay below 2**48: exact in JSON, int64 and float64
 
@@ -90,12 +89,13 @@ def _gt_image_ids(gt_file: pathlib.Path) -> set[int]:
 
 
 @DATASETS.register_module()
-class CaptionEvalDataset(ImageListDataset):
+class CaptionEvalDataset(EvalImageDataset):
     """Images to caption, each with the integer id its ground-truth captions use.
 
     Records are ``{"image": path, "caption": [str, ...], "image_id": int | str}`` (BLIP's
     Karpathy val/test files have no ``image_id``; ``caption`` is read only when the ground
-    truth is derived). Items: ``{'image': FloatTensor[3, S, S], 'image_id': int}``. See the
+    truth is derived). Items: ``{'image': FloatTensor[3, S, S], 'image_id': int}`` (with
+    ``decode='device'``, the image's encoded file: :mod:`tasks.datasets.eval_images`). See the
     module docstring for where the ground truth and the ids come from; every id must be
     unique and, with a ground-truth file, known to it.
 
@@ -109,6 +109,7 @@ class CaptionEvalDataset(ImageListDataset):
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
         preprocessing: the image backbone's ``mean``/``std``/``interpolation``; the training
             and evaluation stages fill it from the model (default: CLIP's, bicubic).
+        decode: ``'cpu'`` (default) or ``'device'``: where images are decoded and resized.
 
     Attributes:
         gt_file: the ground truth the evaluation scores against (the derived file's path
@@ -122,12 +123,10 @@ class CaptionEvalDataset(ImageListDataset):
     def __init__(self, data_root: PathLike, ann_file: PathLike,
                  gt_file: Optional[PathLike] = None, image_size: int = 384,
                  image_root: PathLike = '', on_bad_sample: str = 'raise',
-                 preprocessing: Optional[dict] = None):
-        super().__init__(data_root, on_bad_sample)
+                 preprocessing: Optional[dict] = None, decode: str = 'cpu'):
+        super().__init__(data_root, on_bad_sample, image_size, preprocessing, decode)
         self.ann_file = self.resolve(ann_file)
         self.image_root = self.resolve(image_root)
-        self.transform = build_image_transform(image_size, train=False,
-                                               preprocessing=preprocessing)
         records = load_records(self.ann_file)
         check_records(self.ann_file, records, required={'image': TEXT},
                       optional={'image_id': IDENTIFIER}, kind='caption evaluation')
@@ -198,9 +197,8 @@ class CaptionEvalDataset(ImageListDataset):
         return path
 
     def load_item(self, index: int) -> dict:
-        """The transformed image ``index`` and its ground-truth image id."""
-        image = read_image(self.media_path(index), self.ann_file, index)
-        return {'image': self.transform(image), 'image_id': self.image_ids[index]}
+        """The image ``index`` (transformed, or encoded) and its ground-truth image id."""
+        return {'image': self.eval_image(index, index), 'image_id': self.image_ids[index]}
 
 
 def _as_list(captions: Union[str, list]) -> list:

@@ -1,4 +1,5 @@
-"""Reading images (PIL), with clear errors (video frames: :mod:`tasks.video.frames`).
+"""Reading images (PIL, or left encoded), with clear errors (video frames:
+:mod:`tasks.video.frames`).
 
 A damaged image is refused rather than half-decoded: Pillow's warnings about truncated or
 corrupt data and its decompression-bomb guard, and JPEG scans that end in the wrong place
@@ -8,6 +9,7 @@ import pathlib
 import warnings
 
 import numpy as np
+import torch
 from PIL import Image
 
 from .errors import bad_sample
@@ -56,13 +58,28 @@ def _decode(data: bytes) -> Image.Image:
     return image
 
 
-def read_image(path: pathlib.Path, ann_file, record_index: int) -> Image.Image:
-    """Open and fully decode an image as RGB; raise BadSampleError if it is missing or bad."""
+def _check_exists(path: pathlib.Path, ann_file, record_index: int) -> None:
     if not path.is_file():
         raise bad_sample(ann_file, f'image file {path} does not exist.',
                          'check data_root/image_root, or drop the record from the annotation '
                          "file (or pass on_bad_sample='skip').", record_index, media=path)
+
+
+def read_image(path: pathlib.Path, ann_file, record_index: int) -> Image.Image:
+    """Open and fully decode an image as RGB; raise BadSampleError if it is missing or bad."""
+    _check_exists(path, ann_file, record_index)
     return decode_image(path.read_bytes(), ann_file, record_index, media=path)
+
+
+def read_encoded(path: pathlib.Path, ann_file, record_index: int) -> torch.Tensor:
+    """An image file's bytes as a uint8 tensor, left encoded (:mod:`.device_decode` decodes
+    them); raise BadSampleError if the file is missing or empty."""
+    _check_exists(path, ann_file, record_index)
+    data = path.read_bytes()
+    if not data:
+        raise bad_sample(ann_file, f'image file {path} is empty.', 'replace the file, or drop '
+                         'the record from the annotation file.', record_index, media=path)
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
 def decode_image(data: bytes, ann_file, record_index: int, media) -> Image.Image:

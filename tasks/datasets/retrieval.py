@@ -3,21 +3,21 @@ from typing import Optional
 
 from harness.core.registry import DATASETS
 
-from ..transforms import build_image_transform
 from .annotations import TEXT, TEXTS, check_records, load_records
-from .base import ImageListDataset, PathLike
-from .media import read_image
+from .base import PathLike
+from .eval_images import EvalImageDataset
 
 
 @DATASETS.register_module()
-class RetrievalEvalDataset(ImageListDataset):
+class RetrievalEvalDataset(EvalImageDataset):
     """Images of a retrieval test set, with every caption flattened into ``texts``.
 
     Records are ``{"image": path, "caption": [str, ...]}``. Items are images:
-    ``{'image': FloatTensor[3, S, S], 'image_index': int}``. Attributes: ``texts`` (cleaned
-    captions), ``txt2img`` (image index of each text), ``img2txt`` (text indices of each
-    image), ``record_indices`` (the file record of each image). A caption that cleans to
-    nothing is a bad sample (see :meth:`AnnotationDataset._reference`).
+    ``{'image': FloatTensor[3, S, S], 'image_index': int}`` (with ``decode='device'``, the
+    image's encoded file instead: :mod:`tasks.datasets.eval_images`). Attributes: ``texts``
+    (cleaned captions), ``txt2img`` (image index of each text), ``img2txt`` (text indices of
+    each image), ``record_indices`` (the file record of each image). A caption that cleans
+    to nothing is a bad sample (see :meth:`AnnotationDataset._reference`).
 
     Args:
         data_root: folder the other paths are relative to (or a data source's name: 'toyworld').
@@ -28,16 +28,15 @@ class RetrievalEvalDataset(ImageListDataset):
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
         preprocessing: the image backbone's ``mean``/``std``/``interpolation``; the training
             and evaluation stages fill it from the model (default: CLIP's, bicubic).
+        decode: ``'cpu'`` (default) or ``'device'``: where images are decoded and resized.
     """
 
     def __init__(self, data_root: PathLike, ann_file: PathLike, image_size: int = 384,
                  image_root: PathLike = '', max_words: int = 30, on_bad_sample: str = 'raise',
-                 preprocessing: Optional[dict] = None):
-        super().__init__(data_root, on_bad_sample)
+                 preprocessing: Optional[dict] = None, decode: str = 'cpu'):
+        super().__init__(data_root, on_bad_sample, image_size, preprocessing, decode)
         self.ann_file = self.resolve(ann_file)
         self.image_root = self.resolve(image_root)
-        self.transform = build_image_transform(image_size, train=False,
-                                               preprocessing=preprocessing)
         records = load_records(self.ann_file)
         check_records(self.ann_file, records, required={'image': TEXT, 'caption': TEXTS},
                       kind='retrieval evaluation')
@@ -64,6 +63,6 @@ class RetrievalEvalDataset(ImageListDataset):
         return super().limit(count)
 
     def load_item(self, index: int) -> dict:
-        """The transformed image ``index``."""
-        image = read_image(self.media_path(index), self.ann_file, self.record_indices[index])
-        return {'image': self.transform(image), 'image_index': index}
+        """The image ``index`` (transformed, or encoded with ``decode='device'``)."""
+        return {'image': self.eval_image(index, self.record_indices[index]),
+                'image_index': index}

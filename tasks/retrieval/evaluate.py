@@ -23,6 +23,7 @@ from mmengine.logging import print_log
 from harness.core.registry import TASKS
 from harness.core.task_result import PERCENT, TaskResult, metrics_in
 
+from ..datasets.device_decode import decodes_on_device
 from ..metrics.retrieval import RECALL_AT, best_ranks, retrieval_metrics
 from ..progress import ProgressMeter
 from .cache import RetrievalCache, evaluation_digest, model_fingerprint
@@ -132,6 +133,8 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
     digest = evaluation_digest(dataset, max_text_length, numeric_precision(model, device))
     if itm_packing:  # equal up to float rounding, not bit for bit: cached apart
         digest += '-itm-packed'
+    if decodes_on_device(dataset):  # pixels close to the CPU path's, not equal: likewise
+        digest += '-device-decode'
     cache = RetrievalCache.for_evaluation(work_dir, cache_key or '', digest, k, block_size)
     scores = cache.load_scores()
     if all_ranks_agree(scores is not None):

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ..datasets.device_decode import images_on_device
 from ..progress import ProgressMeter
 
 
@@ -47,8 +48,8 @@ def encode_visual_batch(model, batch: Dict, device: torch.device
                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(dataset indices, ITC features, ITM token embeddings)`` of a collated batch.
 
-    ``batch`` holds ``image [B, 3, S, S]`` + ``image_index`` or ``video [B, T, 3, S, S]`` +
-    ``video_index``.
+    ``batch`` holds ``image [B, 3, S, S]`` (or encoded images, decoded on ``device``) +
+    ``image_index``, or ``video [B, T, 3, S, S]`` + ``video_index``.
     """
     if 'video' in batch:
         videos = batch['video'].to(device, non_blocking=True)
@@ -61,7 +62,7 @@ def encode_visual_batch(model, batch: Dict, device: torch.device
     if 'image' not in batch:
         raise KeyError(f'retrieval dataset items need an "image" or a "video" tensor; got keys '
                        f'{sorted(batch)}')
-    embeds = model.encode_image(batch['image'].to(device, non_blocking=True))
+    embeds = model.encode_image(images_on_device(batch['image'], device))
     return torch.as_tensor(batch['image_index']), model.image_features(embeds).float(), embeds
 
 
@@ -71,9 +72,10 @@ def extract_visual_features(model, dataset, batches: List[List[int]], device: to
     """Encode the dataset items listed in ``batches`` (lists of dataset indices).
 
     A dataset's ``item_unit`` attribute names its items in the progress line (default
-    ``'img'``; video sets say ``'videos'``).
+    ``'img'``; video sets say ``'videos'``); its ``collate_fn``, if any, makes the batches.
     """
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
+                        collate_fn=getattr(dataset, 'collate_fn', None),
                         pin_memory=device.type == 'cuda')
     unit = getattr(dataset, 'item_unit', 'img')
     progress = ProgressMeter(sum(map(len, batches)), 'retrieval visual features', unit=unit)

@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from ..batch_inference import infer_dataset, settings_tag
+from ..datasets.device_decode import images_on_device
 
 METHODS = ('rank', 'generate')
 # BLIP's configs/vqa.yaml and models/blip_vqa.py.
@@ -38,8 +39,9 @@ def plain_ids(question_ids) -> list:
 
 
 def encode_images(model, batch: dict, device) -> torch.Tensor:
-    """The image tokens ``[B, 1 + N, W]`` of a batch's ``'image'`` tensor."""
-    return model.encode_image(batch['image'].to(device))
+    """The image tokens ``[B, 1 + N, W]`` of a batch's ``'image'`` (a tensor, or encoded
+    images decoded on ``device``)."""
+    return model.encode_image(images_on_device(batch['image'], device))
 
 
 def answer_dataset(model, dataset, *, method: str = 'rank', options: Optional[dict] = None,
