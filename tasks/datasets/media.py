@@ -1,5 +1,5 @@
 """Reading images (PIL, or left encoded), with clear errors (video frames:
-:mod:`tasks.video.frames`).
+:mod:`tasks.datasets.video_frames`).
 
 A damaged image is refused rather than half-decoded: Pillow's warnings about truncated or
 corrupt data and its decompression-bomb guard, and JPEG scans that end in the wrong place

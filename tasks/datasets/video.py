@@ -1,6 +1,6 @@
 """Zero-shot text-video retrieval sets: MSRVTT (``msrvtt_test.jsonl``); QA in :mod:`.video_qa`.
 
-Frames are sampled and decoded by :mod:`tasks.video.frames` (BLIP's rule by default), in
+Frames are sampled and decoded by :mod:`tasks.datasets.video_frames` (BLIP's rule by default), in
 the DataLoader workers that call ``__getitem__``.
 """
 import copy
@@ -11,7 +11,7 @@ from typing import Sequence
 
 from harness.core.registry import DATASETS
 
-from ..video.frames import SAMPLING_RULES, count_frames, read_clip
+from .video_frames import SAMPLING_RULES, count_frames, read_clip
 from .annotations import TEXT, check_records, load_records
 from .base import AnnotationDataset, PathLike
 
@@ -45,7 +45,7 @@ class VideoRetrievalDataset(AnnotationDataset):
     one caption per clip, captions cleaned by ``pre_caption(caption, 40)``); lines sharing a
     clip name give it several captions. Items are clips: ``{'video': FloatTensor[T, 3, S,
     S], 'video_index': int}`` with T = ``num_frames`` frames picked by ``sampling``
-    (:mod:`tasks.video.frames`). Attributes: ``texts``, ``txt2img`` (clip of each text),
+    (:mod:`tasks.datasets.video_frames`). Attributes: ``texts``, ``txt2img`` (clip of each text),
     ``img2txt`` (texts of each clip). A caption that cleans to nothing is a bad sample (see
     :meth:`AnnotationDataset._reference`).
 

@@ -10,7 +10,7 @@ Both come from the release of Xu et al. 2017 (github.com/xudejing/video-question
   ``<YouTube clip name> vid<N>``; the clip is ``YouTubeClips/<YouTube clip name>.avi``
   (:class:`MSVDQADataset`).
 
-Frames are read as for retrieval (:mod:`tasks.video.frames`, BLIP's uniform rule; 16 per
+Frames are read as for retrieval (:mod:`tasks.datasets.video_frames`, BLIP's uniform rule; 16 per
 clip for QA, as the BLIP paper). Rank inference needs the answer vocabulary: an
 ``answer_list_file`` (a JSON list, as BLIP's ``answer_list.json``) or the distinct answers
 of a ``train_ann_file``, most frequent first; the training answers also give the
@@ -26,7 +26,7 @@ from harness.core.registry import DATASETS
 
 from ..metrics.vqa_baselines import answers_by_frequency
 from ..text import pre_question
-from ..video.frames import count_frames, read_clip
+from .video_frames import count_frames, read_clip
 from .annotations import IDENTIFIER, TEXT, check_records, load_json, load_records, \
     read_annotation_text
 from .base import AnnotationDataset, PathLike

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from harness.core.files import atomic_write_json
 
 from ..datasets.errors import BadSampleError
-from .frames import repeats_frames
+from ..datasets.video_frames import repeats_frames
 
 SURVEY_DIRNAME = 'video_clips'
 BAD = -1  # the frame count recorded for an unusable clip

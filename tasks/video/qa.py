@@ -28,7 +28,7 @@ from ..metrics.vqa_baselines import answers_by_frequency
 from ..retrieval.cache import model_fingerprint
 from ..vqa.answering import answer_dataset
 from .clips import survey_clips, without_bad_clips
-from .frames import repeats_frames
+from ..datasets.video_frames import repeats_frames
 
 NORMALIZATION = 'vqa'  # both sides through the official VQA answer normalisation
 

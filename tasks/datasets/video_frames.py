@@ -23,8 +23,8 @@ import torch
 
 from harness.core.optional import require
 
-from ..datasets.errors import bad_sample
-from ..datasets.media import SKIP_HINT
+from .errors import bad_sample
+from .media import SKIP_HINT
 from ..transforms import CLIP_MEAN, CLIP_STD
 
 SAMPLING_RULES = ('uniform', 'centre')
