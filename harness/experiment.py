@@ -28,6 +28,11 @@ ablations thus bootstrap the corpus once per seed, not once per variant.
 
 Every chosen variant name and every value (:func:`harness.config.check_values`) is checked
 before any stage runs.
+
+Several processes (``torchrun --nproc_per_node N harness/run.py CONFIG --launcher pytorch``)
+join their process group before the first stage. Rank 0 alone clears, copies and writes
+(stage folders, the manifest, results records, the board) and every rank waits for it, so
+all ranks decide from the same manifest; the stages split their work across ranks.
 """
 import inspect
 import os
@@ -39,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Iterable, List, Mapping, Optional
 
-from mmengine.dist import barrier
+from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.logging import print_log
 
 from harness.config import (check_values, config_file, data_source_name, nearest_names,
@@ -47,6 +52,7 @@ from harness.config import (check_values, config_file, data_source_name, nearest
 from harness.core.registry import STAGES
 from harness.core.stage import Manifest, Stage, StageContext
 from harness.core.tree import deep_merge
+from harness.distributed import init_distributed
 from harness.leaderboard import write_leaderboard
 from harness.recording import record_evaluation
 from harness.results import collect_records, config_hash
@@ -162,6 +168,7 @@ def run_variant(cfg: dict, experiment: str, variant: str, seed: int, work_dir: P
     # Absolute, so that paths stages hand on (corpora, checkpoints) hold from any folder.
     variant_dir = Path(work_dir).resolve() / variant / f'seed_{seed}'
     manifest = Manifest(variant_dir)
+    barrier()  # every rank has read the manifest before rank 0 writes it again
     ctx = StageContext(experiment=experiment, variant=variant, seed=seed, cfg=resolved,
                        work_dir=variant_dir, manifest=manifest, launcher=launcher,
                        recorder=record_evaluation)
@@ -223,7 +230,7 @@ def copy_finished_stage(twin: Path, variant_dir: Path, stage: str, manifest: Man
     """Copy ``stage``'s folder from the ``twin`` work dir and record it as finished here, its
     output paths moved to this work dir and its run id kept (rank 0 copies; all wait)."""
     entry = Manifest(twin).stages[stage]
-    if is_launcher_main_process() and (twin / stage).is_dir():
+    if is_main_process() and (twin / stage).is_dir():
         shutil.copytree(twin / stage, variant_dir / stage, dirs_exist_ok=True)
     barrier()
     manifest.mark_done(stage, moved_paths(entry['outputs'], str(twin / stage),
@@ -244,20 +251,16 @@ def moved_paths(value, old_prefix: str, new_prefix: str):
     return value
 
 
-def is_launcher_main_process() -> bool:
-    """Rank 0 as the launcher numbers processes (``RANK``), known before any Runner has set
-    up torch.distributed."""
-    return int(os.environ.get('RANK', '0')) == 0
-
-
 def clear_stage_dir(stage_dir: Path) -> None:
-    """Remove a finished stage's files before it runs again (on the main process only).
+    """Remove a finished stage's files before it runs again (rank 0 removes; all wait, so no
+    rank writes into the folder before it is gone).
 
     Otherwise a training stage would "resume" its finished run and train nothing, and an
     old ``best_*.pth`` could outlive the new run.
     """
-    if is_launcher_main_process() and stage_dir.is_dir():
+    if is_main_process() and stage_dir.is_dir():
         shutil.rmtree(stage_dir)
+    barrier()
 
 
 def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] = None,
@@ -266,11 +269,16 @@ def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] 
                    device: Optional[str] = None, limit: Optional[int] = None) -> Optional[Path]:
     """Run the chosen variants and seeds in order, then regenerate the leaderboard.
 
-    Returns the leaderboard path (``None`` when no records exist yet).
+    With a ``launcher`` other than ``'none'`` the process group is joined first (the
+    config's ``env_cfg.dist_cfg``), so that rank 0's file work (clearing a stage's folder,
+    writing the manifest and the board) is fenced by barriers from the first stage on.
+
+    Returns the leaderboard path (``None`` when no records exist yet), on every rank.
     """
     experiment = cfg['experiment']['name']
     chosen = list(variants or variant_names(cfg))
     check_experiment(cfg, chosen)
+    init_distributed(launcher, (cfg.get('env_cfg') or {}).get('dist_cfg'))
     times: List[StageTime] = []
     for variant in chosen:
         for seed in (seeds or cfg['experiment'].get('seeds', [0])):
@@ -278,7 +286,10 @@ def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] 
                         limit, times)
     print_log(f'Stage times of this run ({experiment}):\n{stage_time_table(times)}',
               logger='current')
-    return write_experiment_board(cfg, work_dir, leaderboard_dir)
+    board = [write_experiment_board(cfg, work_dir, leaderboard_dir) if is_main_process()
+             else None]
+    broadcast_object_list(board)  # rank 0 wrote it; the others wait and learn its path
+    return board[0]
 
 
 def check_experiment(cfg: dict, variants: Iterable[str]) -> None:

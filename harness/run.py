@@ -18,6 +18,7 @@ if __package__ in (None, ''):  # run as a script: import from the repository roo
 
 from harness.config import (DictAction, check_values, config_file, load_config,  # noqa: E402
                             resolve_config, resolve_references)
+from harness.distributed import LAUNCHERS  # noqa: E402
 from harness.experiment import (board_dir, rename_variant,  # noqa: E402
                                 resolved_variant_config, run_experiment, variant_names,
                                 with_limit, write_experiment_board)
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--cfg-options', nargs='+', action=KeyValueAction, default={},
                         metavar='KEY=VALUE',
                         help='override config keys, e.g. model.sharing=none train_cfg.max_epochs=2')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+    parser.add_argument('--launcher', choices=LAUNCHERS,
                         default='none', help='distributed launcher')
     parser.add_argument('--resume', action='store_true',
                         help='resume from the last checkpoint in the work dir')

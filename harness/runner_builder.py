@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from harness.checkpoint_files import resume_checkpoint
+from harness.distributed import cpu_model_wrapper, init_distributed
 from harness.core.safe_globals import register_mmengine_safe_globals
 
 # Hooks every runner gets (once): weights-only-loadable checkpoints (``--resume`` works on
@@ -35,9 +36,15 @@ def build_runner(cfg: dict):
     """An mmengine ``Runner`` for ``cfg`` with the harness's hooks and a checked resume.
 
     Adds :data:`ALWAYS_HOOKS` to the custom hooks (once) and, when resuming, picks a
-    complete checkpoint (:func:`choose_resume_checkpoint`).
+    complete checkpoint (:func:`choose_resume_checkpoint`). A multi-process run joins its
+    process group here (:func:`harness.distributed.init_distributed`, which also serves
+    machines without CUDA) unless it already has.
     """
     register_mmengine_safe_globals()
+    init_distributed(cfg.get('launcher', 'none'), (cfg.get('env_cfg') or {}).get('dist_cfg'))
+    wrapper = cpu_model_wrapper(cfg)
+    if wrapper is not None:
+        cfg = dict(cfg, model_wrapper_cfg=wrapper)
     hooks = list(cfg.get('custom_hooks') or [])
     for name in ALWAYS_HOOKS:
         if not any(h.get('type') == name for h in hooks):

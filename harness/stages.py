@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 import torch
+from mmengine.dist import barrier
 
 from harness.core.model_api import DEFAULT_PREPROCESSING, backbone_preprocessing
 from harness.core.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS, MODELS, STAGES, TASKS
@@ -176,6 +177,7 @@ class TrainStage(Stage):
             outputs['init'] = FUNCTIONS.get('initialise_weights')(
                 unwrap(runner.model), init, runner.logger, f'stage {self.name!r}')
         runner.train()
+        barrier()  # rank 0 saves the checkpoints (the last epoch's, the best) with no wait after
         return dict(outputs, checkpoint=selected_checkpoint(ctx.work_dir / self.name),
                     params=unwrap(runner.model).num_parameters())
 

@@ -1,7 +1,8 @@
 """CapFilt's caption and filter stages on the tiny ToyWorld with random-weight tiny models.
 
 The captioner and filter checkpoints are random (no training): the stages' contracts —
-resumable shards, rank splitting, corpus contents — do not depend on how good they are.
+resumable shards, rank splitting (simulated, and on 2 gloo processes), corpus contents —
+do not depend on how good they are.
 """
 import json
 import shutil
@@ -9,12 +10,14 @@ import shutil
 import pytest
 import torch
 from conftest import TINY_TOYWORLD_CFG
+from gloo_ranks import one_thread, run_on_ranks
 
 from backbones.checkpoint import save_official_checkpoint
 from harness.config import deep_merge, load_config, resolve_config, resolve_references
 from harness.core.registry import DATASETS, MODELS, STAGES
 from harness.recording import record_evaluation
 from harness.core.stage import Manifest, StageContext
+from harness.results import RESULTS_FILENAME, read_records
 from harness.stages import load_weights
 from tasks.capfilt import captioning, filtering, shards
 from tasks.capfilt.captioning import caption_web_images
@@ -75,18 +78,21 @@ class SimulatedKill(Exception):
 
 
 class Interrupting:
-    """Wraps a shard function; raises after ``allowed`` calls; counts the calls it let through."""
+    """Wraps a shard function ``(model, dataset, block, ...)``; raises after ``allowed``
+    calls; counts the calls it let through and notes their shards' indices."""
 
     def __init__(self, function, allowed=None):
         self.function = function
         self.allowed = allowed
         self.calls = 0
+        self.shards = []
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, model, dataset, block, *args, **kwargs):
         if self.calls == self.allowed:
             raise SimulatedKill(f'killed after {self.calls} shards')
         self.calls += 1
-        return self.function(*args, **kwargs)
+        self.shards.append(block.index)
+        return self.function(model, dataset, block, *args, **kwargs)
 
 
 @pytest.fixture(scope='module')
@@ -163,3 +169,36 @@ def test_sharding_by_rank_gives_the_same_union(capfilt_cfg, checkpoints, straigh
     union = caption_web_images(model, dataset, **options).outputs['captions']
     one_process = read(ctx.manifest.outputs('caption_corpus')['captions'])
     assert union == one_process
+
+
+def capfilt_outputs(cfg, checkpoints, work_dir) -> dict:
+    """Run the caption and filter stages; their captions, corpus and scores, and the
+    results records written."""
+    ctx = context(cfg, checkpoints, work_dir)
+    outputs = run_stages(ctx, *stage_configs(cfg))
+    return dict(captions=read(ctx.manifest.outputs('caption_corpus')['captions']),
+                corpus=read(outputs['corpus']), scores=read(outputs['scores']),
+                records=len(read_records(work_dir / RESULTS_FILENAME)))
+
+
+def _capfilt_on_rank(rank, cfg, checkpoints, work_dir):
+    """The stages' outputs on this rank, and the shards it captioned and scored itself."""
+    captioning.caption_shard = captioned = Interrupting(captioning.caption_shard)
+    filtering.score_shard = scored = Interrupting(filtering.score_shard)
+    return dict(capfilt_outputs(cfg, checkpoints, work_dir),
+                shards=dict(caption=captioned.shards, filter=scored.shards))
+
+
+@pytest.mark.slow
+def test_two_processes_caption_and_filter_as_one(capfilt_cfg, checkpoints, tmp_path):
+    with one_thread():  # as each rank
+        single = capfilt_outputs(capfilt_cfg, checkpoints, tmp_path / 'one')
+    ranks = run_on_ranks(_capfilt_on_rank, capfilt_cfg, checkpoints, tmp_path / 'two')
+    for result in ranks:
+        for key in ('captions', 'corpus', 'scores'):
+            assert result[key] == single[key], key
+        assert result['records'] == 1  # the filter's report, recorded by rank 0 alone
+    # 40 web images in shards of 8: rank 0 does shards 0, 2, 4 and rank 1 shards 1, 3.
+    assert [result['shards'] for result in ranks] == [dict(caption=[0, 2, 4], filter=[0, 2, 4]),
+                                                      dict(caption=[1, 3], filter=[1, 3])]
+    assert len({pair['caption'] for pair in single['captions']}) > 1

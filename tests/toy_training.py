@@ -27,6 +27,10 @@ class ToyRegressor(BaseModel):
     def forward(self, inputs, target, mode='loss'):
         return dict(loss_mse=((self.linear(inputs).squeeze(1) - target) ** 2).mean())
 
+    def num_parameters(self) -> int:
+        """Parameter count (what ``TrainStage`` records)."""
+        return sum(param.numel() for param in self.parameters())
+
 
 @DATASETS.register_module(force=True)
 class ToyPairs(Dataset):

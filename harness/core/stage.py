@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
+from mmengine.dist import barrier, broadcast_object_list, is_main_process
 
 from harness.core.files import atomic_write_json
 
 
 class Manifest:
-    """The ``manifest.json`` of one (variant, seed) work dir: finished stages and outputs."""
+    """The ``manifest.json`` of one (variant, seed) work dir: finished stages and outputs.
+
+    Under torch.distributed every rank holds the same entries; rank 0 alone writes the file.
+    """
 
     def __init__(self, work_dir: Path):
         self.path = Path(work_dir) / 'manifest.json'
@@ -51,10 +55,13 @@ class Manifest:
     def mark_done(self, stage: str, outputs: dict, wall_time_s: float,
                   fingerprint: Optional[str] = None, run_id: Optional[str] = None,
                   copied_from: Optional[str] = None) -> None:
-        """Record ``stage`` as finished with its outputs (written atomically).
+        """Record ``stage`` as finished with its outputs (written atomically by rank 0,
+        which every rank waits for).
 
         ``run_id`` names the run that made the outputs (new for each run, kept when a
-        finished stage is copied from another variant, ``copied_from`` its folder).
+        finished stage is copied from another variant, ``copied_from`` its folder). Every
+        rank keeps the entry rank 0 writes (its outputs, time and run id), so later stages
+        and their fingerprints read the same manifest on every rank.
         """
         entry = dict(done=True, outputs=outputs, wall_time_s=wall_time_s,
                      run_id=run_id or uuid.uuid4().hex)
@@ -62,8 +69,12 @@ class Manifest:
             entry['fingerprint'] = fingerprint
         if copied_from is not None:
             entry['copied_from'] = copied_from
-        self.stages[stage] = entry
-        atomic_write_json(self.path, dict(stages=self.stages))
+        shared = [entry]
+        broadcast_object_list(shared)  # rank 0's run id, outputs and time on every rank
+        self.stages[stage] = shared[0]
+        if is_main_process():
+            atomic_write_json(self.path, dict(stages=self.stages))
+        barrier()
 
 
 @dataclass
@@ -86,11 +97,13 @@ class StageContext:
                load: Optional[dict] = None, init: Optional[dict] = None) -> None:
         """Append the results record of ``stage``'s evaluation ``result`` (a ``TaskResult``);
         ``load`` is how much of the model its checkpoint filled (see ``EvaluateStage``),
-        ``init`` the weights its training started from (``initialise_weights``' record)."""
+        ``init`` the weights its training started from (``initialise_weights``' record).
+        Under torch.distributed rank 0 alone records (every rank holds the same result)."""
         if self.recorder is None:
             raise RuntimeError(f'stage {stage.name!r} produced a result, but this context has '
                                f'no recorder; run it through harness.experiment')
-        self.recorder(self, stage, model, result, params, wall_time_s, load=load, init=init)
+        if is_main_process():
+            self.recorder(self, stage, model, result, params, wall_time_s, load=load, init=init)
 
 
 class Stage:

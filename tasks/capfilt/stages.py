@@ -199,7 +199,7 @@ class FilterCorpusStage(Stage):
         write_on_main_process(paths['report'], report)
         for metric, reason in result.unavailable.items():
             print_log(f'{self.name}: {metric} unavailable: {reason}', logger='current')
-        if is_main_process() and ctx.recorder is not None:
+        if ctx.recorder is not None:
             ctx.record(self, model, result, model.num_parameters(),
                        time.perf_counter() - started)
         composition = dict(human=len(read_pairs(dataset.resolve(self.options['human_ann_file']))),
