@@ -58,3 +58,9 @@ def cpu_model_wrapper(cfg: dict) -> Optional[dict]:
         return None
     return dict(CPU_MODEL_WRAPPER,
                 find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def leave_distributed() -> None:
+    """Leave the process group a multi-process run joined (NCCL warns at exit otherwise)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -18,7 +18,7 @@ if __package__ in (None, ''):  # run as a script: import from the repository roo
 
 from harness.config import (DictAction, check_values, config_file, load_config,  # noqa: E402
                             resolve_config, resolve_references)
-from harness.distributed import LAUNCHERS  # noqa: E402
+from harness.distributed import LAUNCHERS, leave_distributed  # noqa: E402
 from harness.experiment import (board_dir, rename_variant,  # noqa: E402
                                 resolved_variant_config, run_experiment, variant_names,
                                 with_limit, write_experiment_board)
@@ -223,6 +223,8 @@ def main(argv=None) -> int:
         print(f'{PROG}: error: {error_message(error)} (--debug shows the traceback)',
               file=sys.stderr)
         return 2
+    finally:
+        leave_distributed()
 
 
 if __name__ == '__main__':
