@@ -13,6 +13,8 @@ from mmengine.model import BaseModel
 from harness.core.model_api import backbone_preprocessing
 from harness.core.registry import MODELS
 
+from .compiled_layers import compile_transformer_layers
+
 
 class BlipBase(BaseModel):
     """mmengine model with BLIP's data preprocessor and the helpers its heads share.
@@ -39,6 +41,11 @@ class BlipBase(BaseModel):
                     for p in module.parameters()}
         seen = {id(p): p for p in self.parameters() if id(p) not in momentum}
         return sum(p.numel() for p in seen.values())
+
+    def compile_layers(self, **options) -> int:
+        """``torch.compile`` each ViT block and MED layer in place (``CompileLayersHook``;
+        :mod:`backbones.compiled_layers`); returns how many."""
+        return compile_transformer_layers(self, **options)
 
     @property
     def image_size(self) -> int:

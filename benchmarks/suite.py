@@ -31,7 +31,6 @@ from timm.models.vision_transformer import VisionTransformer
 from torch.utils.data import Dataset
 from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval
 
-from backbones.compiled_layers import compile_transformer_layers
 from backbones.generation import DecodingConfig, caption_prompt_ids, generate_ids
 from backbones.vit import VIT_SHAPES
 from benchmarks.bench_caption import PROMPT, through_eos
@@ -316,7 +315,7 @@ def training_rows(args, sizes: Sizes, device: torch.device) -> List[Row]:
         model = our_blip(shape=sizes.shape, vocab=args.vocab, image_size=size,
                          queue_size=57600 if sizes.shape == 'base' else 16).to(device).train()
         if precision.endswith('compiled layers'):
-            compile_transformer_layers(model)
+            model.compile_layers()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.05,
                                       fused=device.type == 'cuda')
         images = torch.randn(sizes.train_batch, 3, size, size, device=device)
