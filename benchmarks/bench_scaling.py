@@ -27,47 +27,11 @@ from typing import List, Optional, Sequence
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset
 
 from benchmarks.models import SHAPES, add_vocab_argument, our_blip
+from benchmarks.synthetic import SyntheticSplit, random_captions
 from tasks.capfilt.captioning import caption_web_images
 from tasks.retrieval import compute_retrieval_scores
-
-WORDS = ('a man woman dog cat riding sitting on the red blue green bus street table with two '
-         'people near large small white black of in front next to').split()
-IMAGE_POOL = 16  # distinct random images; item i is pool[i % 16] shifted by i (all distinct)
-
-
-def synthetic_image(pool: torch.Tensor, index: int, count: int) -> torch.Tensor:
-    """Image ``index`` of ``count``: a pooled random image plus an index-dependent offset."""
-    return pool[index % len(pool)] + index / count
-
-
-class SyntheticSplit(Dataset):
-    """``num_images`` synthetic images, 5 random captions each (a retrieval split), and the
-    ``images`` names a web-image set has (CapFilt's captioner reads them)."""
-
-    def __init__(self, num_images: int, image_size: int, captions_per_image: int = 5):
-        generator = torch.Generator().manual_seed(0)
-        self.pool = torch.randn(IMAGE_POOL, 3, image_size, image_size, generator=generator)
-        self.images = [f'web_{index:06d}.jpg' for index in range(num_images)]
-        self.texts, self.txt2img, self.img2txt = [], [], []
-        for image in range(num_images):
-            self.img2txt.append([])
-            for _ in range(captions_per_image):
-                length = int(torch.randint(6, 16, (1,), generator=generator))
-                words = torch.randint(len(WORDS), (length,), generator=generator)
-                self.img2txt[image].append(len(self.texts))
-                self.texts.append(' '.join(WORDS[w] for w in words))
-                self.txt2img.append(image)
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, index):
-        image = synthetic_image(self.pool, index, len(self))
-        return dict(image=image, image_index=index, index=index)
-
 
 def digest(*tensors_or_texts) -> str:
     """A short hash of score matrices (rounded to 1e-3) or caption lists."""
@@ -105,10 +69,9 @@ def pretrain_rate(args, device: torch.device, world: int) -> dict:
                                   else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.05,
                                   fused=device.type == 'cuda')
-    generator = torch.Generator().manual_seed(dist.get_rank())
-    texts = [' '.join(WORDS[w] for w in torch.randint(len(WORDS), (12,), generator=generator))
-             for _ in range(args.train_batch)]
-    images = torch.randn(args.train_batch, 3, size, size, generator=generator).to(device)
+    texts = random_captions(args.train_batch, seed=dist.get_rank())
+    images = torch.randn(args.train_batch, 3, size, size,
+                         generator=torch.Generator().manual_seed(dist.get_rank())).to(device)
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == 'cuda'):
@@ -200,7 +163,8 @@ def scaling_rows(folder: Path) -> List[str]:
     one = runs[1]
     lines = [f'Device: {one["device"]}, torch {one["torch"]}, shape {one["shape"]}.', '',
              '| processes | pre-training img/s | efficiency | protocol s | speed-up | '
-             'same scores | captioning img/s | same captions |', '|---|---|---|---|---|---|---|---|']
+             'same scores | captioning img/s | same captions |',
+             '|---|---|---|---|---|---|---|---|']
     for world, run in sorted(runs.items()):
         train, protocol, captions = (run.get(name, {}) for name in
                                      ('pretrain', 'protocol', 'captioning'))

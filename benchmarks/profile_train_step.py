@@ -13,8 +13,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.models import SHAPES, add_vocab_argument, our_blip
-
-WORDS = 'a man woman dog riding sitting on the red blue bus street table with two people'.split()
+from benchmarks.synthetic import random_captions
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -41,10 +40,9 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     model = our_blip(shape=shape, vocab=args.vocab, image_size=size,
                      queue_size=57600 if shape == 'base' else 16).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == 'cuda')
-    generator = torch.Generator().manual_seed(0)
-    texts = [' '.join(WORDS[w] for w in torch.randint(len(WORDS), (12,), generator=generator))
-             for _ in range(args.batch)]
-    images = torch.randn(args.batch, 3, size, size, generator=generator).to(device)
+    texts = random_captions(args.batch)
+    images = torch.randn(args.batch, 3, size, size,
+                         generator=torch.Generator().manual_seed(0)).to(device)
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == 'cuda'):

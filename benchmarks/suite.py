@@ -28,13 +28,13 @@ from typing import Callable, List, Optional, Sequence
 
 import torch
 from timm.models.vision_transformer import VisionTransformer
-from torch.utils.data import Dataset
 from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval
 
 from backbones.generation import DecodingConfig, caption_prompt_ids, generate_ids
 from backbones.vit import VIT_SHAPES
 from benchmarks.bench_caption import PROMPT, through_eos
 from benchmarks.models import SHAPES, add_vocab_argument, blip_pair, our_blip
+from benchmarks.synthetic import SyntheticSplit, random_captions
 from benchmarks.report import PEAK_TFLOPS, Row, environment, format_row, write_report
 from harness.flops import count_flops
 from tasks.retrieval import compute_retrieval_scores
@@ -42,9 +42,6 @@ from tasks.retrieval.rerank import itm_match_logits, packed_forwards, packed_mat
 
 WEIGHT_STD = 0.02
 TEXT_LENGTH = 35
-WORDS = ('a man woman dog cat riding sitting on the red blue green bus street table with two '
-         'people near large small white black of in front next to').split()
-
 
 @dataclass(frozen=True)
 class Sizes:
@@ -250,38 +247,12 @@ def itm_pair_gflops(model, image: torch.Tensor, input_ids: torch.Tensor,
 
 
 # ---------------------------------------------------------------- retrieval protocol
-class SyntheticRetrievalSplit(Dataset):
-    """``num_images`` random images with 5 random captions each (the retrieval surface)."""
-
-    def __init__(self, num_images: int, image_size: int, captions_per_image: int = 5):
-        generator = torch.Generator().manual_seed(0)
-        self.image_size = image_size
-        self.texts, self.txt2img, self.img2txt = [], [], []
-        for image in range(num_images):
-            self.img2txt.append([])
-            for _ in range(captions_per_image):
-                words = torch.randint(len(WORDS), (int(torch.randint(6, 16, (1,),
-                                                                     generator=generator)),),
-                                      generator=generator)
-                self.img2txt[image].append(len(self.texts))
-                self.texts.append(' '.join(WORDS[w] for w in words))
-                self.txt2img.append(image)
-
-    def __len__(self):
-        return len(self.img2txt)
-
-    def __getitem__(self, index):
-        generator = torch.Generator().manual_seed(index)
-        image = torch.randn(3, self.image_size, self.image_size, generator=generator)
-        return dict(image=image, image_index=index)
-
-
 def protocol_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
     """``compute_retrieval_scores`` end to end (packed ITM) on a synthetic split."""
     shape = SHAPES[sizes.shape]
     model = our_blip(('itc', 'itm'), shape=sizes.shape, vocab=args.vocab,
                      max_text_length=TEXT_LENGTH).to(device)
-    dataset = SyntheticRetrievalSplit(sizes.protocol_images, shape.image_size)
+    dataset = SyntheticSplit(sizes.protocol_images, shape.image_size)
     k = min(256, sizes.protocol_images)
     sync(device)
     start = time.perf_counter()
@@ -306,9 +277,7 @@ def training_rows(args, sizes: Sizes, device: torch.device) -> List[Row]:
     if args.compile and device.type == 'cuda':
         precisions += ('bf16 + compiled layers',)
     size = 224 if sizes.shape == 'base' else SHAPES[sizes.shape].image_size
-    generator = torch.Generator().manual_seed(0)
-    texts = [' '.join(WORDS[w] for w in torch.randint(len(WORDS), (12,), generator=generator))
-             for _ in range(sizes.train_batch)]
+    texts = random_captions(sizes.train_batch)
     rows = []
     for precision in precisions:
         torch.manual_seed(0)

@@ -70,4 +70,5 @@ def test_two_processes_match_one(tiny_toyworld):
     for result in run_on_ranks(_worker, tiny_toyworld, model.state_dict()):
         assert result['predictions'] == single.outputs['predictions']
         assert result['metrics'] == single.values()
-    assert len({p['caption'] for p in single.outputs['predictions']}) > 1  # not one degenerate caption
+    # not one degenerate caption
+    assert len({p['caption'] for p in single.outputs['predictions']}) > 1
