@@ -8,7 +8,7 @@ runs on the CPU in about a minute at the default sizes (measured on 2 cores: sup
 25 s, loss 0.61 -> 0.48; CLIP ~70-90 s, loss 4.19 -> 3.65, chance ln 64 = 4.16).
 """
 from pathlib import Path
-from typing import Callable, List, Sequence
+from typing import Callable, List
 
 import torch
 import torch.nn.functional as F

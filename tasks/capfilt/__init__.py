@@ -18,6 +18,7 @@ from .shard_images import WebShardImageDataset
 from .web_images import WebImageDataset
 
 __all__ = ['CaptionCorpusStage', 'CorpusMixSampler', 'FilterCorpusStage',
-           'ReplicateCorpusStage', 'ShardStore', 'WebImageDataset', 'WebShardImageDataset', 'bootstrapped_corpus',
+           'ReplicateCorpusStage', 'ShardStore', 'WebImageDataset', 'WebShardImageDataset',
+           'bootstrapped_corpus',
            'caption_web_images', 'capfilt_report', 'filter_web_corpus', 'rejection_quality',
            'replicated_corpus', 'run_sharded']
