@@ -41,4 +41,6 @@ def test_replicated_and_equal_steps_variants_share_the_bootstrap_stages(run_cli,
     checkpoint = torch.load(diagnostic['pretrain']['outputs']['checkpoint'], weights_only=True)
     assert checkpoint['meta']['iter'] == math.ceil((composition['human'] + composition['web']) / 32)
     board = (boards / 'ablation_capfilt_effect.md').read_text()
-    assert 'capfilt · `toyworld_web`' in board and 'Paper reference rows' in board
+    assert 'caption · `toyworld_coco`' in board and 'Paper reference rows' in board
+    assert 'capfilt · `toyworld_web`' not in board  # the filter's report is on capfilt.md
+    assert '| replicated vs capfilt_equal_steps |' not in board  # only the planned contrasts
