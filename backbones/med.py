@@ -18,7 +18,7 @@ without changing any output.
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -35,22 +35,44 @@ class SegmentedKeyValue(NamedTuple):
     ``values[g]`` (``[G, H, N, D]``). Each segment's queries are folded into one long query
     sequence, so an image's keys/values are read once per segment instead of once per text
     (the plain path expands them over the batch), and texts of several images share one
-    forward pass (ITM re-ranking with ``itm_packing``).
+    forward pass (ITM re-ranking with ``itm_packing``; the beams of an image in
+    :mod:`backbones.static_decoding`). ``bias`` is an optional additive ``[G, 1, 1, N]``
+    mask of the image tokens (the padding of VQA's question states).
     """
 
     keys: torch.Tensor
     values: torch.Tensor
     bounds: Tuple[Tuple[int, int], ...]
+    bias: Optional[torch.Tensor] = None
+
+
+def equal_segments(groups: int, rows_per_group: int) -> Tuple[Tuple[int, int], ...]:
+    """Bounds of ``groups`` consecutive segments of ``rows_per_group`` rows each."""
+    return tuple((g * rows_per_group, (g + 1) * rows_per_group) for g in range(groups))
 
 
 def segmented_attention(query: torch.Tensor, key_value: SegmentedKeyValue) -> torch.Tensor:
-    """SDPA of ``[B, H, L, D]`` queries, each segment of rows against its own image."""
+    """SDPA of ``[B, H, L, D]`` queries, each segment of rows against its own image.
+
+    Segments of one size that cover the batch in order run as a single SDPA call.
+    """
+    bounds, bias = key_value.bounds, key_value.bias
+    rows, heads, length, dim = query.shape
+    size = bounds[0][1] - bounds[0][0]
+    if bounds == equal_segments(len(bounds), size) and size * len(bounds) == rows:
+        folded = query.reshape(len(bounds), size, heads, length, dim).transpose(1, 2)
+        out = F.scaled_dot_product_attention(
+            folded.reshape(len(bounds), heads, size * length, dim), key_value.keys,
+            key_value.values, attn_mask=bias)
+        return out.view(len(bounds), heads, size, length, dim).transpose(1, 2).reshape(
+            rows, heads, length, dim)
     outputs = []
     for image, (start, end) in enumerate(key_value.bounds):
         rows, heads, length, dim = query[start:end].shape
         folded = query[start:end].transpose(0, 1).reshape(1, heads, rows * length, dim)
-        out = F.scaled_dot_product_attention(folded, key_value.keys[image:image + 1],
-                                             key_value.values[image:image + 1])
+        out = F.scaled_dot_product_attention(
+            folded, key_value.keys[image:image + 1], key_value.values[image:image + 1],
+            attn_mask=None if bias is None else bias[image:image + 1])
         outputs.append(out.view(heads, rows, length, dim).transpose(0, 1))
     return torch.cat(outputs)
 
@@ -102,8 +124,9 @@ class MedSelfAttention(nn.Module):
         query = self.split_heads(self.query(hidden))
         if isinstance(key_value, SegmentedKeyValue):
             if attn_mask is not None or self.training:
-                raise ValueError('SegmentedKeyValue (packed ITM) takes no image mask and runs '
-                                 'in eval mode only; pass image_atts=None and call .eval()')
+                raise ValueError('SegmentedKeyValue (packed ITM, static decoding) carries its '
+                                 'own image mask and runs in eval mode only; pass '
+                                 'image_atts=None and call .eval()')
             return segmented_attention(query, key_value).transpose(1, 2).flatten(2)
         keys, values = key_value
         if self.captured is not None:
@@ -209,11 +232,14 @@ class MedLayer(nn.Module):
         if past_self_kv is not None:
             self_kv = (torch.cat([past_self_kv[0], self_kv[0]], dim=2),
                        torch.cat([past_self_kv[1], self_kv[1]], dim=2))
+        return self.attend(hidden, self_kv, self_mask, cross_kv, cross_mask), self_kv
+
+    def attend(self, hidden, self_kv: KeyValue, self_mask, cross_kv=None, cross_mask=None):
+        """The layer after its self-attention keys/values are known: attention blocks, FFN."""
         hidden = self.attention(hidden, self_kv, self_mask)
         if cross_kv is not None:
             hidden = self.crossattention(hidden, cross_kv, cross_mask)
-        hidden = self.output(self.intermediate(hidden), hidden)
-        return hidden, self_kv
+        return self.output(self.intermediate(hidden), hidden)
 
 
 @contextlib.contextmanager
@@ -251,10 +277,10 @@ class MedEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, input_ids, position_offset: int = 0):
-        """Embed ``[B, L]`` ids whose first position is ``position_offset``."""
-        positions = torch.arange(position_offset, position_offset + input_ids.shape[1],
-                                 device=input_ids.device)
+    def forward(self, input_ids, position_offset: Union[int, torch.Tensor] = 0):
+        """Embed ``[B, L]`` ids whose first position is ``position_offset`` (an int, or a
+        one-element tensor that a replayed CUDA graph reads)."""
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device) + position_offset
         embedded = self.word_embeddings(input_ids) + self.position_embeddings(positions)
         return self.dropout(self.LayerNorm(embedded))
 

@@ -4,8 +4,9 @@ Rows (BLIP-base at 384 px on CUDA, bf16 autocast unless stated; the tiny shapes 
 
 * image encoding, img/s: our ViT vs timm's ``VisionTransformer`` vs Hugging Face's
   ``BlipVisionModel`` (``--compile`` adds ours under ``torch.compile``);
-* beam-3 captions (max 20, min 5), img/s: ours vs HF ``generate`` at one batch, and ours
-  at the best of ``--caption-batches`` (models cast to bf16, as ``bench_caption``);
+* beam-3 captions (max 20, min 5), img/s: ours (cached steps, and CUDA-graph steps) vs HF
+  ``generate`` at one batch, and each of ours at the best of ``--caption-batches`` (models
+  cast to bf16, as ``bench_caption``);
 * ITM re-rank, pairs/s (k texts of 35 tokens per image): ours per image, ours packed
   (``itm_packing``), HF's ITM path (text encoder on the image tokens + ``itm_head``);
 * ``--protocol``: the retrieval protocol end to end (``compute_retrieval_scores``, packed
@@ -130,12 +131,13 @@ def image_encoding_rows(args, sizes: Sizes, device: torch.device, bf16: bool) ->
 
 # ---------------------------------------------------------------- captions
 def caption_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
-    """Beam-3 captions: ours vs HF ``generate`` at one batch, then ours at the best batch."""
+    """Beam-3 captions: ours (cached, then CUDA-graph steps) vs HF ``generate`` at one
+    batch, then each of ours at its best batch."""
     dtype = torch.bfloat16 if bf16 else torch.float32
     hf, ours, _ = blip_pair(BlipForConditionalGeneration, ('lm',), shape=sizes.shape,
                             std=WEIGHT_STD, vocab=args.vocab, prompt=PROMPT)
     hf.to(device, dtype)
-    ours.to(device, dtype)
+    ours.to(device, dtype).eval()
     size = SHAPES[sizes.shape].image_size
     tokenizer = ours.tokenizer
     config = DecodingConfig(eos_token_id=tokenizer.sep_token_id,
@@ -143,34 +145,54 @@ def caption_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[R
                             min_length=5, length_normalization='hf')
     prompt = caption_prompt_ids(ours, device)
     precision = 'bf16' if bf16 else 'fp32'
+    eos = config.eos_token_id
 
-    def runs(batch: int):
-        images = torch.randn(batch, 3, size, size, device=device, dtype=dtype)
+    def images_of(batch: int) -> torch.Tensor:
+        return torch.randn(batch, 3, size, size, device=device, dtype=dtype,
+                           generator=torch.Generator(device).manual_seed(batch))
+
+    def ours_at(batch: int, cuda_graphs: bool):
+        images = images_of(batch)
+
+        @torch.no_grad()
+        def run():
+            return generate_ids(ours.text_decoder, ours.encode_image(images), prompt, config,
+                                cuda_graphs=cuda_graphs)
+        return run
+
+    def hf_at(batch: int):
+        images = images_of(batch)
         hf_prompt = tokenizer([PROMPT] * batch, 40, device=device)['input_ids']
 
         @torch.no_grad()
-        def run_ours():
-            return generate_ids(ours.text_decoder, ours.encode_image(images), prompt, config)
-
-        @torch.no_grad()
-        def run_hf():
+        def run():
             return hf.generate(pixel_values=images, input_ids=hf_prompt.clone(), num_beams=3,
                                max_length=20, min_length=5)
-        return run_ours, run_hf
+        return run
 
-    run_ours, run_hf = runs(sizes.caption_batch)
-    eos = config.eos_token_id
-    identical = through_eos(run_ours(), eos) == through_eos(run_hf(), eos)
-    settings = f'batch {sizes.caption_batch}, 3 beams, max 20, {precision} weights'
-    rows = [Row('beam-3 captions', name, sizes.caption_batch
-                / median_seconds(run, device, sizes.repeats), 'img/s', settings, precision,
-                notes=f'token-identical to HF: {identical}' if name == 'ours' else '')
-            for name, run in (('ours', run_ours), ('HF generate', run_hf))]
-    best = max(((batch, batch / median_seconds(runs(batch)[0], device, sizes.repeats))
-                for batch in sizes.caption_batches), key=lambda pair: pair[1])
-    rows.append(Row('beam-3 captions', 'ours, best batch', best[1], 'img/s',
-                    f'batch {best[0]} (of {list(sizes.caption_batches)}), 3 beams, max 20, '
-                    f'{precision} weights', precision))
+    batch = sizes.caption_batch
+    plain_ids = through_eos(ours_at(batch, False)(), eos)
+    graph_ids = through_eos(ours_at(batch, True)(), eos)
+    same_as_plain = sum(a == b for a, b in zip(graph_ids, plain_ids))
+    # Off CUDA the same fixed-shape steps run eagerly, without graphs.
+    graphed = 'ours + CUDA graphs' if device.type == 'cuda' else 'ours, static steps'
+    notes = {
+        'ours': f'token-identical to HF: {plain_ids == through_eos(hf_at(batch)(), eos)}',
+        graphed: f'captions identical to ours: {same_as_plain}/{batch}',
+    }
+    settings = f'batch {batch}, 3 beams, max 20, {precision} weights'
+    runs = (('ours', ours_at(batch, False)), (graphed, ours_at(batch, True)),
+            ('HF generate', hf_at(batch)))
+    rows = [Row('beam-3 captions', name, batch / median_seconds(run, device, sizes.repeats),
+                'img/s', settings, precision, notes=notes.get(name, ''))
+            for name, run in runs]
+    for name, cuda_graphs in (('ours', False), (graphed, True)):
+        best = max(((images, images / median_seconds(ours_at(images, cuda_graphs), device,
+                                                     sizes.repeats))
+                    for images in sizes.caption_batches), key=lambda pair: pair[1])
+        rows.append(Row('beam-3 captions', f'{name}, best batch', best[1], 'img/s',
+                        f'batch {best[0]} (of {list(sizes.caption_batches)}), 3 beams, '
+                        f'max 20, {precision} weights', precision))
     return rows
 
 

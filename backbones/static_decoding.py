@@ -1,0 +1,217 @@
+"""Decoder steps with fixed shapes, replayed as one CUDA graph per step on CUDA.
+
+:class:`StaticDecoderSteps` is a drop-in for :class:`backbones.generation.CachedDecoderSteps`
+(same ``start``/``advance``, same logits up to float rounding) whose every step has the
+same shapes and buffers:
+
+* self-attention keys/values live in ``max_length``-long buffers; a step writes its token's
+  keys/values at the current position and masks the positions not yet written;
+* a beam's change of parent is a gather of those buffers into themselves;
+* the beams of an image attend to its cross-attention keys/values together
+  (:class:`backbones.med.SegmentedKeyValue`), so they are stored and read once per image,
+  not once per beam.
+
+On CUDA the whole step (parent gather, embeddings, every layer, the LM head) is captured
+once as a CUDA graph and replayed, so one step costs one launch from the host instead of
+hundreds: decoding at small batches is otherwise bound by the host. On the CPU the same
+step runs eagerly (that is how its equality with the cached decoder is tested). A graph
+is kept per decoder and reused while the batch shape, dtype, autocast state and weight
+storage are unchanged (:func:`graph_key`).
+"""
+import weakref
+from typing import List, Optional, Tuple
+
+import torch
+
+from .med import SegmentedKeyValue, equal_segments, padding_bias
+
+# One captured step per decoder: a new shape replaces the old graph (and frees its buffers).
+_GRAPHS: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
+
+
+class StepBuffers:
+    """The fixed tensors one decoding step reads and writes.
+
+    Args:
+        decoder: a :class:`backbones.med.MedDecoder`.
+        images, tokens: images per batch and image tokens each (``N``).
+        rows_per_image: hypotheses (beams) per image.
+        max_length: most tokens per sequence (the self-attention buffer length).
+        masked: whether image tokens carry a padding mask.
+        dtype, device: of the decoder's activations.
+    """
+
+    def __init__(self, decoder, images: int, tokens: int, rows_per_image: int,
+                 max_length: int, masked: bool, dtype: torch.dtype, device):
+        text = decoder.bert
+        layers = len(text.encoder.layer)
+        attention = text.encoder.layer[0].attention.self
+        heads, head_dim = attention.num_heads, attention.head_dim
+        rows = images * rows_per_image
+        self.rows_per_image = rows_per_image
+        self.tokens = torch.zeros(rows, dtype=torch.long, device=device)
+        self.parents = torch.arange(rows, device=device)
+        self.position = torch.zeros(1, dtype=torch.long, device=device)
+        # Every layer's self-attention keys and values in one tensor, so that a change of
+        # parents is one gather, not one per layer and kind.
+        self.self_cache = torch.zeros(layers, 2, rows, heads, max_length, head_dim,
+                                      dtype=dtype, device=device)
+        self.self_kv = [(layer[0], layer[1]) for layer in self.self_cache]
+        self.image_kv = [tuple(torch.zeros(images, heads, tokens, head_dim, dtype=dtype,
+                                           device=device) for _ in range(2))
+                         for _ in range(layers)]
+        self.image_bias = (torch.zeros(images, 1, 1, tokens, dtype=dtype, device=device)
+                           if masked else None)
+        self.key_positions = torch.arange(max_length, device=device)
+        self.logits = None
+
+    def segmented_image_kv(self) -> List[SegmentedKeyValue]:
+        """Per layer, each image's keys/values shared by its ``rows_per_image`` rows."""
+        bounds = equal_segments(self.image_kv[0][0].shape[0], self.rows_per_image)
+        return [SegmentedKeyValue(keys, values, bounds, self.image_bias)
+                for keys, values in self.image_kv]
+
+
+@torch.no_grad()
+def run_step(decoder, buffers: StepBuffers) -> torch.Tensor:
+    """One decoding step on ``buffers``: reorder to ``parents``, append ``tokens`` at
+    ``position``, return the ``[rows, V]`` logits of the next token."""
+    buffers.self_cache.copy_(buffers.self_cache.index_select(2, buffers.parents))
+    text = decoder.bert
+    hidden = text.embeddings(buffers.tokens[:, None], position_offset=buffers.position)
+    self_bias = padding_bias((buffers.key_positions <= buffers.position)[None], hidden.dtype)
+    image_kv = buffers.segmented_image_kv()
+    for layer, (keys, values), cross_kv in zip(text.encoder.layer, buffers.self_kv, image_kv):
+        new_keys, new_values = layer.attention.self.project_key_value(hidden)
+        keys.index_copy_(2, buffers.position, new_keys)
+        values.index_copy_(2, buffers.position, new_values)
+        hidden = layer.attend(hidden, (keys, values), self_bias, cross_kv)
+    return decoder.cls(hidden)[:, -1]
+
+
+class CapturedStep:
+    """A step's buffers and, on CUDA, the graph that replays :func:`run_step` on them.
+
+    It holds no reference to the decoder (the per-decoder cache is weak), so calls pass it.
+    """
+
+    def __init__(self, decoder, buffers: StepBuffers):
+        self.buffers = buffers
+        self.graph = None
+        if buffers.tokens.is_cuda:
+            self.capture(decoder)
+
+    def capture(self, decoder):
+        """Warm up on a side stream (as CUDA graphs require), then record one step."""
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                run_step(decoder, self.buffers)
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), autocast_without_cache():
+            self.buffers.logits = run_step(decoder, self.buffers)
+
+    def __call__(self, decoder) -> torch.Tensor:
+        """Run the step; a copy of its logits (the buffer is overwritten by the next)."""
+        if self.graph is None:
+            return run_step(decoder, self.buffers)
+        self.graph.replay()
+        return self.buffers.logits.clone()
+
+
+def autocast_without_cache():
+    """The current CUDA autocast state, minus its weight cache (which graphs cannot hold)."""
+    if not torch.is_autocast_enabled('cuda'):
+        return torch.autocast('cuda', enabled=False)
+    return torch.autocast('cuda', dtype=torch.get_autocast_dtype('cuda'), cache_enabled=False)
+
+
+def graph_key(decoder, image_embeds: torch.Tensor, masked: bool, rows_per_image: int,
+              max_length: int) -> Tuple:
+    """What a captured step depends on: shapes, dtype, device, autocast and weight storage."""
+    autocast = (torch.is_autocast_enabled('cuda')
+                and torch.get_autocast_dtype('cuda'))
+    weights = tuple(p.data_ptr() for p in decoder.parameters())
+    return (tuple(image_embeds.shape), image_embeds.dtype, str(image_embeds.device), masked,
+            rows_per_image, max_length, autocast, weights)
+
+
+def captured_step(decoder, image_embeds: torch.Tensor, masked: bool, rows_per_image: int,
+                  max_length: int, dtype: torch.dtype) -> CapturedStep:
+    """This decoder's step for these shapes: the kept one, or a new one (replacing it)."""
+    key = graph_key(decoder, image_embeds, masked, rows_per_image, max_length)
+    kept = _GRAPHS.get(decoder)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    _GRAPHS.pop(decoder, None)
+    images, tokens = image_embeds.shape[:2]
+    buffers = StepBuffers(decoder, images, tokens, rows_per_image, max_length, masked, dtype,
+                          image_embeds.device)
+    step = CapturedStep(decoder, buffers)
+    _GRAPHS[decoder] = (key, step)
+    return step
+
+
+class StaticDecoderSteps:
+    """Next-token logits of a MED decoder on fixed buffers (see the module docstring).
+
+    Args:
+        decoder: a :class:`backbones.med.MedDecoder` in eval mode.
+        image_embeds: ``[B, N, width]`` states to cross-attend to.
+        image_atts: optional ``[B, N]`` mask of ``image_embeds``.
+        rows_per_image: hypotheses decoded per image.
+        max_length: most tokens per sequence, prompt included.
+    """
+
+    def __init__(self, decoder, image_embeds: torch.Tensor,
+                 image_atts: Optional[torch.Tensor] = None, rows_per_image: int = 1, *,
+                 max_length: int):
+        if decoder.training:
+            raise ValueError('static decoding runs in eval mode only: call .eval() first')
+        self.decoder = decoder
+        self.image_atts = image_atts
+        self.image_kv = decoder.bert.image_key_values(image_embeds)
+        dtype = self.image_kv[0][0].dtype
+        self.step = captured_step(decoder, image_embeds, image_atts is not None,
+                                  rows_per_image, max_length, dtype)
+        self.buffers = self.step.buffers
+        self.max_length = max_length
+        self.length = 0
+
+    def start(self, prompt_ids: torch.Tensor) -> torch.Tensor:
+        """Run the ``[B, P]`` prompt once per image; ``[B * rows_per_image, V]`` next logits."""
+        buffers = self.buffers
+        logits, self_kv = self.decoder(prompt_ids, torch.ones_like(prompt_ids),
+                                       image_kv=self.image_kv, image_atts=self.image_atts,
+                                       return_self_kv=True)
+        repeat = buffers.rows_per_image
+        length = prompt_ids.shape[1]
+        for (keys, values), (prompt_keys, prompt_values) in zip(buffers.self_kv, self_kv):
+            keys[:, :, :length].copy_(prompt_keys.repeat_interleave(repeat, dim=0))
+            values[:, :, :length].copy_(prompt_values.repeat_interleave(repeat, dim=0))
+        for (keys, values), (image_keys, image_values) in zip(buffers.image_kv, self.image_kv):
+            keys.copy_(image_keys)
+            values.copy_(image_values)
+        if buffers.image_bias is not None:
+            buffers.image_bias.copy_(padding_bias(self.image_atts, buffers.image_bias.dtype))
+        self.length = length
+        return logits[:, -1].repeat_interleave(repeat, dim=0)
+
+    def advance(self, tokens: torch.Tensor, parent_rows: Optional[torch.Tensor] = None):
+        """Append ``tokens[i]`` to the hypothesis of row ``parent_rows[i]`` (default: row ``i``).
+
+        Returns the ``[rows, V]`` logits of the token after.
+        """
+        if self.length >= self.max_length:
+            raise ValueError(f'static decoding holds {self.max_length} tokens; it is full')
+        buffers = self.buffers
+        buffers.tokens.copy_(tokens)
+        if parent_rows is None:
+            torch.arange(len(tokens), out=buffers.parents)
+        else:
+            buffers.parents.copy_(parent_rows)
+        buffers.position.fill_(self.length)
+        self.length += 1
+        return self.step(self.decoder)
