@@ -272,12 +272,8 @@ class Blip(BlipBase):
         with torch.no_grad():
             self.temp.clamp_(0.001, 0.5)
             self.momentum_update()
-            image_embeds_m = self.visual_encoder_m(images)
-            image_feat_m = F.normalize(
-                self.vision_proj_m(pool_image_tokens(image_embeds_m, self.image_pool)), dim=-1)
-            text_hidden_m = self.text_encoder_m(tokens['input_ids'], tokens['attention_mask'],
-                                                mode='text')
-            text_feat_m = F.normalize(self.text_proj_m(text_hidden_m[:, 0]), dim=-1)
+            image_feat_m, text_feat_m = self._momentum_features(images, tokens, image_feat,
+                                                                text_feat)
             queue = self.queue
             image_feat_all = torch.cat([image_feat_m.T, queue.image_queue.clone()], dim=1)
             text_feat_all = torch.cat([text_feat_m.T, queue.text_queue.clone()], dim=1)
@@ -293,6 +289,22 @@ class Blip(BlipBase):
         queued_ids = image_ids if self.image_id_positives else torch.full_like(image_ids, -100)
         queue.push(image_feat_m, text_feat_m, queued_ids)
         return sim_i2t, sim_t2i, loss
+
+    def _momentum_features(self, images, tokens, image_feat, text_feat):
+        """ITC features of the momentum encoders (just updated).
+
+        With ``momentum == 0`` the update made them copies of the online encoders, which
+        computed these very features this step: those are reused (bit for bit the same,
+        tested) instead of a second forward pass.
+        """
+        if self.momentum == 0.0:
+            return image_feat.detach(), text_feat.detach()
+        image_embeds_m = self.visual_encoder_m(images)
+        image_feat_m = F.normalize(
+            self.vision_proj_m(pool_image_tokens(image_embeds_m, self.image_pool)), dim=-1)
+        text_hidden_m = self.text_encoder_m(tokens['input_ids'], tokens['attention_mask'],
+                                            mode='text')
+        return image_feat_m, F.normalize(self.text_proj_m(text_hidden_m[:, 0]), dim=-1)
 
     def _pretrain_negatives(self, image_embeds, tokens, image_ids, sim_i2t, sim_t2i):
         """ITM negatives as BLIP pre-training draws them: from ITC's similarities ``+1e-4``.

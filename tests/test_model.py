@@ -86,6 +86,32 @@ def test_loss_mode_returns_each_term_and_backpropagates():
         model(images, dict(text=texts), mode='export')
 
 
+def test_momentum_zero_reuses_the_online_features_bit_for_bit():
+    """With ``momentum=0`` (the tiny configs) the updated momentum encoders are copies of the
+    online ones, so ITC reuses the online features. A momentum so small that the update still
+    copies the weights exactly runs the momentum forward pass instead: every loss, gradient
+    and queued feature must be the same."""
+    texts = ['a red circle', 'a blue square left of a star', 'two green triangles', 'a cat']
+
+    def step(momentum):
+        torch.manual_seed(0)
+        model = build(prompt='a picture of ', momentum=0.0, text_overrides=NO_DROPOUT)
+        model.momentum = momentum
+        torch.manual_seed(1)
+        losses = model.loss(torch.randn(4, 3, 32, 32), dict(text=texts))
+        sum(losses.values()).backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        return losses, grads, model.queue.image_queue.clone(), model.queue.text_queue.clone()
+
+    reused, recomputed = step(0.0), step(1e-30)
+    assert reused[0].keys() == recomputed[0].keys() == {'loss_itc', 'loss_itm', 'loss_lm'}
+    for name in reused[0]:
+        assert torch.equal(reused[0][name], recomputed[0][name]), name
+    assert len(reused[1]) == len(recomputed[1]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(reused[1], recomputed[1]))
+    assert torch.equal(reused[2], recomputed[2]) and torch.equal(reused[3], recomputed[3])
+
+
 def test_caption_labels_mask_prompt_and_padding():
     model = build(losses=('lm',), prompt='a picture of ')
     tokens = model.caption_tokens(['a dog', 'a red circle above a blue star'])
