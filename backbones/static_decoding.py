@@ -20,8 +20,9 @@ storage are unchanged (:func:`graph_key`). Its buffers (at BLIP-base, 384 px and
 1.4 GB of image keys/values in bf16) stay allocated until a new shape replaces them or the
 decoder is freed, and they serve one decoding at a time per decoder.
 """
+import itertools
 import weakref
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -64,14 +65,12 @@ class StepBuffers:
                          for _ in range(layers)]
         self.image_bias = (torch.zeros(images, 1, 1, tokens, dtype=dtype, device=device)
                            if masked else None)
+        # Per layer, each image's keys/values shared by its ``rows_per_image`` rows.
+        bounds = equal_segments(images, rows_per_image)
+        self.cross_kv = [SegmentedKeyValue(keys, values, bounds, self.image_bias)
+                         for keys, values in self.image_kv]
         self.key_positions = torch.arange(max_length, device=device)
         self.logits = None
-
-    def segmented_image_kv(self) -> List[SegmentedKeyValue]:
-        """Per layer, each image's keys/values shared by its ``rows_per_image`` rows."""
-        bounds = equal_segments(self.image_kv[0][0].shape[0], self.rows_per_image)
-        return [SegmentedKeyValue(keys, values, bounds, self.image_bias)
-                for keys, values in self.image_kv]
 
 
 @torch.no_grad()
@@ -82,8 +81,8 @@ def run_step(decoder, buffers: StepBuffers) -> torch.Tensor:
     text = decoder.bert
     hidden = text.embeddings(buffers.tokens[:, None], position_offset=buffers.position)
     self_bias = padding_bias((buffers.key_positions <= buffers.position)[None], hidden.dtype)
-    image_kv = buffers.segmented_image_kv()
-    for layer, (keys, values), cross_kv in zip(text.encoder.layer, buffers.self_kv, image_kv):
+    for layer, (keys, values), cross_kv in zip(text.encoder.layer, buffers.self_kv,
+                                               buffers.cross_kv):
         new_keys, new_values = layer.attention.self.project_key_value(hidden)
         keys.index_copy_(2, buffers.position, new_keys)
         values.index_copy_(2, buffers.position, new_values)
@@ -174,18 +173,18 @@ class StaticDecoderSteps:
             raise ValueError('static decoding runs in eval mode only: call .eval() first')
         self.decoder = decoder
         self.image_atts = image_atts
-        layers = decoder.bert.encoder.layer
-        projected = layers[0].crossattention.self.project_key_value(image_embeds)
+        # Projected one layer at a time straight into the step's buffers, so no second copy
+        # of every layer's image keys/values is held; the first gives the buffers' dtype.
+        projections = (layer.crossattention.self.project_key_value(image_embeds)
+                       for layer in decoder.bert.encoder.layer)
+        first = next(projections)
         self.step = captured_step(decoder, image_embeds, image_atts is not None,
-                                  rows_per_image, max_length, projected[0].dtype)
+                                  rows_per_image, max_length, first[0].dtype)
         self.buffers = self.step.buffers
-        # Projected straight into the step's buffers, one layer at a time: no second copy
-        # of every layer's image keys/values is held.
-        for index, (layer, (keys, values)) in enumerate(zip(layers, self.buffers.image_kv)):
-            if index:
-                projected = layer.crossattention.self.project_key_value(image_embeds)
-            keys.copy_(projected[0])
-            values.copy_(projected[1])
+        for (keys, values), (new_keys, new_values) in zip(self.buffers.image_kv,
+                                                          itertools.chain([first], projections)):
+            keys.copy_(new_keys)
+            values.copy_(new_values)
         self.max_length = max_length
         self.length = 0
 

@@ -23,8 +23,8 @@ import torch
 from harness.config import load_config
 from harness.core.files import atomic_write_text
 from harness.core.registry import DATASETS, FUNCTIONS, MODELS
-from harness.experiment import resolved_variant_config
 from harness.core.tree import deep_merge
+from harness.experiment import resolved_variant_config
 
 SETTINGS = (('fp32', False), ('fp32', True), ('bf16', False), ('bf16', True))
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
@@ -52,7 +52,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def variant_config(config: str, variant: str) -> dict:
+def resolved_config(config: str, variant: str) -> dict:
     """The variant's resolved config (generates ToyWorld when it is the data source)."""
     return resolved_variant_config(load_config(config), variant)
 
@@ -77,7 +77,7 @@ def caption_all(model, loader, device: str, dtype: torch.dtype, cuda_graphs: boo
 
 def caption(args) -> None:
     """Caption the split in every setting; write ``captions.json``."""
-    cfg = variant_config(args.config, args.variant)
+    cfg = resolved_config(args.config, args.variant)
     model = MODELS.build(deep_merge(cfg['model'], cfg['caption_model']))
     FUNCTIONS.get('load_for_evaluation')(model, args.checkpoint, strict=True)
     model.eval()
@@ -118,7 +118,7 @@ def agreement_rows(results: Dict[str, dict], gt_file: str) -> List[str]:
 def score(folder: Path) -> None:
     """Print and write ``agreement.md`` for ``folder/captions.json``."""
     run = json.loads((folder / 'captions.json').read_text())
-    cfg = variant_config(run['config'], run['variant'])
+    cfg = resolved_config(run['config'], run['variant'])
     rows = agreement_rows(run['results'], DATASETS.build(cfg['caption_test_dataset']).gt_file)
     text = '\n'.join([f'{run["device"]}, torch {run["torch"]}, batch {run["batch"]}, '
                       f'{run["config"]} variant {run["variant"]}, {run["checkpoint"]}', '',
