@@ -212,8 +212,10 @@ class Blip(BlipBase):
         return self.vision_proj(pool_image_tokens(image_embeds, self.image_pool))
 
     def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """L2-normalised ITC text features (unimodal encoder [CLS])."""
-        hidden = self.text_encoder(input_ids, attention_mask, mode='text')
+        """L2-normalised ITC text features (unimodal encoder [CLS]; see :meth:`itm_logits`
+        for the last layer's shortcut without gradients)."""
+        hidden = self.text_encoder(input_ids, attention_mask, mode='text',
+                                   first_token_only=not torch.is_grad_enabled())
         return F.normalize(self.text_proj(hidden[:, 0]), dim=-1)
 
     def image_key_values(self, image_embeds: torch.Tensor) -> list:
@@ -227,11 +229,15 @@ class Blip(BlipBase):
 
         ``input_ids`` may start with [CLS]; the first token is replaced by [ENC].
         Pass ``image_kv`` (from :meth:`image_key_values`) to reuse an image's
-        cross-attention keys/values across many texts.
+        cross-attention keys/values across many texts. Without gradients (evaluation,
+        re-ranking, filtering) the last layer's FFN runs on [ENC] alone
+        (``first_token_only``); training keeps the full pass, so its gradients keep their
+        bits.
         """
         hidden = self.text_encoder(self.with_first_token(input_ids, self.tokenizer.enc_token_id),
                                    attention_mask, mode='multimodal', image_embeds=image_embeds,
-                                   image_kv=image_kv, image_atts=image_atts)
+                                   image_kv=image_kv, image_atts=image_atts,
+                                   first_token_only=not torch.is_grad_enabled())
         return self.itm_head(hidden[:, 0])
 
     def loss(self, images: torch.Tensor, data_samples: dict) -> Dict[str, torch.Tensor]:

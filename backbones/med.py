@@ -222,23 +222,29 @@ class MedLayer(nn.Module):
         self.output = MedOutput(cfg)
 
     def forward(self, hidden, self_mask, cross_kv: Optional[KeyValue] = None, cross_mask=None,
-                past_self_kv: Optional[KeyValue] = None):
+                past_self_kv: Optional[KeyValue] = None, first_token_only: bool = False):
         """Run one layer; returns ``(hidden, self_kv)`` where ``self_kv`` includes the past.
 
         ``cross_kv`` are the image tokens' keys/values for this layer (``None`` in text mode).
         ``past_self_kv`` are cached self-attention keys/values of earlier decoding steps.
+        ``first_token_only``: see :meth:`attend`.
         """
         self_kv = self.attention.self.project_key_value(hidden)
         if past_self_kv is not None:
             self_kv = (torch.cat([past_self_kv[0], self_kv[0]], dim=2),
                        torch.cat([past_self_kv[1], self_kv[1]], dim=2))
-        return self.attend(hidden, self_kv, self_mask, cross_kv, cross_mask), self_kv
+        return self.attend(hidden, self_kv, self_mask, cross_kv, cross_mask,
+                           first_token_only), self_kv
 
-    def attend(self, hidden, self_kv: KeyValue, self_mask, cross_kv=None, cross_mask=None):
-        """The layer after its self-attention keys/values are known: attention blocks, FFN."""
+    def attend(self, hidden, self_kv: KeyValue, self_mask, cross_kv=None, cross_mask=None,
+               first_token_only: bool = False):
+        """The layer after its self-attention keys/values are known: attention blocks, FFN
+        (``first_token_only``: the FFN on the first position alone, ``[B, 1, hidden]`` out)."""
         hidden = self.attention(hidden, self_kv, self_mask)
         if cross_kv is not None:
             hidden = self.crossattention(hidden, cross_kv, cross_mask)
+        if first_token_only:
+            hidden = hidden[:, :1]
         return self.output(self.intermediate(hidden), hidden)
 
 
@@ -342,7 +348,8 @@ class MedTextModel(nn.Module):
                 image_atts: Optional[torch.Tensor] = None,
                 image_kv: Optional[List[KeyValue]] = None,
                 past_self_kv: Optional[List[KeyValue]] = None,
-                return_self_kv: bool = False):
+                return_self_kv: bool = False,
+                first_token_only: bool = False):
         """Encode or decode ``input_ids``.
 
         Args:
@@ -355,6 +362,12 @@ class MedTextModel(nn.Module):
                 one :class:`SegmentedKeyValue` per layer for texts of several images.
             past_self_kv: per-layer cached self-attention keys/values (decoder mode).
             return_self_kv: also return the per-layer self-attention keys/values.
+            first_token_only: return ``[B, 1, hidden]``, the first token's states (all that
+                ITM and ITC read): the last layer's FFN then runs on that token alone. Its
+                attention still runs for every token (SDPA's sums depend on the query
+                length), so the states equal the full output's first row, bit for bit
+                where the GEMMs round a row the same whatever rows are beside it (the tiny
+                models on the CPU), else to float rounding.
 
         Returns:
             ``[B, L, hidden]`` states, plus the list of self-attention key/values if asked.
@@ -380,10 +393,15 @@ class MedTextModel(nn.Module):
             if image_atts is not None:
                 cross_mask = padding_bias(image_atts, dtype)
 
+        if first_token_only and (mode == 'decoder' or return_self_kv):
+            raise ValueError('first_token_only serves the encoder modes (ITM, ITC): the '
+                             'decoder and a returned cache need every position')
+        last = len(self.encoder.layer) - 1
         new_self_kv = []
         for index, layer in enumerate(self.encoder.layer):
             past = None if past_self_kv is None else past_self_kv[index]
-            hidden, self_kv = layer(hidden, self_mask, image_kv[index], cross_mask, past)
+            hidden, self_kv = layer(hidden, self_mask, image_kv[index], cross_mask, past,
+                                    first_token_only=first_token_only and index == last)
             new_self_kv.append(self_kv)
         return (hidden, new_self_kv) if return_self_kv else hidden
 

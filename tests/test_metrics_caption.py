@@ -149,3 +149,33 @@ def test_registered_caption_metric_adds_blips_selection_criterion(gt_file):
     direct = caption_metrics.coco_caption_metrics(gt_file, PREDICTIONS, metrics=['BLEU', 'CIDEr'])
     assert result['coco_caption/CIDEr+BLEU-4'] == pytest.approx(
         100.0 * (direct.scores['CIDEr'] + direct.scores['BLEU-4']))
+
+
+@pytest.mark.slow
+def test_kept_meteor_process_is_reused_and_scores_as_a_fresh_one():
+    """One METEOR JVM serves every request of the process (its start costs ~6 s); a second
+    request on it, a request after it died, and a request after a failed one (which leaves
+    pycocoevalcap's lock taken) all score as a fresh pycocoevalcap Meteor does."""
+    from pycocoevalcap.meteor.meteor import Meteor
+    references = {1: ['a red square left of a blue circle', 'a red box and a blue ball'],
+                  2: ['two green triangles', 'a pair of green triangles side by side']}
+    predictions = {1: ['a red square next to a blue circle'], 2: ['two green triangles']}
+    fresh = Meteor().compute_score(references, predictions)
+    meteor = caption_metrics.SharedMeteor()
+    try:
+        assert meteor.pid is None
+        assert meteor.compute_score(references, predictions) == fresh
+        first_pid = meteor.pid
+        assert meteor.compute_score(references, predictions) == fresh
+        assert meteor.pid == first_pid
+        meteor._meteor.meteor_p.kill()
+        meteor._meteor.meteor_p.wait()
+        assert meteor.compute_score(references, predictions) == fresh
+        assert meteor.pid not in (None, first_pid)
+        with pytest.raises(AssertionError):  # two predictions for one image, lock held
+            meteor.compute_score(references, {1: ['a', 'b'], 2: ['c']})
+        assert meteor.pid is None
+        assert meteor.compute_score(references, predictions) == fresh
+    finally:
+        meteor.close()
+    assert meteor.pid is None

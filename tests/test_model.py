@@ -284,3 +284,35 @@ def test_retrieval_itm_gradients_are_reproducible_on_the_cpu():
         model(images, batch, mode='loss')['loss_itm'].backward()
         grads.append(model.visual_encoder.patch_embed.proj.weight.grad.clone())
     assert torch.equal(grads[0], grads[1])
+
+
+def test_first_token_only_states_equal_the_full_pass_and_serve_inference():
+    """ITM and ITC read [CLS]/[ENC] only: without gradients the last layer's FFN runs on that
+    token alone. The states are the full pass's first row up to the GEMM's rounding (with
+    few rows MKL picks another kernel; with many, as here, the bits are the same)."""
+    torch.manual_seed(0)
+    model = build(image_size=32).eval()
+    texts = ['a red circle', 'a blue square left of a star and a green triangle', 'a cat'] * 16
+    tokens = model.tokenize(texts)
+    image_embeds = model.encode_image(torch.randn(len(texts), 3, 32, 32)).detach()
+    encoder = model.text_encoder
+    for mode, image in (('text', None), ('multimodal', image_embeds)):
+        full = encoder(tokens['input_ids'], tokens['attention_mask'], mode=mode,
+                       image_embeds=image)
+        first = encoder(tokens['input_ids'], tokens['attention_mask'], mode=mode,
+                        image_embeds=image, first_token_only=True)
+        assert first.shape == (len(texts), 1, full.shape[-1])
+        torch.testing.assert_close(first[:, 0], full[:, 0], rtol=0, atol=1e-6, msg=mode)
+    with torch.no_grad():
+        fast = model.itm_logits(tokens['input_ids'], tokens['attention_mask'],
+                                image_embeds=image_embeds)
+        fast_text = model.text_features(tokens['input_ids'], tokens['attention_mask'])
+    full = model.itm_logits(tokens['input_ids'], tokens['attention_mask'],
+                            image_embeds=image_embeds)
+    assert full.requires_grad
+    torch.testing.assert_close(fast, full.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(fast_text, model.text_features(
+        tokens['input_ids'], tokens['attention_mask']).detach(), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match='decoder'):
+        model.text_decoder.bert(tokens['input_ids'], tokens['attention_mask'], mode='decoder',
+                                image_embeds=image_embeds, first_token_only=True)

@@ -8,6 +8,7 @@ from harness.core.registry import DATASETS
 from ..transforms import FINETUNE_CROP_SCALE, build_image_transform
 from .annotations import IDENTIFIER, TEXT, check_records, cleaned_caption, load_records
 from .base import AnnotationDataset, PathLike
+from .image_cache import DECODED_IMAGES
 from .media import read_image
 
 
@@ -46,14 +47,18 @@ class ImageTextPairDataset(AnnotationDataset):
         on_bad_sample: 'raise' or 'skip' (see :mod:`tasks.datasets.base`).
         preprocessing: the image backbone's ``mean``/``std``/``interpolation``; the training
             and evaluation stages fill it from the model (default: CLIP's, bicubic).
+        cache_images: keep decoded images in memory for the whole process
+            (:mod:`tasks.datasets.image_cache`): for small data sets read many times, such
+            as ToyWorld; the pixels are the same either way.
     """
 
     def __init__(self, data_root: PathLike, ann_file: Union[PathLike, Sequence[PathLike]],
                  image_size: int = 224, image_root: PathLike = '', max_words: int = 30,
                  train: bool = True, hflip: bool = True,
                  crop_scale: Sequence[float] = FINETUNE_CROP_SCALE, on_bad_sample: str = 'raise',
-                 preprocessing: Optional[dict] = None):
+                 preprocessing: Optional[dict] = None, cache_images: bool = False):
         super().__init__(data_root, on_bad_sample)
+        self.read_image = DECODED_IMAGES.read if cache_images else read_image
         files = [ann_file] if isinstance(ann_file, (str, pathlib.PurePath)) else list(ann_file)
         self.ann_files = [self.resolve(f) for f in files]
         self.image_root = self.resolve(image_root)
@@ -86,6 +91,6 @@ class ImageTextPairDataset(AnnotationDataset):
         pair = self._pairs[index]
         ann_file = self.ann_files[pair.file_index]
         text = cleaned_caption(pair.caption, self.max_words, ann_file, pair.record_index)
-        image = read_image(self.media_path(index), ann_file, pair.record_index)
+        image = self.read_image(self.media_path(index), ann_file, pair.record_index)
         return {'image': self.transform(image), 'text': text, 'image_id': pair.image_index,
                 'index': index}

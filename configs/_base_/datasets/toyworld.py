@@ -9,11 +9,12 @@ pretrain_dataset = dict(
     type='ImageTextPairDataset', data_root='${data_root}',
     ann_file=['annotations/pretrain_human.json', 'annotations/pretrain_web.json'],
     image_size=image_size, max_words=30, train=True, crop_scale=(0.2, 1.0),  # as BLIP
-    hflip=False)  # ToyWorld captions say "left of"/"right of": flips would make them wrong
+    hflip=False,  # ToyWorld captions say "left of"/"right of": flips would make them wrong
+    cache_images=True)  # each image is read once per caption, epoch and variant
 caption_train_dataset = dict(
     type='ImageTextPairDataset', data_root='${data_root}',
     ann_file='annotations/coco_karpathy_train.json', image_size=image_size, max_words=30,
-    train=True, hflip=False)
+    train=True, hflip=False, cache_images=True)
 retrieval_train_dataset = caption_train_dataset
 caption_val_dataset = dict(
     type='CaptionEvalDataset', data_root='${data_root}',
