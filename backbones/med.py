@@ -374,6 +374,9 @@ class MedTextModel(nn.Module):
         """
         if mode not in MODES:
             raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+        if first_token_only and (mode == 'decoder' or return_self_kv):
+            raise ValueError('first_token_only serves the encoder modes (ITM, ITC): the '
+                             'decoder and a returned cache need every position')
         past_len = 0 if past_self_kv is None else past_self_kv[0][0].shape[2]
         hidden = self.embeddings(input_ids, position_offset=past_len)
         dtype = hidden.dtype
@@ -393,9 +396,6 @@ class MedTextModel(nn.Module):
             if image_atts is not None:
                 cross_mask = padding_bias(image_atts, dtype)
 
-        if first_token_only and (mode == 'decoder' or return_self_kv):
-            raise ValueError('first_token_only serves the encoder modes (ITM, ITC): the '
-                             'decoder and a returned cache need every position')
         last = len(self.encoder.layer) - 1
         new_self_kv = []
         for index, layer in enumerate(self.encoder.layer):

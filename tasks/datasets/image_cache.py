@@ -50,19 +50,19 @@ class DecodedImageCache:
         return image.copy()
 
     def _keep(self, key, image: Image.Image) -> None:
-        size = len(image.getbands()) * image.width * image.height
+        size = _pixel_bytes(image)
         if size > self.budget_bytes:
             return
         self._images[key] = image
         self.used_bytes += size
         while self.used_bytes > self.budget_bytes:
             _, dropped = self._images.popitem(last=False)
-            self.used_bytes -= len(dropped.getbands()) * dropped.width * dropped.height
+            self.used_bytes -= _pixel_bytes(dropped)
 
-    def clear(self) -> None:
-        """Forget every kept image and the hit counts."""
-        self._images.clear()
-        self.used_bytes = self.hits = self.misses = 0
+
+def _pixel_bytes(image: Image.Image) -> int:
+    """Bytes of an 8-bit image's pixels (all the cache holds: RGB from :func:`read_image`)."""
+    return len(image.getbands()) * image.width * image.height
 
 
 DECODED_IMAGES = DecodedImageCache(
