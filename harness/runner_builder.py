@@ -1,5 +1,6 @@
 """Build mmengine Runners the harness way (weights-only-safe checkpoints, our scope, stopping
 on a diverged loss, resuming only from a complete checkpoint)."""
+import collections
 import logging
 from pathlib import Path
 
@@ -14,6 +15,26 @@ from harness.core.safe_globals import register_mmengine_safe_globals
 # Hooks every runner gets (once): weights-only-loadable checkpoints (``--resume`` works on
 # torch >= 2.6 without allow-listing unsafe globals) and a stop at the first non-finite loss.
 ALWAYS_HOOKS = ('PlainCheckpointMetaHook', 'FiniteLossHook')
+# How many runners of each experiment name this process has built (see distinct_name).
+_BUILT_NAMES: collections.Counter = collections.Counter()
+
+
+def distinct_name(cfg: dict) -> dict:
+    """``cfg`` with an experiment name no earlier runner of this process had.
+
+    mmengine keeps one logger, message hub and visualizer per name, and a runner's name is
+    ``experiment_name`` plus a timestamp to the second. A stage run again within that second
+    (a forced re-run of a seconds-long stage, several runs from one script) would get the
+    earlier runner's, whose log folder the re-run has just removed: writing its config there
+    fails. The first runner of a name keeps it; the next are numbered (``name.run2``...),
+    in the same order on every rank.
+    """
+    name = cfg.get('experiment_name')
+    if name is None:
+        return cfg
+    _BUILT_NAMES[name] += 1
+    count = _BUILT_NAMES[name]
+    return cfg if count == 1 else dict(cfg, experiment_name=f'{name}.run{count}')
 
 
 def choose_resume_checkpoint(cfg: dict) -> dict:
@@ -35,8 +56,9 @@ def choose_resume_checkpoint(cfg: dict) -> dict:
 def build_runner(cfg: dict):
     """An mmengine ``Runner`` for ``cfg`` with the harness's hooks and a checked resume.
 
-    Adds :data:`ALWAYS_HOOKS` to the custom hooks (once) and, when resuming, picks a
-    complete checkpoint (:func:`choose_resume_checkpoint`). A multi-process run joins its
+    Adds :data:`ALWAYS_HOOKS` to the custom hooks (once), numbers a repeated experiment
+    name (:func:`distinct_name`) and, when resuming, picks a complete checkpoint
+    (:func:`choose_resume_checkpoint`). A multi-process run joins its
     process group here (:func:`harness.distributed.init_distributed`, which also serves
     machines without CUDA) unless it already has.
     """
@@ -49,6 +71,6 @@ def build_runner(cfg: dict):
     for name in ALWAYS_HOOKS:
         if not any(h.get('type') == name for h in hooks):
             hooks.append(dict(type=name))
-    cfg = choose_resume_checkpoint(dict(cfg, custom_hooks=hooks))
+    cfg = choose_resume_checkpoint(distinct_name(dict(cfg, custom_hooks=hooks)))
     cfg.setdefault('default_scope', 'harness')
     return Runner.from_cfg(Config(cfg))

@@ -1,12 +1,15 @@
 """A diverging run stops with a clear message and keeps its last good checkpoint; NaN
 similarities and all-empty captions fail loudly instead of crashing obscurely or scoring."""
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from mmengine.runner import runner as mmengine_runner
 from torch.utils.data import Dataset
 
 from backbones.blip_losses import sample_hard_negatives
@@ -69,3 +72,18 @@ def test_the_caption_finetune_at_a_huge_learning_rate_fails_naming_the_loss(tiny
     assert done.returncode != 0
     assert 'diverged: non-finite loss' in done.stderr and 'loss_lm=' in done.stderr
     assert not list(tmp_path.glob('best_*.pth'))
+
+
+def test_a_stage_run_again_within_its_second_gets_fresh_log_state(tmp_path, monkeypatch):
+    """mmengine names a runner's logger, message hub and visualizer by experiment name and a
+    timestamp to the second; a re-run in that second (here: the clock frozen) whose folder
+    was removed used to get the first runner's visualizer and fail writing its config."""
+    frozen = time.time()
+    monkeypatch.setattr(mmengine_runner.time, 'time', lambda: frozen)
+    first = train(tmp_path, max_epochs=1, name='exp.a.seed0.train')
+    shutil.rmtree(tmp_path)  # a forced re-run clears the stage folder
+    second = train(tmp_path, max_epochs=1, name='exp.a.seed0.train')
+    assert first.timestamp == second.timestamp
+    assert second.experiment_name != first.experiment_name
+    assert second.visualizer is not first.visualizer
+    assert (tmp_path / second.timestamp / 'vis_data' / 'config.py').is_file()

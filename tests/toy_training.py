@@ -2,7 +2,6 @@
 config, for the tests of training faults and checkpoint saving; and a disk that fills up."""
 import builtins
 import errno
-import itertools
 import os
 
 import torch
@@ -12,8 +11,6 @@ from torch.utils.data import Dataset
 
 from harness.core.registry import DATASETS, MODELS
 from harness.runner_builder import build_runner
-
-_RUNS = itertools.count()
 
 
 @MODELS.register_module(force=True)
@@ -57,7 +54,7 @@ def toy_config(work_dir, max_epochs=2, resume=False, lr_jump_at=None, max_keep_c
     cfg['default_hooks']['logger']['interval'] = 1
     cfg.update(
         model=dict(type='ToyRegressor'), work_dir=str(work_dir), resume=resume,
-        experiment_name=f'{name}_{next(_RUNS)}',  # a fresh mmengine MessageHub per run
+        experiment_name=name,
         train_dataloader=dict(dataset=dict(type='ToyPairs'), batch_size=4, num_workers=0,
                               sampler=dict(type='DefaultSampler', shuffle=False),
                               collate_fn=dict(type='default_collate')),
