@@ -6,7 +6,8 @@ world size; batch ``b`` is run by rank ``b % world_size`` (so outputs are bit-id
 one process) and the outputs are gathered once. Each rank writes its outputs to the work
 dir as it goes (atomically, every few batches), so an interrupted evaluation resumes where
 it stopped - with any number of processes - and a finished one is reused when re-run with
-the same ``tag`` (which names the checkpoint and the inference settings).
+the same ``tag`` (which names the checkpoint and the inference settings) on the same inputs
+(:func:`tasks.cache_keys.dataset_identity`: images, preprocessing, annotation files).
 """
 import hashlib
 import json
@@ -20,6 +21,7 @@ from torch.utils.data import DataLoader, Subset
 
 from harness.core.files import atomic_write_text
 
+from .cache_keys import dataset_identity
 from .progress import ProgressMeter
 from .sharding import blocks_of_rank
 
@@ -81,6 +83,7 @@ def infer_dataset(dataset, run: BatchFunction, *, tag: str, work_dir=None, batch
     (``{unit + '/s': rate}``; empty when every output came from the cache).
     """
     rank, world_size = dist.get_dist_info()
+    tag = f'{tag}_{dataset_identity(dataset)}'
     done = load_cached(work_dir, tag) if work_dir else {}
     batches = [block.items for block in blocks_of_rank(len(dataset), batch_size, rank, world_size)]
     part_file = Path(work_dir) / f'{tag}.part{rank}.json' if work_dir else None

@@ -141,7 +141,10 @@ def test_test_split_writes_the_server_result_file_and_no_metrics(tmp_path):
     write_nocaps_root(tmp_path / 'data', THREE, ground_truth=None)
     dataset = build(tmp_path / 'data', gt_file=None)
     model = FixedCaptioner()
-    result = TASKS.get('nocaps')(model, dataset, work_dir=tmp_path / 'work', batch_size=2)
+    with pytest.raises(ValueError, match='pass cache_key'):  # no weights to name its results
+        TASKS.get('nocaps')(model, dataset, work_dir=tmp_path / 'work', batch_size=2)
+    result = TASKS.get('nocaps')(model, dataset, work_dir=tmp_path / 'work', batch_size=2,
+                                 cache_key='fixed-captioner')
     result_file = tmp_path / 'work' / 'nocaps_val_result.json'
     assert result.outputs['result_file'] == str(result_file)
     written = json.loads(result_file.read_text())

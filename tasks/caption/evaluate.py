@@ -12,7 +12,8 @@ from harness.core.registry import TASKS
 from harness.core.task_result import TIMES_100, TaskResult, metrics_in
 
 from ..batch_inference import infer_dataset, on_main_process, settings_tag
-from ..datasets.device_decode import decodes_on_device, images_on_device
+from ..cache_keys import results_key
+from ..datasets.device_decode import images_on_device
 from ..metrics.caption import coco_caption_metrics
 
 # BLIP's captioning decoding; length_normalization is spelled out so that the cache tag
@@ -37,11 +38,11 @@ def caption_dataset(model, dataset, *, device='cpu', work_dir=None, cache_key=No
     Shared by every captioning benchmark (COCO, NoCaps): ``decoding`` is merged into
     :data:`DEFAULT_DECODING`. Returns the predictions ``[{'image_id', 'caption'}]`` in
     dataset order (the same on every rank) and the generation throughput (``images/s``;
-    empty when every caption came from the cache). Captions of device-decoded images
-    (``decode='device'``) are cached apart from those of CPU-decoded ones.
+    empty when every caption came from the cache). Captions are cached per inputs (images,
+    preprocessing, ``decode='cpu'`` or ``'device'``: see :func:`infer_dataset`).
     """
     decoding = dict(DEFAULT_DECODING, **(decoding or {}))
-    settings = dict(decoding, image_decode='device') if decodes_on_device(dataset) else decoding
+    cache_key = results_key(model, cache_key, work_dir)
 
     def caption_batch(batch: dict, indices: list) -> list:
         # Seeded by the batch's first index: sampling does not depend on rank count.
@@ -51,7 +52,7 @@ def caption_dataset(model, dataset, *, device='cpu', work_dir=None, cache_key=No
         return [dict(image_id=image_id, caption=caption)
                 for image_id, caption in zip(batch['image_id'].tolist(), captions)]
 
-    return infer_dataset(dataset, caption_batch, tag=cache_tag(cache_key, settings),
+    return infer_dataset(dataset, caption_batch, tag=cache_tag(cache_key, decoding),
                          work_dir=work_dir, batch_size=batch_size, num_workers=num_workers,
                          save_every=save_every, desc='caption generation', unit='images')
 

@@ -18,6 +18,7 @@ import torch
 from mmengine.logging import print_log
 from torch.utils.data import Dataset
 
+from ..cache_keys import settings_hash
 from .annotations import cleaned_caption
 from .errors import BadSampleError, bad_sample
 from .roots import resolve_data_root
@@ -69,6 +70,25 @@ class AnnotationDataset(Dataset):
         """The image or video file of item ``index`` (for reports)."""
         raise NotImplementedError
 
+    def annotation_files(self) -> list[pathlib.Path]:
+        """The annotation files the items were read from (``ann_files``, else ``ann_file``)."""
+        files = getattr(self, 'ann_files', None) or [getattr(self, 'ann_file', None)]
+        return [pathlib.Path(f) for f in files if f is not None]
+
+    def inputs_identity(self) -> str:
+        """A hash of what decides the model inputs of the items, for caches of their results.
+
+        Covers the class, each item's media file, the annotation files (path, size and
+        modification time, so an edited file counts as new), the image transform and where
+        images are decoded. Readers with more settings (frames per clip...) override it.
+        """
+        annotations = [(str(path), *_size_and_mtime(path)) for path in self.annotation_files()]
+        settings = dict(reader=type(self).__name__, annotations=annotations,
+                        media=[str(self.media_path(i)) for i in range(len(self))],
+                        transform=repr(getattr(self, 'transform', None)),
+                        decode=getattr(self, 'decode', 'cpu'))
+        return settings_hash(settings)
+
     def __getitem__(self, index: int) -> dict:
         size = len(self)
         if not -size <= index < size:
@@ -115,6 +135,15 @@ class AnnotationDataset(Dataset):
         bad = torch.nonzero(self._bad_flags).flatten().tolist()
         return BadSampleReport(len(bad), len(self),
                                [str(self.media_path(i)) for i in bad[:REPORTED_FILES]])
+
+
+def _size_and_mtime(path: pathlib.Path) -> tuple[int, int]:
+    """A file's size and modification time in ns ((-1, -1) when it cannot be read)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return -1, -1
+    return stat.st_size, stat.st_mtime_ns
 
 
 class ImageListDataset(AnnotationDataset):

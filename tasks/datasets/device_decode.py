@@ -159,8 +159,3 @@ def images_on_device(images: Union[torch.Tensor, EncodedImages], device: Device
     if isinstance(images, EncodedImages):
         return decode_to_model_input(images, device)
     return images.to(device, non_blocking=True)
-
-
-def decodes_on_device(dataset) -> bool:
-    """Whether ``dataset``'s items carry encoded images (so caches keep their results apart)."""
-    return getattr(dataset, 'decode', 'cpu') == 'device'

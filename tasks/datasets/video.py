@@ -4,8 +4,6 @@ Frames are sampled and decoded by :mod:`tasks.datasets.video_frames` (BLIP's rul
 the DataLoader workers that call ``__getitem__``.
 """
 import copy
-import hashlib
-import json
 import pathlib
 from typing import Sequence
 
@@ -13,6 +11,7 @@ from harness.core.registry import DATASETS
 
 from .video_frames import SAMPLING_RULES, count_frames, read_clip
 from .annotations import TEXT, check_records, load_records
+from ..cache_keys import settings_hash
 from .base import AnnotationDataset, PathLike
 
 
@@ -131,9 +130,7 @@ class VideoRetrievalDataset(AnnotationDataset):
         """The first ``count`` clips and their texts (smoke evaluations, ``run.py --limit``)."""
         return self.select_clips(range(min(count, len(self))))
 
-    def frames_identity(self) -> str:
-        """A hash of what decides the decoded frames: clip files, frames, rule, size."""
-        settings = dict(clips=[str(self.media_path(i)) for i in range(len(self))],
-                        num_frames=self.num_frames, sampling=self.sampling,
-                        image_size=self.image_size)
-        return hashlib.blake2b(json.dumps(settings).encode(), digest_size=8).hexdigest()
+    def inputs_identity(self) -> str:
+        """:meth:`AnnotationDataset.inputs_identity` plus the frames: count, rule and size."""
+        return settings_hash(dict(files=super().inputs_identity(), num_frames=self.num_frames,
+                                  sampling=self.sampling, image_size=self.image_size))

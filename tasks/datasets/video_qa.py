@@ -17,8 +17,6 @@ of a ``train_ann_file``, most frequent first; the training answers also give the
 majority-answer baseline.
 """
 import copy
-import hashlib
-import json
 import pathlib
 from typing import Optional, Sequence
 
@@ -29,6 +27,7 @@ from ..text import pre_question
 from .video_frames import count_frames, read_clip
 from .annotations import IDENTIFIER, TEXT, check_records, load_json, load_records, \
     read_annotation_text
+from ..cache_keys import settings_hash
 from .base import AnnotationDataset, PathLike
 from .errors import bad_sample
 from .roots import resolve_data_root
@@ -166,13 +165,12 @@ class VideoQADataset(AnnotationDataset):
         """The first ``count`` questions (smoke evaluations, ``run.py --limit``)."""
         return self.select_questions(range(min(count, len(self))))
 
-    def frames_identity(self) -> str:
-        """A hash of what decides the items: questions, their clips, frames, rule, size."""
-        settings = dict(questions=[[str(path), record['question']] for path, (_, record)
-                                   in zip(self.clip_files, self.records)],
-                        num_frames=self.num_frames, sampling=self.sampling,
-                        image_size=self.image_size, max_words=self.max_question_words)
-        return hashlib.blake2b(json.dumps(settings).encode(), digest_size=8).hexdigest()
+    def inputs_identity(self) -> str:
+        """:meth:`AnnotationDataset.inputs_identity` plus the questions and the frames."""
+        return settings_hash(dict(files=super().inputs_identity(),
+                                  questions=[record['question'] for _, record in self.records],
+                                  num_frames=self.num_frames, sampling=self.sampling,
+                                  image_size=self.image_size, max_words=self.max_question_words))
 
 
 def load_youtube_mapping(path: pathlib.Path) -> dict[str, str]:

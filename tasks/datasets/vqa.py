@@ -77,7 +77,8 @@ class VQADataset(AnnotationDataset):
                  split: str = 'train', image_size: int = 480, image_root: PathLike = '',
                  vg_image_root: PathLike = '', answer_list_file: Optional[PathLike] = None,
                  augment: bool = True, hflip: bool = True,
-                 crop_scale: Sequence[float] = FINETUNE_CROP_SCALE, max_question_words: int = 50, on_bad_sample: str = 'raise'):
+                 crop_scale: Sequence[float] = FINETUNE_CROP_SCALE, max_question_words: int = 50,
+                 on_bad_sample: str = 'raise'):
         super().__init__(data_root, on_bad_sample)
         if split not in SPLITS:
             raise ValueError(f'VQADataset split={split!r}: use one of {SPLITS}.')

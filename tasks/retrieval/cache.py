@@ -6,11 +6,12 @@ Layout under ``<work_dir>/retrieval_cache/<key>-<digest>/``::
     k<k>/blocks<block_size>/block_NNNNN.pt   ITM logits of one block of images (resume)
     k<k>/scores.pt                   the finished i2t / t2i score matrices
 
-``<key>`` names the model (a checkpoint hash given by the caller, or
-:func:`model_fingerprint`); ``<digest>`` also covers the split's texts and ground truth,
-the text length and the numeric precision, so a changed model, split or setting never
-reuses stale files. Every file is written to a temporary name and moved into place, so an
-interrupted run leaves only complete files; tensors are loaded with ``weights_only=True``.
+``<key>`` names the model (a checkpoint hash given by the caller, or a hash of its weights:
+:func:`tasks.cache_keys.results_key`); ``<digest>`` also covers the split's inputs (image
+files, preprocessing, annotation files), texts and ground truth, the text length and the
+numeric precision, so a changed model, split or setting never reuses stale files. Every
+file is written to a temporary name and moved into place, so an interrupted run leaves only
+complete files; tensors are loaded with ``weights_only=True``.
 """
 import hashlib
 import os
@@ -21,24 +22,18 @@ from typing import Dict, Optional, Union
 
 import torch
 
+from ..cache_keys import dataset_identity
 from .scores import RetrievalScores
 
 CACHE_DIRNAME = 'retrieval_cache'
 
 
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """A hash of every parameter and buffer of ``model`` (names, shapes, dtypes, values)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name, tensor in model.state_dict().items():
-        digest.update(f'{name}:{tuple(tensor.shape)}:{tensor.dtype};'.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
-
-
 def evaluation_digest(dataset, max_text_length: int, precision: str) -> str:
-    """A hash of what besides the model decides the scores: split texts, ground truth, settings."""
+    """A hash of what besides the model decides the scores: the split's inputs
+    (:func:`tasks.cache_keys.dataset_identity`: images, preprocessing, annotation files),
+    its texts and ground truth, and the settings."""
     digest = hashlib.blake2b(digest_size=8)
-    settings = f'{type(dataset).__name__}:{len(dataset)}:{max_text_length}:{precision}\n'
+    settings = f'{dataset_identity(dataset)}:{max_text_length}:{precision}\n'
     digest.update(settings.encode())
     digest.update('\n'.join(dataset.texts).encode())
     digest.update(repr(list(dataset.txt2img)).encode())

@@ -23,10 +23,10 @@ from mmengine.logging import print_log
 from harness.core.registry import TASKS
 from harness.core.task_result import PERCENT, TaskResult, metrics_in
 
-from ..datasets.device_decode import decodes_on_device
 from ..metrics.retrieval import RECALL_AT, best_ranks, retrieval_metrics
 from ..progress import ProgressMeter
-from .cache import RetrievalCache, evaluation_digest, model_fingerprint
+from ..cache_keys import results_key
+from .cache import RetrievalCache, evaluation_digest
 from .candidates import plan_candidates
 from .features import extract_text_features, extract_visual_features, tokenize_texts
 from .rerank import rerank_block
@@ -120,7 +120,7 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
         device: where the model runs.
         work_dir: cache folder root; None caches nothing.
         cache_key: the model's identity in the cache (e.g. a checkpoint hash); default: a
-            hash of the model's weights (:func:`model_fingerprint`).
+            hash of the model's weights (:func:`tasks.cache_keys.model_fingerprint`).
         num_workers: data loader workers for the images.
         max_text_length: text token limit (35 for retrieval).
         block_size: images per re-ranking block (the unit of sharding and of resuming).
@@ -128,13 +128,10 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
             images (:mod:`tasks.retrieval.rerank`); logits equal up to float rounding.
     """
     device = torch.device(device)
-    if work_dir is not None and cache_key is None:
-        cache_key = model_fingerprint(model)
+    cache_key = results_key(model, cache_key, work_dir)
     digest = evaluation_digest(dataset, max_text_length, numeric_precision(model, device))
     if itm_packing:  # equal up to float rounding, not bit for bit: cached apart
         digest += '-itm-packed'
-    if decodes_on_device(dataset):  # pixels close to the CPU path's, not equal: likewise
-        digest += '-device-decode'
     cache = RetrievalCache.for_evaluation(work_dir, cache_key or '', digest, k, block_size)
     scores = cache.load_scores()
     if all_ranks_agree(scores is not None):

@@ -4,7 +4,8 @@ One record per test image: ``{image, image_id, width, height, objects: [{phrase,
 shape, colour, size}]}``, where ``phrase`` names the object by colour and shape (``'red
 circle'``; unique within an image, whose objects are distinct colour+shape pairs) and
 ``box`` is ``[x0, y0, x1, y1]`` in pixels of the written image: the drawn shape's bounding
-box, cut at the image's edges. The file adds no word to the vocabulary: every phrase's words are in the captions.
+box, cut at the image's edges. The file adds no word to the vocabulary: every phrase's words
+are in the captions.
 """
 import pathlib
 

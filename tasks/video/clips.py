@@ -80,10 +80,10 @@ def survey_clips(dataset, work_dir: Optional[Union[str, Path]] = None,
     """The clip survey of ``dataset``, read from ``work_dir`` if an earlier call stored it.
 
     ``dataset`` has ``frame_count(index)``, ``media_path(index)``, ``on_bad_sample`` and
-    ``frames_identity()`` (the key of the stored survey).
+    ``inputs_identity()`` (the key of the stored survey).
     """
     path = None if work_dir is None else \
-        Path(work_dir) / SURVEY_DIRNAME / f'{dataset.frames_identity()}.json'
+        Path(work_dir) / SURVEY_DIRNAME / f'{dataset.inputs_identity()}.json'
     if path is not None and path.is_file():
         return ClipSurvey(**json.loads(path.read_text()))
     survey = _count_frames(dataset, num_workers)

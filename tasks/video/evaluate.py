@@ -24,7 +24,6 @@ import torch
 from harness.core.registry import TASKS
 from harness.core.task_result import TaskResult
 
-from ..retrieval.cache import model_fingerprint
 from ..retrieval.evaluate import scores_under_autocast
 from .clips import survey_clips, without_bad_clips
 from .metrics import direction_ranks, per_query_hits, video_retrieval_metrics
@@ -64,8 +63,6 @@ def evaluate_video_retrieval(model, dataset, *, k: int = 128, batch_size: int = 
     """
     survey = survey_clips(dataset, work_dir, num_workers)
     clips = without_bad_clips(dataset, survey, dataset.select_clips)
-    if work_dir is not None:
-        cache_key = f'{cache_key or model_fingerprint(model)}-frames-{clips.frames_identity()}'
     scores = scores_under_autocast(
         model, clips, autocast_dtype, k=k, batch_size=batch_size,
         itm_batch_size=itm_batch_size, device=device, work_dir=work_dir, cache_key=cache_key,

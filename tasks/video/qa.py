@@ -25,7 +25,6 @@ from harness.core.task_result import PERCENT, TaskResult, metrics_in
 from ..batch_inference import on_main_process
 from ..metrics.vqa import gqa_accuracy
 from ..metrics.vqa_baselines import answers_by_frequency
-from ..retrieval.cache import model_fingerprint
 from ..vqa.answering import answer_dataset
 from .clips import survey_clips, without_bad_clips
 from ..datasets.video_frames import repeats_frames
@@ -97,9 +96,6 @@ def evaluate_video_qa(model, dataset, *, method: str = 'rank', inference: Option
     """
     survey = survey_clips(dataset, work_dir, num_workers)
     questions = without_bad_clips(dataset, survey, dataset.select_questions)
-    if work_dir is not None:
-        cache_key = f'{cache_key or model_fingerprint(model)}-frames-' \
-                    f'{questions.frames_identity()}'
     predictions, throughput = answer_dataset(
         model, questions, method=method, options=inference, answer_list=questions.answer_list,
         device=device, work_dir=work_dir, cache_key=cache_key, batch_size=batch_size,

@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from ..batch_inference import infer_dataset, settings_tag
+from ..cache_keys import results_key
 from ..datasets.device_decode import images_on_device
 
 METHODS = ('rank', 'generate')
@@ -68,6 +69,7 @@ def answer_dataset(model, dataset, *, method: str = 'rank', options: Optional[di
         ``[{'question_id', 'answer'}]`` in dataset order and the rate (``questions/s``).
     """
     settings = inference_settings(method, options)
+    cache_key = results_key(model, cache_key, work_dir)
     if method == 'rank':
         if not answer_list:
             raise ValueError('rank inference needs an answer list: give the dataset an '
