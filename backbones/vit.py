@@ -10,6 +10,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from timm.layers import PatchEmbed
 from timm.models import checkpoint_seq
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
@@ -22,6 +23,34 @@ VIT_SHAPES = {
     'vit_base_patch16': dict(patch_size=16, embed_dim=768, depth=12, num_heads=12),
     'vit_large_patch16': dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16),
 }
+
+
+class MatmulPatchEmbed(PatchEmbed):
+    """timm's ``PatchEmbed`` whose patch convolution runs as one matrix product on CUDA.
+
+    The convolution's stride equals its kernel, so it is a product of each flattened patch
+    with the flattened kernel. cuDNN runs ViT-B/16's in bf16 through a slow kernel (3.1 ms
+    for 128 images at 384 px on an H200, the product 0.5 ms: ``benchmarks.suite``). On the
+    CPU the convolution stays, so CPU runs keep their sums bit for bit. Parameters and their
+    names are timm's (``proj.weight``, ``proj.bias``).
+    """
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, N, width]`` patch embeddings of ``[B, C, H, W]`` images."""
+        if images.is_cuda and self.flatten and not self.dynamic_img_pad and \
+                tuple(images.shape[-2:]) == tuple(self.img_size):
+            return self.embed_as_matmul(images)
+        return super().forward(images)
+
+    def embed_as_matmul(self, images: torch.Tensor) -> torch.Tensor:
+        """The patch convolution as a product of flattened patches and kernel (any device)."""
+        batch, channels, height, width = images.shape
+        rows, columns = self.patch_size
+        patches = images.reshape(batch, channels, height // rows, rows, width // columns,
+                                 columns).permute(0, 2, 4, 1, 3, 5)
+        patches = patches.reshape(batch, -1, channels * rows * columns)
+        kernel = self.proj.weight.reshape(self.proj.out_channels, -1)
+        return self.norm(F.linear(patches, kernel, self.proj.bias))
 
 
 @MODELS.register_module()
@@ -55,12 +84,14 @@ class BlipViT(VisionTransformer):
         dims.update(shape)
         missing = {'patch_size', 'embed_dim', 'depth', 'num_heads'} - dims.keys()
         if missing:
-            raise ValueError(f'BlipViT arch={arch!r} is unknown and the shape keys {sorted(missing)} '
-                             f'are not given; use one of {sorted(VIT_SHAPES)} or pass them')
+            raise ValueError(f'BlipViT arch={arch!r} is unknown and the shape keys '
+                             f'{sorted(missing)} are not given; use one of {sorted(VIT_SHAPES)} '
+                             f'or pass them')
         super().__init__(
             img_size=image_size, num_classes=0, global_pool='', class_token=True,
             qkv_bias=True, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate,
-            norm_layer=partial(nn.LayerNorm, eps=layer_norm_eps), **dims)
+            norm_layer=partial(nn.LayerNorm, eps=layer_norm_eps), embed_layer=MatmulPatchEmbed,
+            **dims)
         self.arch = arch
         self.image_size = image_size
         self.width = dims['embed_dim']

@@ -2,7 +2,8 @@
 import torch
 
 from backbones.blip_losses import FeatureQueue
-from harness.core.registry import TASKS
+import backbones  # noqa: F401  (registers the models)
+from harness.core.registry import MODELS, TASKS
 from tasks.retrieval import compute_retrieval_scores
 from tasks.retrieval.rerank import itm_match_logits, packed_forwards, packed_match_logits
 from tests.test_retrieval_eval import SETTINGS, TinyRetrievalDataset, build_model
@@ -72,3 +73,16 @@ def test_feature_queue_push_wraps_around_without_reading_the_pointer(monkeypatch
     assert queue.image_queue[0].tolist() == [3.0, 1.0, 2.0, 2.0, 3.0]
     assert queue.text_queue[1].tolist() == [-3.0, -1.0, -2.0, -2.0, -3.0]
     assert queue.idx_queue[0].tolist() == [21, 1, 10, 11, 20]
+
+
+@torch.no_grad()
+def test_patch_embedding_as_a_matmul_equals_the_convolution():
+    vit = MODELS.build(dict(type='BlipViT', arch='vit_tiny_patch8', image_size=32)).eval()
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    embed = vit.patch_embed
+    convolved = embed(images)  # on the CPU: the convolution
+    torch.testing.assert_close(embed.embed_as_matmul(images), convolved, atol=1e-5, rtol=1e-5)
+    assert convolved.shape == (3, 16, 96) and embed.proj.weight.shape == (96, 3, 8, 8)
+    shifted = embed.embed_as_matmul(images.roll(8, dims=-1))  # patches move one column right
+    torch.testing.assert_close(shifted.view(3, 4, 4, 96)[:, :, 1:],
+                               convolved.view(3, 4, 4, 96)[:, :, :-1], atol=1e-5, rtol=1e-5)
