@@ -71,8 +71,9 @@ class BlipBase(BaseModel):
                               device=self.device)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """``[B, 1 + N, width]`` image tokens."""
-        return self.visual_encoder(images)
+        """``[B, 1 + N, width]`` image tokens; images are cast to the encoder's weights' dtype
+        (a model cast to bf16 takes the float32 batches of the readers)."""
+        return self.visual_encoder(images.to(next(self.visual_encoder.parameters()).dtype))
 
     def with_first_token(self, input_ids: torch.Tensor, token_id: int) -> torch.Tensor:
         """A copy of ``input_ids`` whose first token is ``token_id`` ([ENC] or [DEC])."""

@@ -3,14 +3,17 @@
 Rows (BLIP-base at 384 px on CUDA, bf16 autocast unless stated; the tiny shapes on the CPU):
 
 * image encoding, img/s: our ViT vs timm's ``VisionTransformer`` vs Hugging Face's
-  ``BlipVisionModel`` (``--compile`` adds ours under ``torch.compile``);
+  ``BlipVisionModel`` (``--compile`` adds ours under ``torch.compile``), then ours and
+  timm's with their weights cast to bf16 (no autocast; the difference to ours is noted);
 * beam-3 captions (max 20, min 5), img/s: ours (cached steps, and CUDA-graph steps) vs HF
   ``generate`` at one batch, and each of ours at the best of ``--caption-batches`` (models
   cast to bf16, as ``bench_caption``);
 * ITM re-rank, pairs/s (k texts of 35 tokens per image): ours per image, ours packed
-  (``itm_packing``), HF's ITM path (text encoder on the image tokens + ``itm_head``);
+  (``itm_packing``), ours packed with bf16 weights, HF's ITM path (text encoder on the
+  image tokens + ``itm_head``);
 * ``--protocol``: the retrieval protocol end to end (``compute_retrieval_scores``, packed
-  ITM) on a COCO-5k-sized synthetic split: minutes on an H200;
+  ITM) on a COCO-5k-sized synthetic split, under bf16 autocast and with the model cast to
+  bf16: minutes on an H200;
 * pre-training step (ITC+ITM+LM, 224 px), img/s and peak memory, fp32, fp32 with TF32
   matmuls, bf16 autocast; fused AdamW on CUDA. Ours only: the official code does not run
   here and Hugging Face has no BLIP pre-training step.
@@ -21,6 +24,7 @@ Writes ``performance.json`` and ``performance.md`` to ``--out`` (``leaderboards/
     python -m benchmarks.suite --device cpu --quick --out /tmp/perf
 """
 import argparse
+import copy
 import statistics
 import time
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval
 
@@ -36,9 +41,10 @@ from backbones.vit import VIT_SHAPES
 from benchmarks.bench_caption import PROMPT, through_eos
 from benchmarks.models import SHAPES, add_vocab_argument, blip_pair, our_blip
 from benchmarks.synthetic import SyntheticSplit, random_captions
+from benchmarks.retrieval_precision import top1_agreement
 from benchmarks.report import PEAK_TFLOPS, Row, environment, format_row, write_report
 from harness.flops import count_flops
-from tasks.retrieval import compute_retrieval_scores
+from tasks.retrieval.evaluate import scores_at_precision
 from tasks.retrieval.rerank import itm_match_logits, packed_forwards, packed_match_logits
 
 WEIGHT_STD = 0.02
@@ -103,7 +109,8 @@ def gflops(function, inputs, items: int = 1) -> float:
 
 # ---------------------------------------------------------------- image encoding
 def image_encoding_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
-    """Our ViT, timm's and HF BLIP's vision model on the same images."""
+    """Our ViT, timm's and HF BLIP's vision model on the same images, then ours and timm's
+    cast to bf16 (no autocast: every activation in bf16), with their difference to ours."""
     shape = SHAPES[sizes.shape]
     hf, ours, _ = blip_pair(BlipForConditionalGeneration, ('lm',), shape=sizes.shape,
                             std=WEIGHT_STD, vocab=args.vocab, prompt=PROMPT)
@@ -114,18 +121,39 @@ def image_encoding_rows(args, sizes: Sizes, device: torch.device, bf16: bool) ->
     size = shape.image_size
     per_image = gflops(ours.visual_encoder, torch.randn(1, 3, size, size))
     images = torch.randn(sizes.vit_batch, 3, size, size, device=device)
-    encoders = {'ours': ours.visual_encoder.to(device), 'timm': timm_vit.to(device),
-                'HF BLIP vision': hf.vision_model.to(device)}
-    if args.compile:
-        encoders['ours + torch.compile'] = torch.compile(ours.visual_encoder)
     precision = 'bf16' if bf16 else 'fp32'
+    ours_vit = ours.visual_encoder.to(device)
+    cast_vit = copy.deepcopy(ours_vit).bfloat16()
+    # name: (encoder, its input, under autocast)
+    encoders = {'ours': (ours_vit, images, bf16), 'timm': (timm_vit.to(device), images, bf16),
+                'HF BLIP vision': (hf.vision_model.to(device), images, bf16)}
+    if args.compile:
+        encoders['ours + torch.compile'] = (torch.compile(ours_vit), images, bf16)
+    encoders['ours, bf16 weights'] = (cast_vit, images.bfloat16(), False)
+    encoders['timm, bf16 weights'] = (copy.deepcopy(timm_vit).bfloat16(), images.bfloat16(),
+                                      False)
+    if args.compile:
+        encoders['ours, bf16 weights + torch.compile'] = (torch.compile(cast_vit),
+                                                          images.bfloat16(), False)
+    with torch.no_grad():
+        with autocast(device, bf16):
+            reference = ours_vit(images).float()
+        tokens = cast_vit(images.bfloat16()).float()
+    cosine = F.cosine_similarity(tokens[:, 0], reference[:, 0], dim=-1).min().item()
+    difference = (f'vs ours ({precision}): tokens max abs difference '
+                  f'{(tokens - reference).abs().max().item():.1e} (mean |token| '
+                  f'{reference.abs().mean().item():.2f}), [CLS] cosine >= {cosine:.5f}')
     rows = []
-    for name, encoder in encoders.items():
-        with torch.no_grad(), autocast(device, bf16):
-            seconds = median_seconds(lambda: encoder(images), device, sizes.repeats)
+    for name, (encoder, inputs, under_autocast) in encoders.items():
+        with torch.no_grad(), autocast(device, under_autocast):
+            seconds = median_seconds(lambda: encoder(inputs), device, sizes.repeats)
+        cast = 'bf16 weights' in name
         rows.append(Row(f'image encoding {shape.vit_arch}', name,
                         sizes.vit_batch / seconds, 'img/s',
-                        f'batch {sizes.vit_batch}, {size} px, {precision}', precision, per_image))
+                        f'batch {sizes.vit_batch}, {size} px, '
+                        f'{"bf16 weights" if cast else precision}',
+                        'bf16' if cast else precision, per_image,
+                        notes=difference if name == 'ours, bf16 weights' else ''))
     return rows
 
 
@@ -239,16 +267,33 @@ def itm_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
                     logits.append(hf.itm_head(hidden[:, 0])[:, 1])
             return logits
 
-        difference = (torch.cat(run_packed()) - torch.cat(run_ours())).abs().max().item()
+        with autocast(device, False):
+            cast = copy.deepcopy(ours).bfloat16()
+            cast_embeds = cast.encode_image(images)
+
+        def run_cast():
+            with autocast(device, False):
+                return [packed_match_logits(cast, cast_embeds, forward, tokens)
+                        for forward in packed_forwards(texts, sizes.packed_batch)]
+
+        packed = torch.cat(run_packed()).float()
+        per_image = (packed - torch.cat(run_ours()).float()).abs().max().item()
+        cast_difference = (torch.cat(run_cast()).float() - packed).abs().max().item()
+        notes = {'packed': f'max abs logit difference to per-image: {per_image:.1e}',
+                 'bf16 weights': f'max abs logit difference to ours packed: '
+                                 f'{cast_difference:.1e} (mean |logit| '
+                                 f'{packed.abs().mean().item():.2f})'}
         runs = {f'ours (per image, {sizes.itm_batch} texts/pass)': run_ours,
                 f'ours packed ({sizes.packed_batch} texts/pass)': run_packed,
+                f'ours packed, bf16 weights ({sizes.packed_batch} texts/pass)': run_cast,
                 f'HF ITM path ({sizes.itm_batch} texts/pass)': run_hf}
         seconds = {name: median_seconds(run, device, sizes.repeats) for name, run in runs.items()}
     precision = 'bf16' if bf16 else 'fp32'
-    settings = f'k={k}, {count} images, {TEXT_LENGTH}-token texts, {precision}'
-    return [Row('ITM re-rank', name, count * k / value, 'pairs/s', settings, precision,
-                pair_gflops, notes=f'max abs logit difference to per-image: {difference:.1e}'
-                if 'packed' in name else '')
+    settings = f'k={k}, {count} images, {TEXT_LENGTH}-token texts'
+    return [Row('ITM re-rank', name, count * k / value, 'pairs/s',
+                f'{settings}, {"bf16 weights" if "bf16 weights" in name else precision}',
+                'bf16' if 'bf16 weights' in name else precision, pair_gflops,
+                notes=next((note for key, note in reversed(notes.items()) if key in name), ''))
             for name, value in seconds.items()]
 
 
@@ -270,26 +315,37 @@ def itm_pair_gflops(model, image: torch.Tensor, input_ids: torch.Tensor,
 
 # ---------------------------------------------------------------- retrieval protocol
 def protocol_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
-    """``compute_retrieval_scores`` end to end (packed ITM) on a synthetic split."""
+    """``compute_retrieval_scores`` end to end (packed ITM) on a synthetic split: under the
+    suite's precision, then with the model cast to bf16 (``weights_dtype='bfloat16'``)."""
     shape = SHAPES[sizes.shape]
     model = our_blip(('itc', 'itm'), shape=sizes.shape, vocab=args.vocab,
                      max_text_length=TEXT_LENGTH).to(device)
     dataset = SyntheticSplit(sizes.protocol_images, shape.image_size)
     k = min(256, sizes.protocol_images)
-    sync(device)
-    start = time.perf_counter()
-    with autocast(device, bf16):
-        scores = compute_retrieval_scores(
-            model, dataset, k=k, batch_size=sizes.vit_batch, itm_batch_size=sizes.packed_batch,
-            device=device, num_workers=args.workers, itm_packing=True)
-    sync(device)
-    seconds = time.perf_counter() - start
-    pairs = scores.throughput.get('ITM pairs/s per process', 0.0)
     precision = 'bf16' if bf16 else 'fp32'
-    return [Row('retrieval protocol end to end', 'ours packed', seconds, 's',
-                f'{len(dataset)} images, {len(dataset.texts)} texts, k={k}, {precision}',
-                precision, notes=f'ITM {pairs:.0f} pairs/s, '
-                f'{scores.throughput.get("img/s per process", 0.0):.0f} img/s')]
+    runs = {precision: dict(autocast_dtype='bfloat16' if bf16 else None),
+            'bf16 weights': dict(weights_dtype='bfloat16')}
+    rows, scores = [], {}
+    for name, chosen in runs.items():
+        sync(device)
+        start = time.perf_counter()
+        scores[name] = scores_at_precision(
+            model, dataset, **chosen, k=k, batch_size=sizes.vit_batch,
+            itm_batch_size=sizes.packed_batch, device=device, num_workers=args.workers,
+            itm_packing=True)
+        sync(device)
+        seconds = time.perf_counter() - start
+        rates = scores[name].throughput
+        notes = (f'ITM {rates.get("ITM pairs/s per process", 0.0):.0f} pairs/s, '
+                 f'{rates.get("img/s per process", 0.0):.0f} img/s')
+        if name == 'bf16 weights':
+            notes += f'; top-1 as under {precision}: ' + ', '.join(
+                f'{direction} {top1_agreement(scores[name], scores[precision], direction):.1%}'
+                for direction in ('i2t', 't2i'))
+        rows.append(Row('retrieval protocol end to end', 'ours packed', seconds, 's',
+                        f'{len(dataset)} images, {len(dataset.texts)} texts, k={k}, {name}',
+                        'bf16' if bf16 or name == 'bf16 weights' else 'fp32', notes=notes))
+    return rows
 
 
 # ---------------------------------------------------------------- pre-training step

@@ -20,6 +20,13 @@ def test_quick_cpu_suite_prints_and_writes_every_row(tmp_path, capsys):
     assert all(row.value > 0 for row in rows)
     assert all(row.mfu is None for row in rows)  # no CPU peak is claimed
     assert any('token-identical to HF: True' in row.notes for row in rows)
+    notes = {row.implementation: row.notes for row in rows}
+    assert 'tokens max abs difference' in notes['ours, bf16 weights']
+    assert 'logit difference to ours packed' in notes['ours packed, bf16 weights (24 texts/pass)']
+    assert 'timm, bf16 weights' in notes
+    protocol = [row for row in rows if row.measure == 'retrieval protocol end to end']
+    assert [row.settings.split(', ')[-1] for row in protocol] == ['fp32', 'bf16 weights']
+    assert 'top-1 as under fp32: i2t' in protocol[1].notes
     report = json.loads((tmp_path / 'performance.json').read_text())
     assert report['environment']['device'] and report['environment']['torch']
     assert len(report['rows']) == len(rows)

@@ -1,4 +1,5 @@
 """BLIP's retrieval evaluation: re-ranking against a naive reference, caching, distribution."""
+import copy
 import logging
 import os
 
@@ -161,6 +162,28 @@ def test_interrupted_rerank_resumes_and_finished_run_is_reused(model, tmp_path, 
     for changed in (dict(cached, cache_key='other-ckpt'), dict(cached, k=K + 1)):
         with pytest.raises(AssertionError, match='from the cache'):
             compute_retrieval_scores(model, dataset, **changed)
+
+
+def test_bf16_weights_run_on_a_cast_copy_and_are_cached_apart(model, tmp_path):
+    dataset = TinyRetrievalDataset()
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    cached = dict(SETTINGS, work_dir=tmp_path, cache_key='tiny-ckpt')
+    plain = evaluate.scores_at_precision(model, dataset, **cached)
+    cast = evaluate.scores_at_precision(model, dataset, weights_dtype='bfloat16', **cached)
+    expected = compute_retrieval_scores(copy.deepcopy(model).bfloat16(), dataset, **SETTINGS)
+    assert torch.equal(cast.i2t, expected.i2t) and torch.equal(cast.t2i, expected.t2i)
+    assert not torch.equal(cast.i2t, plain.i2t)  # bf16 rounding: not served the fp32 matrices
+    assert len(list((tmp_path / CACHE_DIRNAME).iterdir())) == 2
+    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
+    with pytest.raises(ValueError, match='choose one'):
+        evaluate.scores_at_precision(model, dataset, 'bfloat16', 'bfloat16', **SETTINGS)
+
+
+def test_a_bf16_model_encodes_float32_images(model):
+    images = TinyRetrievalDataset(num_images=2).visuals
+    cast = copy.deepcopy(model).bfloat16()
+    with torch.no_grad():
+        assert torch.equal(cast.encode_image(images), cast.encode_image(images.bfloat16()))
 
 
 def _distributed_worker(rank, state):

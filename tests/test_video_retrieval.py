@@ -227,13 +227,13 @@ def blip_itm_eval(v2t, t2v):
 def test_scores_and_metrics_equal_blips_loops(tiny_toyworld, model, k, monkeypatch):
     dataset = clips(tiny_toyworld, num_frames=4)
     captured = {}
-    score = video_evaluate.scores_under_autocast
+    score = video_evaluate.scores_at_precision
 
     def capture(*args, **kwargs):
         captured['scores'] = score(*args, **kwargs)
         return captured['scores']
 
-    monkeypatch.setattr('tasks.video.evaluate.scores_under_autocast', capture)
+    monkeypatch.setattr('tasks.video.evaluate.scores_at_precision', capture)
     result = TASKS.get('video_retrieval')(model, dataset, k=k, batch_size=3, itm_batch_size=3,
                                           block_size=2)
     v2t, t2v = blip_video_evaluation(model, dataset, k)

@@ -24,7 +24,7 @@ import torch
 from harness.core.registry import TASKS
 from harness.core.task_result import TaskResult
 
-from ..retrieval.evaluate import scores_under_autocast
+from ..retrieval.evaluate import scores_at_precision
 from .clips import survey_clips, without_bad_clips
 from .metrics import direction_ranks, per_query_hits, video_retrieval_metrics
 
@@ -36,7 +36,8 @@ def evaluate_video_retrieval(model, dataset, *, k: int = 128, batch_size: int = 
                              work_dir: Optional[Union[str, Path]] = None,
                              cache_key: Optional[str] = None, num_workers: int = 0,
                              max_text_length: int = 35, block_size: int = 64,
-                             autocast_dtype: Optional[str] = None) -> TaskResult:
+                             autocast_dtype: Optional[str] = None,
+                             weights_dtype: Optional[str] = None) -> TaskResult:
     """BLIP's zero-shot text-video retrieval on a clip set, as the ``'video_retrieval'`` task.
 
     Args:
@@ -54,6 +55,8 @@ def evaluate_video_retrieval(model, dataset, *, k: int = 128, batch_size: int = 
         block_size: clips per re-ranking block (the unit of sharding and resuming).
         autocast_dtype: ``'bfloat16'``/``'float16'`` to run under autocast, None for the
             model's own precision.
+        weights_dtype: ``'bfloat16'`` to run a copy of the model cast to it (faster than
+            autocast on GPUs; :func:`tasks.retrieval.evaluate.scores_at_precision`).
 
     Returns:
         A :class:`TaskResult`: ``t2v_R@1/5/10``, ``v2t_R@1/5/10``, their means and
@@ -63,8 +66,8 @@ def evaluate_video_retrieval(model, dataset, *, k: int = 128, batch_size: int = 
     """
     survey = survey_clips(dataset, work_dir, num_workers)
     clips = without_bad_clips(dataset, survey, dataset.select_clips)
-    scores = scores_under_autocast(
-        model, clips, autocast_dtype, k=k, batch_size=batch_size,
+    scores = scores_at_precision(
+        model, clips, autocast_dtype, weights_dtype, k=k, batch_size=batch_size,
         itm_batch_size=itm_batch_size, device=device, work_dir=work_dir, cache_key=cache_key,
         num_workers=num_workers, max_text_length=max_text_length, block_size=block_size)
     ranks = direction_ranks(scores, clips.img2txt, clips.txt2img)
