@@ -15,7 +15,8 @@ Rows (BLIP-base at 384 px on CUDA, bf16 autocast unless stated; the tiny shapes 
   ITM) on a COCO-5k-sized synthetic split, under bf16 autocast and with the model cast to
   bf16: minutes on an H200;
 * pre-training step (ITC+ITM+LM, 224 px), img/s and peak memory, fp32, fp32 with TF32
-  matmuls, bf16 autocast; fused AdamW on CUDA. Ours only: the official code does not run
+  matmuls, bf16 autocast (``--compile``: also with compiled layers, without and with CUDA
+  graphs); fused AdamW on CUDA. Ours only: the official code does not run
   here and Hugging Face has no BLIP pre-training step.
 
 Writes ``performance.json`` and ``performance.md`` to ``--out`` (``leaderboards/``).
@@ -141,7 +142,7 @@ def image_encoding_rows(args, sizes: Sizes, device: torch.device, bf16: bool) ->
         tokens = cast_vit(images.bfloat16()).float()
     cosine = F.cosine_similarity(tokens[:, 0], reference[:, 0], dim=-1).min().item()
     difference = (f'vs ours ({precision}): tokens max abs difference '
-                  f'{(tokens - reference).abs().max().item():.1e} (mean |token| '
+                  f'{(tokens - reference).abs().max().item():.1e} (mean absolute value '
                   f'{reference.abs().mean().item():.2f}), [CLS] cosine >= {cosine:.5f}')
     rows = []
     for name, (encoder, inputs, under_autocast) in encoders.items():
@@ -281,7 +282,7 @@ def itm_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
         cast_difference = (torch.cat(run_cast()).float() - packed).abs().max().item()
         notes = {'packed': f'max abs logit difference to per-image: {per_image:.1e}',
                  'bf16 weights': f'max abs logit difference to ours packed: '
-                                 f'{cast_difference:.1e} (mean |logit| '
+                                 f'{cast_difference:.1e} (mean absolute logit '
                                  f'{packed.abs().mean().item():.2f})'}
         runs = {f'ours (per image, {sizes.itm_batch} texts/pass)': run_ours,
                 f'ours packed ({sizes.packed_batch} texts/pass)': run_packed,
@@ -353,7 +354,7 @@ def training_rows(args, sizes: Sizes, device: torch.device) -> List[Row]:
     """ITC+ITM+LM steps at 224 px: fp32, fp32 with TF32 matmuls (CUDA), bf16 autocast."""
     precisions = ('fp32', 'tf32', 'bf16') if device.type == 'cuda' else ('fp32',)
     if args.compile and device.type == 'cuda':
-        precisions += ('bf16 + compiled layers',)
+        precisions += ('bf16 + compiled layers', 'bf16 + compiled layers, CUDA graphs')
     size = 224 if sizes.shape == 'base' else SHAPES[sizes.shape].image_size
     texts = random_captions(sizes.train_batch)
     rows = []
@@ -361,8 +362,9 @@ def training_rows(args, sizes: Sizes, device: torch.device) -> List[Row]:
         torch.manual_seed(0)
         model = our_blip(shape=sizes.shape, vocab=args.vocab, image_size=size,
                          queue_size=57600 if sizes.shape == 'base' else 16).to(device).train()
-        if precision.endswith('compiled layers'):
-            model.compile_layers()
+        graphs = precision.endswith('CUDA graphs')
+        if 'compiled layers' in precision:
+            model.compile_layers(mode='reduce-overhead' if graphs else 'default')
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.05,
                                       fused=device.type == 'cuda')
         images = torch.randn(sizes.train_batch, 3, size, size, device=device)
@@ -370,6 +372,8 @@ def training_rows(args, sizes: Sizes, device: torch.device) -> List[Row]:
         torch.backends.cudnn.allow_tf32 = precision == 'tf32'
 
         def step():
+            if graphs:  # as CompileLayersHook: a new step for the layers' CUDA graphs
+                torch.compiler.cudagraph_mark_step_begin()
             with autocast(device, precision.startswith('bf16')):
                 losses = model.loss(images, dict(text=texts))
             sum(losses.values()).backward()
@@ -377,9 +381,10 @@ def training_rows(args, sizes: Sizes, device: torch.device) -> List[Row]:
             optimizer.zero_grad(set_to_none=True)
 
         if device.type == 'cuda':
+            # Peak memory counts the warm-up: CUDA graphs take their memory pool there.
+            torch.cuda.reset_peak_memory_stats(device)
             for _ in range(3):  # optimizer state; compiled layers see each text length shape
                 step()
-            torch.cuda.reset_peak_memory_stats(device)
         seconds = median_seconds(step, device, sizes.train_steps)
         memory = torch.cuda.max_memory_allocated(device) / 2 ** 30 \
             if device.type == 'cuda' else None
@@ -406,7 +411,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--caption-batches', type=int, nargs='+', default=[64, 128, 256, 512])
     parser.add_argument('--compile', action='store_true',
                         help='add our ViT under torch.compile to the image-encoding rows and '
-                             'a bf16 training row with compiled layers')
+                             'bf16 training rows with compiled layers, without and with CUDA '
+                             'graphs (mode=reduce-overhead)')
     parser.add_argument('--workers', type=int, default=None,
                         help='data loader workers of the protocol (default: 4 on CUDA, 0 on CPU)')
     parser.add_argument('--only', nargs='+', default=None,

@@ -30,3 +30,14 @@ def test_the_hook_compiles_the_unwrapped_model_and_names_a_model_without_layers(
     assert logged and 'compiled' in logged[0]
     with pytest.raises(TypeError, match='has no compile_layers'):
         CompileLayersHook().before_train(types.SimpleNamespace(model=object(), logger=logger))
+
+
+def test_under_cuda_graphs_the_hook_marks_every_iteration(monkeypatch):
+    marks = []
+    monkeypatch.setattr('torch.compiler.cudagraph_mark_step_begin', lambda: marks.append(1))
+    for mode, expected in (('default', 0), ('reduce-overhead', 2)):
+        marks.clear()
+        hook = CompileLayersHook(mode=mode)
+        for index in range(2):
+            hook.before_train_iter(runner=None, batch_idx=index)
+        assert len(marks) == expected
