@@ -69,9 +69,10 @@ class CompileLayersHook(Hook):
     floats differ by kernel fusion. ``options`` go to ``torch.compile``; with
     ``mode='reduce-overhead'`` each layer also replays as a CUDA graph, and the hook marks
     the start of every iteration for them (``torch.compiler.cudagraph_mark_step_begin``).
-    BLIP-base's bf16 pre-training step on an H200 (``leaderboards/performance.md``): 378
-    img/s eager, 344 compiled, 566 compiled with CUDA graphs, with the same losses as
-    compiled. On CPUs compiling costs minutes.
+    BLIP-base's bf16 pre-training step on an H200 (``benchmarks.suite``'s step loop,
+    ``leaderboards/performance.md``): 471 img/s eager, 442 compiled, 615 compiled with CUDA
+    graphs, with the same losses as compiled. CUDA graphs are for training stages without validation (a runner with a
+    ``val_cfg`` is refused). On CPUs compiling costs minutes.
     """
 
     def __init__(self, **options):
@@ -81,6 +82,12 @@ class CompileLayersHook(Hook):
     def before_train(self, runner) -> None:
         """Compile the layers of the (unwrapped) model."""
         model = unwrap(runner.model)
+        if self.marks_steps and getattr(runner, '_val_loop', None) is not None:
+            raise ValueError(
+                "CompileLayersHook(mode='reduce-overhead'): this runner also validates "
+                '(val_cfg), and evaluation through layers replayed as CUDA graphs is not '
+                'tested here (a decoder keeps graph outputs, its key/value cache, across '
+                "calls); use mode='default' in this stage, or validate in a later stage")
         if not hasattr(model, 'compile_layers'):
             raise TypeError(f'CompileLayersHook: {type(model).__name__} has no compile_layers(); '
                             f'remove the hook or give the model one')

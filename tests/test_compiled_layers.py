@@ -41,3 +41,11 @@ def test_under_cuda_graphs_the_hook_marks_every_iteration(monkeypatch):
         for index in range(2):
             hook.before_train_iter(runner=None, batch_idx=index)
         assert len(marks) == expected
+
+
+def test_cuda_graphs_are_refused_where_the_runner_also_validates():
+    runner = types.SimpleNamespace(model=our_blip(), _val_loop=dict(type='RetrievalValLoop'),
+                                   logger=types.SimpleNamespace(info=print))
+    with pytest.raises(ValueError, match="use mode='default' in this stage"):
+        CompileLayersHook(mode='reduce-overhead').before_train(runner)
+    CompileLayersHook(mode='default').before_train(runner)  # fused kernels only: allowed
