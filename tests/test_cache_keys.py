@@ -16,7 +16,8 @@ import backbones  # noqa: F401  (registers the model)
 from harness.core.registry import MODELS
 from tasks.cache_keys import dataset_identity, results_key
 from tasks.caption.evaluate import caption_dataset
-from tasks.datasets import CaptionEvalDataset, RetrievalEvalDataset, VideoRetrievalDataset
+from tasks.datasets import (CaptionEvalDataset, RetrievalEvalDataset, VideoRetrievalDataset,
+                            VQADataset, VQAv2Dataset)
 from tasks.retrieval import compute_retrieval_scores
 from tasks.retrieval.cache import CACHE_DIRNAME
 
@@ -138,6 +139,26 @@ def test_video_identity_covers_the_frames(world):
     assert identity(num_frames=2, image_size=SIZE) != base
     assert identity(num_frames=4, image_size=SIZE, sampling='centre') != base
     assert identity(num_frames=4, image_size=SIZE + 16) != base
+
+
+def test_vqa_identity_covers_question_settings_and_the_question_file(world):
+    def blip_style(**options):
+        return dataset_identity(VQADataset(world, 'annotations/vqa_test.json', split='test',
+                                           image_size=SIZE, **options))
+
+    assert blip_style() == blip_style()
+    assert blip_style(max_question_words=3) != blip_style()  # questions cleaned shorter
+    questions = 'vqa/v2_OpenEnded_mscoco_val_questions.json'
+
+    def v2():
+        return dataset_identity(VQAv2Dataset(
+            world, questions, split='test', image_size=SIZE,
+            image_pattern='images/toyworld_vqa_val_{image_id:06d}.png'))
+
+    before = v2()
+    path = world / questions
+    path.write_text(path.read_text().replace('"question": "', '"question": "so '))
+    assert v2() != before  # another question file (same size and clock tick or not)
 
 
 class _Plain(Dataset):

@@ -24,6 +24,7 @@ from .errors import BadSampleError, bad_sample
 from .roots import resolve_data_root
 
 BAD_SAMPLE_POLICIES = ('raise', 'skip')
+PLAIN_VALUES = (str, int, float, bool, type(None))  # settings an inputs identity covers
 REPORTED_FILES = 5
 PathLike = Union[str, os.PathLike]
 
@@ -79,14 +80,17 @@ class AnnotationDataset(Dataset):
         """A hash of what decides the model inputs of the items, for caches of their results.
 
         Covers the class, each item's media file, the annotation files (path, size and
-        modification time, so an edited file counts as new), the image transform and where
-        images are decoded. Readers with more settings (frames per clip...) override it.
+        modification time, so an edited file counts as new), the image transform and every
+        public setting held as a plain value (image size, word limits, frames per clip,
+        sampling rule, where images are decoded...). A reader whose items depend on more
+        (which records were kept) extends it.
         """
         annotations = [(str(path), *_size_and_mtime(path)) for path in self.annotation_files()]
-        settings = dict(reader=type(self).__name__, annotations=annotations,
+        options = {name: value for name, value in sorted(vars(self).items())
+                   if not name.startswith('_') and isinstance(value, PLAIN_VALUES)}
+        settings = dict(reader=type(self).__name__, annotations=annotations, options=options,
                         media=[str(self.media_path(i)) for i in range(len(self))],
-                        transform=repr(getattr(self, 'transform', None)),
-                        decode=getattr(self, 'decode', 'cpu'))
+                        transform=repr(getattr(self, 'transform', None)))
         return settings_hash(settings)
 
     def __getitem__(self, index: int) -> dict:

@@ -11,7 +11,6 @@ from harness.core.registry import DATASETS
 
 from .video_frames import SAMPLING_RULES, count_frames, read_clip
 from .annotations import TEXT, check_records, load_records
-from ..cache_keys import settings_hash
 from .base import AnnotationDataset, PathLike
 
 
@@ -129,8 +128,3 @@ class VideoRetrievalDataset(AnnotationDataset):
     def limit(self, count: int) -> 'VideoRetrievalDataset':
         """The first ``count`` clips and their texts (smoke evaluations, ``run.py --limit``)."""
         return self.select_clips(range(min(count, len(self))))
-
-    def inputs_identity(self) -> str:
-        """:meth:`AnnotationDataset.inputs_identity` plus the frames: count, rule and size."""
-        return settings_hash(dict(files=super().inputs_identity(), num_frames=self.num_frames,
-                                  sampling=self.sampling, image_size=self.image_size))

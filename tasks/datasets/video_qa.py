@@ -166,11 +166,10 @@ class VideoQADataset(AnnotationDataset):
         return self.select_questions(range(min(count, len(self))))
 
     def inputs_identity(self) -> str:
-        """:meth:`AnnotationDataset.inputs_identity` plus the questions and the frames."""
+        """:meth:`AnnotationDataset.inputs_identity` plus the kept questions (two selections
+        of the questions on one clip share their media files)."""
         return settings_hash(dict(files=super().inputs_identity(),
-                                  questions=[record['question'] for _, record in self.records],
-                                  num_frames=self.num_frames, sampling=self.sampling,
-                                  image_size=self.image_size, max_words=self.max_question_words))
+                                  questions=[record['question'] for _, record in self.records]))
 
 
 def load_youtube_mapping(path: pathlib.Path) -> dict[str, str]:

@@ -101,6 +101,10 @@ class VQAv2Dataset(AnnotationDataset):
         self._annotation_of = self._load_annotations() if self.annotation_file else None
         self._start_guard()
 
+    def annotation_files(self) -> list[pathlib.Path]:
+        """The question file (the inputs; the answers decide no prediction)."""
+        return [self.question_file]
+
     def _check_pattern(self) -> None:
         try:
             self._image_name(self._questions[0])
