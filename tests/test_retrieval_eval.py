@@ -177,6 +177,8 @@ def test_bf16_weights_run_on_a_cast_copy_and_are_cached_apart(model, tmp_path):
     assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
     with pytest.raises(ValueError, match='choose one'):
         evaluate.scores_at_precision(model, dataset, 'bfloat16', 'bfloat16', **SETTINGS)
+    with pytest.raises(ValueError, match="weights_dtype='bf16' is not"):
+        evaluate.scores_at_precision(model, dataset, weights_dtype='bf16', **SETTINGS)
 
 
 def test_a_bf16_model_encodes_float32_images(model):

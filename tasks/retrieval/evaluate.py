@@ -153,6 +153,15 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
     return scores
 
 
+def floating_dtype(name: str, option: str) -> torch.dtype:
+    """``torch.<name>`` for a floating dtype's name; ValueError naming ``option`` otherwise."""
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"{option}={name!r} is not a torch floating dtype's name: use "
+                         f"'bfloat16' or 'float16'")
+    return dtype
+
+
 def scores_at_precision(model, dataset, autocast_dtype: Optional[str] = None,
                         weights_dtype: Optional[str] = None, *,
                         device: Union[str, torch.device] = 'cpu', **options) -> RetrievalScores:
@@ -166,8 +175,8 @@ def scores_at_precision(model, dataset, autocast_dtype: Optional[str] = None,
                          f'nothing more)')
     device = torch.device(device)
     if weights_dtype:
-        model = copy.deepcopy(model).to(getattr(torch, weights_dtype))
-    dtype = getattr(torch, autocast_dtype) if autocast_dtype else None
+        model = copy.deepcopy(model).to(floating_dtype(weights_dtype, 'weights_dtype'))
+    dtype = floating_dtype(autocast_dtype, 'autocast_dtype') if autocast_dtype else None
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         return compute_retrieval_scores(model, dataset, device=device, **options)
 
