@@ -25,15 +25,21 @@ from harness.results import ResultRecord, collect_records
 THREAD_VARIABLES = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')
 
 
-def flatten_scores(records: Iterable[ResultRecord]) -> Dict[str, float]:
-    """``{'task/dataset/split/metric': value}``; prefixed by variant/seed when several exist."""
+def flatten_scores(records: Iterable[ResultRecord], rising_only: bool = False
+                   ) -> Dict[str, float]:
+    """``{'task/dataset/split/metric': value}``; prefixed by variant/seed when several exist.
+
+    ``rising_only`` leaves out the metrics whose evaluator declared lower values better
+    (median ranks): a gate that fails on drops cannot guard them.
+    """
     records = list(records)
     several = len({(r.variant, r.seed) for r in records}) > 1
     scores = {}
     for record in records:
         prefix = f'{record.variant}/seed{record.seed}/' if several else ''
         for metric, value in record.metrics.items():
-            if isinstance(value, (int, float)):
+            falls_when_better = record.higher_is_better.get(metric, True) is False
+            if isinstance(value, (int, float)) and not (rising_only and falls_when_better):
                 scores[f'{prefix}{record.task}/{record.dataset}/{record.split}/{metric}'] = value
     return scores
 
@@ -62,13 +68,14 @@ def fixed_threads(threads: int) -> Iterator[None]:
 
 
 def run_benchmark(config_path: str, work_dir: Optional[Path] = None,
-                  cfg_options: Optional[dict] = None, threads: Optional[int] = None
-                  ) -> Dict[str, float]:
+                  cfg_options: Optional[dict] = None, threads: Optional[int] = None,
+                  rising_only: bool = False) -> Dict[str, float]:
     """Run the experiment ``config_path`` (all variants, seeds, stages) and return its scores,
-    computed with ``threads`` CPU threads (None: the process's own count)."""
+    computed with ``threads`` CPU threads (None: the process's own count); ``rising_only``
+    as :func:`flatten_scores`."""
     cfg = load_config(config_path, cfg_options)
     with tempfile.TemporaryDirectory(prefix='blip_benchmark_') as scratch, \
             (fixed_threads(threads) if threads is not None else contextlib.nullcontext()):
         root = Path(work_dir) if work_dir else Path(scratch)
         run_experiment(cfg, root / 'work', leaderboard_dir=root / 'leaderboards')
-        return flatten_scores(collect_records([root / 'work']))
+        return flatten_scores(collect_records([root / 'work']), rising_only=rising_only)

@@ -14,6 +14,8 @@ uses it whatever the machine or ``OMP_NUM_THREADS`` says (scores depend on it, s
 
 A metric fails when it drops below ``baseline - tolerance`` (absolute), or is missing from
 the current scores; a rise passes and is noted as improved. Exit code 1 on any failure.
+Metrics whose evaluator declares lower values better (median ranks) are left out of the
+benchmark's scores: a drop gate cannot guard them, and ``--update`` must not add them.
 
 Usage::
 
@@ -184,7 +186,8 @@ def benchmark_scores(baseline: Baseline) -> dict[str, float]:
         raise ValueError(f'baseline {baseline.name!r} has no field "threads"; scores depend on '
                          'the CPU thread count, so add the count they were computed with '
                          '(e.g. "threads": 2) to its JSON file')
-    scores = run_benchmark(baseline.benchmark_config, threads=baseline.threads)
+    scores = run_benchmark(baseline.benchmark_config, threads=baseline.threads,
+                           rising_only=True)
     return {key: float(value) for key, value in scores.items()}
 
 

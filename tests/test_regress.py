@@ -4,7 +4,9 @@ import json
 import pytest
 
 from harness import regress
+from harness.benchmark import flatten_scores
 from harness.regress import Baseline, compare, load_baseline, main
+from harness.results import ResultRecord
 
 CIDER, RECALL = 'caption/toyworld_coco/test/CIDEr', 'retrieval/toyworld_flickr/test/TR@1'
 BASELINE = {'name': 'smoke', 'benchmark_config': 'configs/ci_benchmark.py',
@@ -103,10 +105,10 @@ def test_update_refuses_a_tree_that_is_not_a_clean_commit(baselines_dir, monkeyp
 
 def test_the_benchmark_runs_with_the_baselines_thread_count(monkeypatch):
     calls = []
-    monkeypatch.setattr(regress, 'run_benchmark',
-                        lambda config, threads: calls.append((config, threads)) or {CIDER: 1})
+    monkeypatch.setattr(regress, 'run_benchmark', lambda config, threads, rising_only:
+                        calls.append((config, threads, rising_only)) or {CIDER: 1})
     assert regress.benchmark_scores(load_baseline_from(BASELINE)) == {CIDER: 1.0}
-    assert calls == [('configs/ci_benchmark.py', 2)]
+    assert calls == [('configs/ci_benchmark.py', 2, True)]
     without = load_baseline_from({**BASELINE, 'threads': None})
     with pytest.raises(ValueError, match='"threads": 2'):
         regress.benchmark_scores(without)
@@ -121,3 +123,14 @@ def test_a_bad_thread_count_names_the_file_and_field(tmp_path):
 
 def test_the_committed_baseline_records_its_thread_count():
     assert load_baseline('leaderboards/baselines/toyworld_smoke.json').threads == 2
+
+
+def test_the_gate_leaves_out_metrics_that_fall_when_better():
+    record = ResultRecord(experiment='e', variant='v', task='video_retrieval', dataset='toy',
+                          split='test', metrics={'t2v_R@1': 25.0, 't2v_MdR': 3.0}, params=1,
+                          higher_is_better={'t2v_R@1': True, 't2v_MdR': False})
+    everything = flatten_scores([record])
+    assert set(everything) == {'video_retrieval/toy/test/t2v_R@1',
+                               'video_retrieval/toy/test/t2v_MdR'}
+    assert flatten_scores([record], rising_only=True) == {
+        'video_retrieval/toy/test/t2v_R@1': 25.0}
