@@ -71,8 +71,8 @@ class CompileLayersHook(Hook):
     the start of every iteration for them (``torch.compiler.cudagraph_mark_step_begin``).
     BLIP-base's bf16 pre-training step on an H200 (``benchmarks.suite``'s step loop,
     ``leaderboards/performance.md``): 471 img/s eager, 442 compiled, 615 compiled with CUDA
-    graphs, with the same losses as compiled. CUDA graphs are for training stages without validation (a runner with a
-    ``val_cfg`` is refused). On CPUs compiling costs minutes.
+    graphs, with the same losses as compiled. CUDA graphs are for training stages without
+    validation (a runner with a ``val_cfg`` is refused). On CPUs compiling costs minutes.
     """
 
     def __init__(self, **options):

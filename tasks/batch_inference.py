@@ -83,7 +83,8 @@ def infer_dataset(dataset, run: BatchFunction, *, tag: str, work_dir=None, batch
     (``{unit + '/s': rate}``; empty when every output came from the cache).
     """
     rank, world_size = dist.get_dist_info()
-    tag = f'{tag}_{dataset_identity(dataset)}'
+    if work_dir:  # the inputs' identity hashes every item's file: only worth it when caching
+        tag = f'{tag}_{dataset_identity(dataset)}'
     done = load_cached(work_dir, tag) if work_dir else {}
     batches = [block.items for block in blocks_of_rank(len(dataset), batch_size, rank, world_size)]
     part_file = Path(work_dir) / f'{tag}.part{rank}.json' if work_dir else None

@@ -60,11 +60,9 @@ class RetrievalCache:
         self.block_size = block_size
 
     @classmethod
-    def for_evaluation(cls, work_dir: Optional[Union[str, Path]], cache_key: str, digest: str,
+    def for_evaluation(cls, work_dir: Union[str, Path], cache_key: str, digest: str,
                        k: int, block_size: int) -> 'RetrievalCache':
-        """The cache of an evaluation under ``work_dir`` (disabled when it is None)."""
-        if work_dir is None:
-            return cls(None, k, block_size)
+        """The cache of an evaluation under ``work_dir``."""
         unique = hashlib.blake2b((cache_key + digest).encode(), digest_size=8).hexdigest()
         name = f'{_readable(cache_key)}-{unique}'
         return cls(Path(work_dir) / CACHE_DIRNAME / name, k, block_size)

@@ -129,11 +129,13 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
             images (:mod:`tasks.retrieval.rerank`); logits equal up to float rounding.
     """
     device = torch.device(device)
-    cache_key = results_key(model, cache_key, work_dir)
-    digest = evaluation_digest(dataset, max_text_length, numeric_precision(model, device))
-    if itm_packing:  # equal up to float rounding, not bit for bit: cached apart
-        digest += '-itm-packed'
-    cache = RetrievalCache.for_evaluation(work_dir, cache_key or '', digest, k, block_size)
+    cache = RetrievalCache(None, k, block_size)  # nothing cached without a work dir
+    if work_dir is not None:  # the key hashes weights and inputs: only worth it when caching
+        digest = evaluation_digest(dataset, max_text_length, numeric_precision(model, device))
+        if itm_packing:  # equal up to float rounding, not bit for bit: cached apart
+            digest += '-itm-packed'
+        cache = RetrievalCache.for_evaluation(work_dir, results_key(model, cache_key, work_dir),
+                                              digest, k, block_size)
     scores = cache.load_scores()
     if all_ranks_agree(scores is not None):
         print_log(f'retrieval: reusing the score matrices cached in {cache.root}', logger='current')
