@@ -6,27 +6,32 @@ same shapes and buffers:
 
 * self-attention keys/values live in ``max_length``-long buffers; a step writes its token's
   keys/values at the current position and masks the positions not yet written;
-* a beam's change of parent is a gather of those buffers into themselves;
+* there are two such buffers: a step gathers each row's parent from the one holding the
+  previous step into the other, then extends it (a gather into a second buffer runs at copy
+  speed, where an in-place reorder costs a gather and a copy back);
 * the beams of an image attend to its cross-attention keys/values together
   (:class:`backbones.med.SegmentedKeyValue`), so they are stored and read once per image,
-  not once per beam.
+  not once per beam;
+* the one new token's self-attention is computed explicitly
+  (:class:`backbones.med.ExplicitKeyValue`), which beats SDPA's kernels for one query.
 
 On CUDA the whole step (parent gather, embeddings, every layer, the LM head) is captured
-once as a CUDA graph and replayed, so one step costs one launch from the host instead of
-hundreds: decoding at small batches is otherwise bound by the host. On the CPU the same
-step runs eagerly (that is how its equality with the cached decoder is tested). A graph
-is kept per decoder and reused while the batch shape, dtype, autocast state and weight
-storage are unchanged (:func:`graph_key`). Its buffers (at BLIP-base, 384 px and batch 64,
-1.4 GB of image keys/values in bf16) stay allocated until a new shape replaces them or the
-decoder is freed, and they serve one decoding at a time per decoder.
+as a CUDA graph, one per direction between the two self-attention buffers, and replayed, so
+one step costs one launch from the host instead of hundreds: decoding at small batches is
+otherwise bound by the host. On the CPU the same step runs eagerly (that is how its
+equality with the cached decoder is tested). The graphs are kept per decoder and reused
+while the batch shape, dtype, autocast state and weight storage are unchanged
+(:func:`graph_key`). Their buffers (at BLIP-base, 384 px and batch 64, 1.4 GB of image
+keys/values in bf16) stay allocated until a new shape replaces them or the decoder is
+freed, and they serve one decoding at a time per decoder.
 """
 import itertools
 import weakref
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
-from .med import SegmentedKeyValue, equal_segments, padding_bias
+from .med import ExplicitKeyValue, SegmentedKeyValue, equal_segments, padding_bias
 
 # One captured step per decoder: a new shape replaces the old graph (and frees its buffers).
 _GRAPHS: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
@@ -55,11 +60,10 @@ class StepBuffers:
         self.tokens = torch.zeros(rows, dtype=torch.long, device=device)
         self.parents = torch.arange(rows, device=device)
         self.position = torch.zeros(1, dtype=torch.long, device=device)
-        # Every layer's self-attention keys and values in one tensor, so that a change of
-        # parents is one gather, not one per layer and kind.
-        self.self_cache = torch.zeros(layers, 2, rows, heads, max_length, head_dim,
-                                      dtype=dtype, device=device)
-        self.self_kv = [(layer[0], layer[1]) for layer in self.self_cache]
+        # Two buffers of every layer's self-attention keys and values (``[layers, 2, rows,
+        # heads, max_length, head_dim]``): a step reads one and writes the other.
+        self.self_caches = tuple(torch.zeros(layers, 2, rows, heads, max_length, head_dim,
+                                             dtype=dtype, device=device) for _ in range(2))
         self.image_kv = [tuple(torch.zeros(images, heads, tokens, head_dim, dtype=dtype,
                                            device=device) for _ in range(2))
                          for _ in range(layers)]
@@ -70,56 +74,71 @@ class StepBuffers:
         self.cross_kv = [SegmentedKeyValue(keys, values, bounds, self.image_bias)
                          for keys, values in self.image_kv]
         self.key_positions = torch.arange(max_length, device=device)
-        self.logits = None
+
+    def self_kv(self, cache: int) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the ``(keys, values)`` views of self-attention buffer ``cache``."""
+        return [(layer[0], layer[1]) for layer in self.self_caches[cache]]
 
 
 @torch.no_grad()
-def run_step(decoder, buffers: StepBuffers) -> torch.Tensor:
-    """One decoding step on ``buffers``: reorder to ``parents``, append ``tokens`` at
-    ``position``, return the ``[rows, V]`` logits of the next token."""
-    buffers.self_cache.copy_(buffers.self_cache.index_select(2, buffers.parents))
+def run_step(decoder, buffers: StepBuffers, source: int) -> torch.Tensor:
+    """One decoding step on ``buffers``: gather each row's ``parents`` row of self-attention
+    buffer ``source`` into the other one, append ``tokens`` there at ``position``, and
+    return the ``[rows, V]`` logits of the next token."""
+    target = buffers.self_caches[1 - source]
+    # Row by row per layer and kind: index_select along a leading dimension copies whole
+    # rows at memory speed (along dimension 2 of the 6-d buffer it takes three times as long).
+    for source_rows, target_rows in zip(buffers.self_caches[source].flatten(0, 1),
+                                        target.flatten(0, 1)):
+        torch.index_select(source_rows, 0, buffers.parents, out=target_rows)
     text = decoder.bert
     hidden = text.embeddings(buffers.tokens[:, None], position_offset=buffers.position)
     self_bias = padding_bias((buffers.key_positions <= buffers.position)[None], hidden.dtype)
-    for layer, (keys, values), cross_kv in zip(text.encoder.layer, buffers.self_kv,
+    for layer, (keys, values), cross_kv in zip(text.encoder.layer, buffers.self_kv(1 - source),
                                                buffers.cross_kv):
         new_keys, new_values = layer.attention.self.project_key_value(hidden)
         keys.index_copy_(2, buffers.position, new_keys)
         values.index_copy_(2, buffers.position, new_values)
-        hidden = layer.attend(hidden, (keys, values), self_bias, cross_kv)
+        hidden = layer.attend(hidden, ExplicitKeyValue(keys, values), self_bias, cross_kv)
     return decoder.cls(hidden)[:, -1]
 
 
 class CapturedStep:
-    """A step's buffers and, on CUDA, the graph that replays :func:`run_step` on them.
+    """A step's buffers and, on CUDA, the two graphs that replay :func:`run_step` on them
+    (one reading each self-attention buffer).
 
     It holds no reference to the decoder (the per-decoder cache is weak), so calls pass it.
     """
 
     def __init__(self, decoder, buffers: StepBuffers):
         self.buffers = buffers
-        self.graph = None
+        self.graphs: List[torch.cuda.CUDAGraph] = []
+        self.logits: List[torch.Tensor] = []
         if buffers.tokens.is_cuda:
             self.capture(decoder)
 
     def capture(self, decoder):
-        """Warm up on a side stream (as CUDA graphs require), then record one step."""
+        """Warm up on a side stream (as CUDA graphs require), then record one step from
+        each self-attention buffer."""
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
-            for _ in range(2):
-                run_step(decoder, self.buffers)
+            for source in (0, 1, 0, 1):
+                run_step(decoder, self.buffers, source)
         torch.cuda.current_stream().wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), autocast_without_cache():
-            self.buffers.logits = run_step(decoder, self.buffers)
+        for source in (0, 1):
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph), autocast_without_cache():
+                self.logits.append(run_step(decoder, self.buffers, source))
+            self.graphs.append(graph)
 
-    def __call__(self, decoder) -> torch.Tensor:
-        """Run the step; a copy of its logits (the buffer is overwritten by the next)."""
-        if self.graph is None:
-            return run_step(decoder, self.buffers)
-        self.graph.replay()
-        return self.buffers.logits.clone()
+    def __call__(self, decoder, source: int) -> torch.Tensor:
+        """Run the step from self-attention buffer ``source``; a copy of its logits (the
+        output buffer is overwritten by the next replay)."""
+        if not self.graphs:
+            return run_step(decoder, self.buffers, source)
+        self.graphs[source].replay()
+        return self.logits[source].clone()
 
 
 def autocast_without_cache():
@@ -187,6 +206,7 @@ class StaticDecoderSteps:
             values.copy_(new_values)
         self.max_length = max_length
         self.length = 0
+        self.source = 0  # the self-attention buffer holding the hypotheses so far
 
     def start(self, prompt_ids: torch.Tensor) -> torch.Tensor:
         """Run the ``[B, P]`` prompt once per image; ``[B * rows_per_image, V]`` next logits."""
@@ -196,7 +216,8 @@ class StaticDecoderSteps:
                                        return_self_kv=True)
         repeat = buffers.rows_per_image
         length = prompt_ids.shape[1]
-        for (keys, values), (prompt_keys, prompt_values) in zip(buffers.self_kv, self_kv):
+        self.source = 0
+        for (keys, values), (prompt_keys, prompt_values) in zip(buffers.self_kv(0), self_kv):
             keys[:, :, :length].copy_(prompt_keys.repeat_interleave(repeat, dim=0))
             values[:, :, :length].copy_(prompt_values.repeat_interleave(repeat, dim=0))
         if buffers.image_bias is not None:
@@ -219,4 +240,6 @@ class StaticDecoderSteps:
             buffers.parents.copy_(parent_rows)
         buffers.position.fill_(self.length)
         self.length += 1
-        return self.step(self.decoder)
+        logits = self.step(self.decoder, self.source)
+        self.source = 1 - self.source
+        return logits

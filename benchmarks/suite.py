@@ -408,7 +408,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='also run the retrieval protocol end to end (minutes on CUDA)')
     parser.add_argument('--protocol-images', type=int, default=5000,
                         help='images of the synthetic protocol split (5 texts each)')
-    parser.add_argument('--caption-batches', type=int, nargs='+', default=[64, 128, 256, 512])
+    parser.add_argument('--caption-batches', type=int, nargs='+',
+                        default=[64, 128, 256, 512, 1024])
     parser.add_argument('--compile', action='store_true',
                         help='add our ViT under torch.compile to the image-encoding rows and '
                              'bf16 training rows with compiled layers, without and with CUDA '

@@ -2,6 +2,7 @@
 import torch
 
 from backbones.blip_losses import FeatureQueue
+from backbones.med import ExplicitKeyValue, MedConfig, MedSelfAttention, padding_bias
 import backbones  # noqa: F401  (registers the models)
 from harness.core.registry import MODELS, TASKS
 from tasks.retrieval import compute_retrieval_scores
@@ -86,3 +87,18 @@ def test_patch_embedding_as_a_matmul_equals_the_convolution():
     shifted = embed.embed_as_matmul(images.roll(8, dims=-1))  # patches move one column right
     torch.testing.assert_close(shifted.view(3, 4, 4, 96)[:, :, 1:],
                                convolved.view(3, 4, 4, 96)[:, :, :-1], atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_explicit_attention_equals_sdpa_for_a_masked_decoding_step():
+    attention = MedSelfAttention(MedConfig(hidden_size=32, num_attention_heads=4), 32).eval()
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(6, 1, 32, generator=generator)  # one new token per row
+    keys, values = (torch.randn(6, 4, 9, 8, generator=generator) for _ in range(2))
+    written = torch.tensor([1] * 5 + [0] * 4)  # positions not yet written are masked
+    mask = padding_bias(written[None], torch.float32)
+    plain = attention(hidden, (keys, values), mask)
+    explicit = attention(hidden, ExplicitKeyValue(keys, values), mask)
+    torch.testing.assert_close(explicit, plain, atol=1e-6, rtol=1e-6)
+    unmasked = attention(hidden, ExplicitKeyValue(keys, values), None)
+    assert not torch.allclose(unmasked, plain)  # the mask is applied, not ignored
