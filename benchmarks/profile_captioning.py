@@ -10,8 +10,6 @@ cast to ``--dtype``. On the CPU the step runs eagerly (no graphs)::
     python -m benchmarks.profile_captioning --device cpu --batch 4
 """
 import argparse
-import statistics
-import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
@@ -21,6 +19,7 @@ from backbones.generation import DecodingConfig, beam_search, caption_prompt_ids
 from backbones.static_decoding import StaticDecoderSteps
 from benchmarks.bench_caption import DTYPES, PROMPT, WEIGHT_STD
 from benchmarks.models import SHAPES, add_vocab_argument, our_blip, randomize_
+from benchmarks.suite import median_seconds
 
 
 @dataclass
@@ -66,18 +65,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def median_ms(run: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median wall time of ``run()`` in milliseconds, after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        run()
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    """:func:`benchmarks.suite.median_seconds` in milliseconds."""
+    return median_seconds(run, device, repeats) * 1e3
 
 
 @torch.no_grad()
