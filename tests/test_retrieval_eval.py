@@ -254,3 +254,16 @@ def test_progress_meter_logs_rate_and_eta(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         'features: 50/100 img (50.0%), 10.0 img/s, ETA 0:00:05',
         'features: 100/100 img (100.0%), 10.0 img/s, took 0:00:10']
+
+
+def test_val_loop_evaluates_packed_on_bf16_weights_leaving_the_model_as_it_is(model, tmp_path):
+    dataset = TinyRetrievalDataset()
+    loop = LOOPS.build(dict(type='RetrievalValLoop', runner=RecordingRunner(model, tmp_path),
+                            k=K, itm_batch_size=3, block_size=4, weights_dtype='bfloat16',
+                            itm_packing=True, dataloader=DataLoader(dataset, batch_size=4),
+                            evaluator=dict()))
+    metrics = loop.run()
+    expected = evaluate_retrieval(model, dataset, weights_dtype='bfloat16', itm_packing=True,
+                                  **SETTINGS)
+    assert metrics == {f'retrieval/{name}': value for name, value in expected.values().items()}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
