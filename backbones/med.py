@@ -11,8 +11,10 @@ One BERT-shaped transformer run in three modes:
 Parameter names are BERT's / official BLIP's (``embeddings.word_embeddings``,
 ``encoder.layer.N.attention.self.query``, ``...crossattention...``, ``intermediate.dense``,
 ``output.dense``), so official and Hugging Face BLIP checkpoints load key for key.
-Attention runs through ``torch.nn.functional.scaled_dot_product_attention``, except where
-keys/values come as :class:`ExplicitKeyValue` (a decoding step's self-attention); the
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention``, except for a
+static decoding step's attentions, which read many keys/values for few queries: on CUDA in
+half precision the Triton kernel of :mod:`backbones.few_query_kernel` runs them, and
+elsewhere the self-attention (:class:`ExplicitKeyValue`) runs BLIP's explicit formula; the
 cross-attention probabilities can be captured on request (:func:`capture_cross_attention`)
 without changing any output.
 """
@@ -24,6 +26,11 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+try:  # Triton ships with torch's CUDA builds; without it SDPA and the explicit formula serve.
+    from . import few_query_kernel
+except ImportError:
+    few_query_kernel = None
 
 MODES = ('text', 'multimodal', 'decoder')
 KeyValue = Tuple[torch.Tensor, torch.Tensor]
@@ -48,12 +55,13 @@ class SegmentedKeyValue(NamedTuple):
 
 
 class ExplicitKeyValue(NamedTuple):
-    """Keys/values attended by the explicit ``softmax(QK^T/sqrt(d) + mask) V`` (official
-    BLIP's formula) instead of SDPA.
+    """Keys/values attended without SDPA: by the few-query kernel where it serves
+    (:func:`few_query_kernel_serves`), else by the explicit ``softmax(QK^T/sqrt(d) + mask) V``
+    (official BLIP's formula).
 
-    For one query over a short cache (a static decoding step's self-attention) it is faster
-    on CUDA: SDPA's kernels tile queries in blocks of 64 or more, which one query leaves
-    nearly empty (at 1536 rows of BLIP-base on an H200: 126 us against 197 us per layer).
+    For one query over a short cache (a static decoding step's self-attention) both beat
+    SDPA, whose kernels tile queries in blocks of 64 or more, which one query leaves nearly
+    empty (at 1536 rows of BLIP-base on an H200: 126 us explicit against 197 us per layer).
     """
 
     keys: torch.Tensor
@@ -74,15 +82,28 @@ def equal_segments(groups: int, rows_per_group: int) -> Tuple[Tuple[int, int], .
     return tuple((g * rows_per_group, (g + 1) * rows_per_group) for g in range(groups))
 
 
-def segmented_attention(query: torch.Tensor, key_value: SegmentedKeyValue) -> torch.Tensor:
-    """SDPA of ``[B, H, L, D]`` queries, each segment of rows against its own image.
+def few_query_kernel_serves(query: torch.Tensor, keys: torch.Tensor, rows_per_image: int
+                            ) -> bool:
+    """Whether :func:`backbones.few_query_kernel.few_query_attention` runs this attention
+    (Triton is present and :func:`backbones.few_query_kernel.serves` says yes)."""
+    return few_query_kernel is not None and few_query_kernel.serves(query, keys,
+                                                                    rows_per_image)
 
-    Segments of one size that cover the batch in order run as a single SDPA call.
+
+def segmented_attention(query: torch.Tensor, key_value: SegmentedKeyValue) -> torch.Tensor:
+    """Attention of ``[B, H, L, D]`` queries, each segment of rows against its own image.
+
+    Segments of one size that cover the batch in order run as a single call: the few-query
+    kernel where it applies (a decoding step's beams on CUDA in half precision), otherwise
+    SDPA.
     """
     bounds, bias = key_value.bounds, key_value.bias
     rows, heads, length, dim = query.shape
     size = bounds[0][1] - bounds[0][0]
     if bounds == equal_segments(len(bounds), size) and size * len(bounds) == rows:
+        if few_query_kernel_serves(query, key_value.keys, size):
+            return few_query_kernel.few_query_attention(query, key_value.keys,
+                                                        key_value.values, size, bias)
         folded = query.reshape(len(bounds), size, heads, length, dim).transpose(1, 2)
         out = F.scaled_dot_product_attention(
             folded.reshape(len(bounds), heads, size * length, dim), key_value.keys,
@@ -141,6 +162,21 @@ class MedSelfAttention(nn.Module):
         """Keys and values of ``states`` split into heads (cacheable per image)."""
         return self.split_heads(self.key(states)), self.split_heads(self.value(states))
 
+    def project_key_value_into(self, states: torch.Tensor, out: torch.Tensor):
+        """:meth:`project_key_value` of ``[B, N, width]`` states written by one product into
+        ``out``, a contiguous ``[B, N, 2, H, D]`` buffer (keys, then values) in the dtype the
+        projections would give (their autocast dtype, if any).
+
+        Rows of ``[keys | values]`` land where the product writes them, so no transposing
+        copy into head-major buffers follows (at BLIP-base and batch 1024 on an H200 that
+        copy took longer than the products).
+        """
+        dtype = out.dtype
+        weight = torch.cat([self.key.weight, self.value.weight]).to(dtype)
+        bias = torch.cat([self.key.bias, self.value.bias]).to(dtype)
+        torch.addmm(bias, states.flatten(0, 1).to(dtype), weight.t(),
+                    out=out.view(-1, weight.shape[0]))
+
     def forward(self, hidden, key_value: KeyValue, attn_mask: Optional[torch.Tensor]):
         """Attend from ``hidden`` to precomputed ``key_value`` (or a
         :class:`SegmentedKeyValue`, unmasked, in eval); returns ``[B, L, H*D]``."""
@@ -153,7 +189,11 @@ class MedSelfAttention(nn.Module):
             return segmented_attention(query, key_value).transpose(1, 2).flatten(2)
         keys, values = key_value
         if isinstance(key_value, ExplicitKeyValue):
-            return (attention_probs(query, keys, attn_mask) @ values).transpose(1, 2).flatten(2)
+            if few_query_kernel_serves(query, keys, 1):
+                out = few_query_kernel.few_query_attention(query, keys, values, 1, attn_mask)
+            else:
+                out = attention_probs(query, keys, attn_mask) @ values
+            return out.transpose(1, 2).flatten(2)
         if self.captured is not None:
             return self.captured_forward(query, keys, values, attn_mask)
         out = F.scaled_dot_product_attention(

@@ -25,7 +25,6 @@ while the batch shape, dtype, autocast state and weight storage are unchanged
 keys/values in bf16) stay allocated until a new shape replaces them or the decoder is
 freed, and they serve one decoding at a time per decoder.
 """
-import itertools
 import weakref
 from typing import List, Optional, Tuple
 
@@ -64,15 +63,19 @@ class StepBuffers:
         # heads, max_length, head_dim]``): a step reads one and writes the other.
         self.self_caches = tuple(torch.zeros(layers, 2, rows, heads, max_length, head_dim,
                                              dtype=dtype, device=device) for _ in range(2))
-        self.image_kv = [tuple(torch.zeros(images, heads, tokens, head_dim, dtype=dtype,
-                                           device=device) for _ in range(2))
-                         for _ in range(layers)]
+        # Per layer, every image token's keys and values side by side (``[images, tokens, 2,
+        # heads, head_dim]``, as one product writes them), read through head-split views.
+        self.image_kv_rows = [torch.zeros(images, tokens, 2, heads, head_dim, dtype=dtype,
+                                          device=device) for _ in range(layers)]
+        image_kv = [(rows[:, :, 0].transpose(1, 2), rows[:, :, 1].transpose(1, 2))
+                    for rows in self.image_kv_rows]
         self.image_bias = (torch.zeros(images, 1, 1, tokens, dtype=dtype, device=device)
                            if masked else None)
-        # Per layer, each image's keys/values shared by its ``rows_per_image`` rows.
-        bounds = equal_segments(images, rows_per_image)
-        self.cross_kv = [SegmentedKeyValue(keys, values, bounds, self.image_bias)
-                         for keys, values in self.image_kv]
+        # Per layer, each image's keys/values for the prompt (one row per image) and for the
+        # steps (shared by the image's ``rows_per_image`` rows).
+        self.prompt_kv, self.cross_kv = (
+            [SegmentedKeyValue(keys, values, equal_segments(images, rows), self.image_bias)
+             for keys, values in image_kv] for rows in (1, rows_per_image))
         self.key_positions = torch.arange(max_length, device=device)
 
     def self_kv(self, cache: int) -> List[Tuple[torch.Tensor, torch.Tensor]]:
@@ -148,6 +151,13 @@ def autocast_without_cache():
     return torch.autocast('cuda', dtype=torch.get_autocast_dtype('cuda'), cache_enabled=False)
 
 
+def projection_dtype(linear: torch.nn.Linear, device: torch.device) -> torch.dtype:
+    """The dtype ``linear`` gives on ``device``: autocast's while enabled, else its weight's."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return linear.weight.dtype
+
+
 def graph_key(decoder, image_embeds: torch.Tensor, masked: bool, rows_per_image: int,
               max_length: int) -> Tuple:
     """What a captured step depends on: shapes, dtype, device, autocast and weight storage."""
@@ -192,18 +202,15 @@ class StaticDecoderSteps:
             raise ValueError('static decoding runs in eval mode only: call .eval() first')
         self.decoder = decoder
         self.image_atts = image_atts
-        # Projected one layer at a time straight into the step's buffers, so no second copy
-        # of every layer's image keys/values is held; the first gives the buffers' dtype.
-        projections = (layer.crossattention.self.project_key_value(image_embeds)
-                       for layer in decoder.bert.encoder.layer)
-        first = next(projections)
+        layers = decoder.bert.encoder.layer
         self.step = captured_step(decoder, image_embeds, image_atts is not None,
-                                  rows_per_image, max_length, first[0].dtype)
+                                  rows_per_image, max_length,
+                                  projection_dtype(layers[0].crossattention.self.key,
+                                                   image_embeds.device))
         self.buffers = self.step.buffers
-        for (keys, values), (new_keys, new_values) in zip(self.buffers.image_kv,
-                                                          itertools.chain([first], projections)):
-            keys.copy_(new_keys)
-            values.copy_(new_values)
+        # Projected straight into the step's buffers, so no second copy is held.
+        for layer, rows in zip(layers, self.buffers.image_kv_rows):
+            layer.crossattention.self.project_key_value_into(image_embeds, rows)
         self.max_length = max_length
         self.length = 0
         self.source = 0  # the self-attention buffer holding the hypotheses so far
@@ -211,17 +218,16 @@ class StaticDecoderSteps:
     def start(self, prompt_ids: torch.Tensor) -> torch.Tensor:
         """Run the ``[B, P]`` prompt once per image; ``[B * rows_per_image, V]`` next logits."""
         buffers = self.buffers
+        if buffers.image_bias is not None:
+            buffers.image_bias.copy_(padding_bias(self.image_atts, buffers.image_bias.dtype))
         logits, self_kv = self.decoder(prompt_ids, torch.ones_like(prompt_ids),
-                                       image_kv=buffers.image_kv, image_atts=self.image_atts,
-                                       return_self_kv=True)
+                                       image_kv=buffers.prompt_kv, return_self_kv=True)
         repeat = buffers.rows_per_image
         length = prompt_ids.shape[1]
         self.source = 0
         for (keys, values), (prompt_keys, prompt_values) in zip(buffers.self_kv(0), self_kv):
             keys[:, :, :length].copy_(prompt_keys.repeat_interleave(repeat, dim=0))
             values[:, :, :length].copy_(prompt_values.repeat_interleave(repeat, dim=0))
-        if buffers.image_bias is not None:
-            buffers.image_bias.copy_(padding_bias(self.image_atts, buffers.image_bias.dtype))
         self.length = length
         return logits[:, -1].repeat_interleave(repeat, dim=0)
 

@@ -1,0 +1,75 @@
+"""The few-query Triton kernel (``backbones/few_query_kernel.py``).
+
+The kernel itself runs here through Triton's interpreter on CPU tensors
+(``few_query_interpreted.py``, in a subprocess, since the interpreter is chosen when Triton
+is imported): against an fp32 reference it must be as close as the path it replaces in the
+same dtype, and a static decoding step must route its self- and cross-attention through it.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from backbones import few_query_kernel as fqa
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope='module')
+def interpreted():
+    """What ``few_query_interpreted.py`` measured, run interpreted."""
+    path = [str(TESTS.parent), str(TESTS)] + [os.environ.get('PYTHONPATH', '')]
+    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=os.pathsep.join(path))
+    done = subprocess.run([sys.executable, str(TESTS / 'few_query_interpreted.py')], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_kernel_is_as_close_as_the_path_it_replaces(interpreted):
+    cases = interpreted['cases']
+    assert len(cases) == 10
+    for case in cases:
+        assert case['shape_kept'] and case['out_layout_contiguous'], case
+        if 'float32' in case['case']:
+            assert case['kernel'] < 1e-5, case
+        else:
+            assert case['kernel'] <= 2 * case['plain'] + 1e-4, case
+
+
+def test_static_decoding_attends_through_the_kernel(interpreted):
+    decoding = interpreted['decoding']
+    # The prompt's cross-attention (one row per image) in every layer, then every step (3
+    # of them) each layer's self- (1 row per image) and cross-attention (3 beams per image).
+    layers = decoding['layers']
+    assert decoding['kernel_calls'] == [1] * layers + [1, 3] * layers * 3
+    assert decoding['kernel'] <= 2 * decoding['plain'] + 1e-3, decoding
+
+
+def head_split(rows, length, heads, dim, dtype=torch.float16):
+    """A ``[rows, H, L, D]`` head-split view of a ``[rows, L, H*D]`` projection."""
+    return torch.zeros(rows, length, heads * dim, dtype=dtype).unflatten(
+        -1, (heads, dim)).transpose(1, 2)
+
+
+def test_the_kernel_serves_only_where_it_is_built_for(monkeypatch):
+    keys = torch.zeros(2, 2, 30, 16, dtype=torch.float16)
+    query = head_split(6, 1, 2, 16)
+    assert not fqa.serves(query, keys, 3)  # CPU tensors: not compiled
+    monkeypatch.setattr(fqa, 'DEVICES', ('cpu',))
+    assert fqa.serves(query, keys, 3)
+    assert not fqa.serves(query.float(), keys.float(), 3)  # fp32
+    assert not fqa.serves(query, keys.bfloat16(), 3)  # mixed dtypes
+    assert not fqa.serves(head_split(6, 6, 2, 16), keys, 3)  # 18 > 16
+    assert not fqa.serves(head_split(6, 1, 2, 24),
+                                               torch.zeros(2, 2, 30, 24).half(), 3)
+
+
+def test_rows_must_be_a_whole_number_per_image():
+    keys = torch.zeros(2, 2, 30, 16, dtype=torch.float16)
+    with pytest.raises(ValueError, match='not 3 per image for 2 images'):
+        fqa.few_query_attention(head_split(5, 1, 2, 16), keys, keys, 3)
