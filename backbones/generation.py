@@ -39,12 +39,17 @@ fixed-size buffers whose every step replays one CUDA graph
 captions in fp32 (tested on the CPU and CUDA), and up to rounding in bf16.
 """
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from .static_decoding import StaticDecoderSteps
+
+try:  # Triton ships with torch's CUDA builds; without it torch.topk serves.
+    from . import row_topk
+except ImportError:
+    row_topk = None
 
 METHODS = ('beam', 'greedy', 'nucleus')
 # Repetition penalty of BLIP's ``generate`` per method (nucleus sampling hard-codes 1.1).
@@ -314,7 +319,7 @@ def beam_search(steps: CachedDecoderSteps, prompt_ids: torch.Tensor,
                                   running.reshape(batch * beams, length), config)
         vocab = log_probs.shape[-1]
         totals = log_probs.view(batch, beams, vocab) + running_scores[:, :, None]
-        cand_scores, cand_index = totals.view(batch, beams * vocab).topk(candidates, dim=1)
+        cand_scores, cand_index = top_candidates(totals.view(batch, beams * vocab), candidates)
         cand_beam, cand_token = cand_index // vocab, cand_index % vocab
         cand_seqs = torch.cat([take_beams(running, cand_beam), cand_token[:, :, None]], dim=2)
         # 4.15 keeps beams running into max_length (finalize adds them); today's HF ends them.
@@ -340,6 +345,14 @@ def beam_search(steps: CachedDecoderSteps, prompt_ids: torch.Tensor,
         if at_max_length or not bool(improvable.any()):  # one device sync per step
             return finished.best()
         logits = steps.advance(running[:, :, -1].flatten(), parent_rows)
+
+
+def top_candidates(scores: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``scores.topk(k, dim=1)``: by the Triton kernel of :mod:`backbones.row_topk` where it
+    serves (the same values; among equal values the lower index first)."""
+    if row_topk is not None and row_topk.serves(scores, k):
+        return row_topk.row_topk(scores, k)
+    return scores.topk(k, dim=1)
 
 
 def take_beams(sequences: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

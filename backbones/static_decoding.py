@@ -11,9 +11,13 @@ same shapes and buffers:
   speed, where an in-place reorder costs a gather and a copy back);
 * the beams of an image attend to its cross-attention keys/values together
   (:class:`backbones.med.SegmentedKeyValue`), so they are stored and read once per image,
-  not once per beam;
-* the one new token's self-attention is computed explicitly
-  (:class:`backbones.med.ExplicitKeyValue`), which beats SDPA's kernels for one query.
+  not once per beam; one product per layer writes them into the buffer, keys and values
+  of a token side by side, and attention reads them through strided views;
+* the one new token's self-attention does not go through SDPA
+  (:class:`backbones.med.ExplicitKeyValue`), whose kernels waste their tiles on one query;
+* on CUDA in half precision the prompt's and every step's cross-attention and the steps'
+  self-attention run the few-query Triton kernel (:mod:`backbones.few_query_kernel`),
+  which streams the keys/values near the memory's bandwidth.
 
 On CUDA the whole step (parent gather, embeddings, every layer, the LM head) is captured
 as a CUDA graph, one per direction between the two self-attention buffers, and replayed, so

@@ -1,10 +1,14 @@
-"""The few-query Triton kernel run on CPU tensors by Triton's interpreter, as a subprocess.
+"""Our Triton kernels run on CPU tensors by Triton's interpreter, as a subprocess.
 
-The interpreter must be chosen before Triton is imported, so ``test_few_query_attention``
-runs this file with ``TRITON_INTERPRET=1`` and reads the JSON it prints: for each case the
-largest error of the kernel and of the path it replaces (SDPA or the explicit formula, in
-the same dtype) against an fp32 reference, and for static decoding through the kernel the
-largest logit error of both paths against fp32 cached decoding.
+The interpreter must be chosen before Triton is imported, so ``test_triton_kernels`` runs
+this file with ``TRITON_INTERPRET=1`` and reads the JSON it prints:
+
+* few-query attention: per case the largest error of the kernel and of the path it
+  replaces (SDPA or the explicit formula, in the same dtype) against an fp32 reference, and
+  for static decoding through the kernel the largest logit error of both paths against
+  fp32 cached decoding;
+* row top-k: per case whether values, indices and tie order are right, and whether beam
+  search returns the same ids through the kernel as through ``torch.topk``.
 """
 import json
 import os
@@ -17,9 +21,9 @@ if os.environ.get('TRITON_INTERPRET') != '1':
     sys.exit('run with TRITON_INTERPRET=1: the kernel runs on CPU tensors only interpreted')
 
 from backbones import few_query_kernel as fqa  # noqa: E402
-from backbones import med  # noqa: E402
+from backbones import generation, med, row_topk  # noqa: E402
 
-fqa.DEVICES = ('cpu',)
+fqa.DEVICES = row_topk.DEVICES = ('cpu',)
 SEED = torch.Generator().manual_seed(0)
 
 
@@ -100,10 +104,64 @@ def decoding_case():
                 kernel_calls=kernel_calls, layers=len(model.text_decoder.bert.encoder.layer))
 
 
+def topk_case(columns, k, kind):
+    """Whether the kernel's top ``k`` of 4 rows are ``torch.topk``'s values, at entries
+    holding them, in order, with ties (``kind='ties'``: small integers) by lower index."""
+    scores = torch.randn(4, columns, generator=SEED)
+    if kind == 'ties':
+        scores = torch.randint(0, 40, (4, columns), generator=SEED).float()
+    elif kind == 'few finite':
+        scores[:, k // 2:] = float('-inf')
+    values, indices = row_topk.row_topk(scores, k)
+    expected = scores.topk(k, dim=1).values
+    in_order = all(sorted(zip((-values[r]).tolist(), indices[r].tolist()))
+                   == list(zip((-values[r]).tolist(), indices[r].tolist())) for r in range(4))
+    return dict(case=f'{columns} columns, k={k}, {kind}', values=torch.equal(values, expected),
+                found_there=torch.equal(scores.gather(1, indices), values),
+                distinct=all(len(set(row)) == k for row in indices.tolist()),
+                ties_by_index=in_order)
+
+
+def beam_case():
+    """Beam-3 ids of a tiny BLIP (fp32) with candidates chosen by the kernel and by
+    ``torch.topk``, and how many times the kernel ran."""
+    from hf_builders import TINY_IMAGE_SIZE, tiny_blip
+
+    from backbones.generation import DecodingConfig, caption_prompt_ids, generate_ids
+
+    torch.manual_seed(0)
+    model = tiny_blip(losses=('lm',), prompt='a picture of ').eval()
+    with torch.no_grad():  # wide weights: captions that differ between images
+        for parameter in model.text_decoder.parameters():
+            parameter.normal_(0, 0.1)
+    images = torch.randn(3, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=SEED)
+    config = DecodingConfig(eos_token_id=102, pad_token_id=0, num_beams=3, max_length=9)
+    calls = []
+    kernel_call = row_topk.row_topk
+
+    def counted(scores, k):
+        calls.append(k)
+        return kernel_call(scores, k)
+    row_topk.row_topk = counted
+
+    def ids(kernel_on):
+        generation.row_topk = row_topk if kernel_on else None
+        with torch.no_grad():
+            return generate_ids(model.text_decoder, model.encode_image(images),
+                                caption_prompt_ids(model), config).tolist()
+    plain = ids(False)
+    through_kernel = ids(True)
+    return dict(same_ids=through_kernel == plain, kernel_calls=len(calls), ids=plain)
+
+
 if __name__ == '__main__':
     cases = [kernel_case(*shape, bias, dtype)
              for dtype in (torch.float32, torch.float16)
              for shape, bias in (((3, 3, 1, 70), 'none'), ((3, 3, 1, 70), 'per-image'),
                                  ((2, 2, 3, 65), 'per-image'), ((1, 16, 1, 5), 'none'),
                                  ((6, 1, 1, 20), 'shared'))]
-    print(json.dumps(dict(cases=cases, decoding=decoding_case())))
+    topk_cases = [topk_case(*case) for case in ((91572, 6, 'random'), (9000, 6, 'ties'),
+                                                (300, 16, 'random'), (20, 8, 'few finite'),
+                                                (5000, 1, 'random'))]
+    print(json.dumps(dict(cases=cases, decoding=decoding_case(), topk=topk_cases,
+                          beam=beam_case())))

@@ -1,9 +1,11 @@
-"""The few-query Triton kernel (``backbones/few_query_kernel.py``).
+"""Our Triton kernels: few-query attention (``backbones/few_query_kernel.py``) and row
+top-k (``backbones/row_topk.py``).
 
-The kernel itself runs here through Triton's interpreter on CPU tensors
-(``few_query_interpreted.py``, in a subprocess, since the interpreter is chosen when Triton
-is imported): against an fp32 reference it must be as close as the path it replaces in the
-same dtype, and a static decoding step must route its self- and cross-attention through it.
+The kernels run here through Triton's interpreter on CPU tensors (``triton_interpreted.py``,
+in a subprocess, since the interpreter is chosen when Triton is imported). Attention must be
+as close to an fp32 reference as the path it replaces in the same dtype, and a static
+decoding step must route its attentions through it; top-k must select ``torch.topk``'s
+values, and beam search through it must return the same ids.
 """
 import json
 import os
@@ -15,16 +17,17 @@ import pytest
 import torch
 
 from backbones import few_query_kernel as fqa
+from backbones import row_topk
 
 TESTS = Path(__file__).parent
 
 
 @pytest.fixture(scope='module')
 def interpreted():
-    """What ``few_query_interpreted.py`` measured, run interpreted."""
+    """What ``triton_interpreted.py`` measured, run interpreted."""
     path = [str(TESTS.parent), str(TESTS)] + [os.environ.get('PYTHONPATH', '')]
     env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=os.pathsep.join(path))
-    done = subprocess.run([sys.executable, str(TESTS / 'few_query_interpreted.py')], env=env,
+    done = subprocess.run([sys.executable, str(TESTS / 'triton_interpreted.py')], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -73,3 +76,29 @@ def test_rows_must_be_a_whole_number_per_image():
     keys = torch.zeros(2, 2, 30, 16, dtype=torch.float16)
     with pytest.raises(ValueError, match='not 3 per image for 2 images'):
         fqa.few_query_attention(head_split(5, 1, 2, 16), keys, keys, 3)
+
+
+def test_row_topk_selects_what_torch_topk_selects(interpreted):
+    cases = interpreted['topk']
+    assert len(cases) == 5
+    for case in cases:
+        assert case['values'] and case['found_there'] and case['distinct'], case
+        assert case['ties_by_index'], case
+
+
+def test_beam_search_through_row_topk_returns_the_same_ids(interpreted):
+    beam = interpreted['beam']
+    assert beam['kernel_calls'] >= 3  # one per step: prompt + up to max_length
+    assert beam['same_ids'], beam
+    assert len({tuple(row) for row in beam['ids']}) > 1  # captions differ between images
+
+
+def test_row_topk_serves_float32_rows_on_its_devices(monkeypatch):
+    scores = torch.zeros(3, 100)
+    assert not row_topk.serves(scores, 6)  # CPU tensors: not compiled
+    monkeypatch.setattr(row_topk, 'DEVICES', ('cpu',))
+    assert row_topk.serves(scores, 6)
+    assert not row_topk.serves(scores.half(), 6)
+    assert not row_topk.serves(scores, 17)  # more than MAX_K
+    assert not row_topk.serves(scores.t(), 6)  # rows not contiguous
+    assert not row_topk.serves(torch.zeros(3, 4), 6)  # k > columns
