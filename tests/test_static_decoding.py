@@ -157,6 +157,23 @@ def test_the_kept_step_is_reused_only_for_the_same_shapes_and_weights(model, ima
         bias.data = original
 
 
+def test_buffers_hold_the_autocast_projections_of_the_image(model, image_embeds):
+    # One [keys | values] product per layer, cast as autocast casts F.linear, writes what
+    # the layer's own projections give under autocast, in their dtype.
+    decoder = model.text_decoder
+    prompt = caption_prompt_ids(model).expand(image_embeds.shape[0], -1)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        static = StaticDecoderSteps(decoder, image_embeds, None, 3, max_length=MAX_LENGTH)
+        for layer, rows in zip(decoder.bert.encoder.layer, static.buffers.image_kv_rows):
+            keys, values = layer.crossattention.self.project_key_value(image_embeds)
+            assert rows.dtype == keys.dtype == torch.bfloat16
+            assert torch.equal(rows[:, :, 0].transpose(1, 2), keys)
+            assert torch.equal(rows[:, :, 1].transpose(1, 2), values)
+        cached = CachedDecoderSteps(decoder, image_embeds, None, 3)
+        torch.testing.assert_close(static.start(prompt), cached.start(prompt), rtol=0,
+                                   atol=1e-2)
+
+
 def test_static_decoding_refuses_training_mode(model, image_embeds):
     model.text_decoder.train()
     try:
