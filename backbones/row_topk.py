@@ -6,7 +6,8 @@ radix pass that took about half of beam search's bookkeeping at batch 1024 on an
 :func:`row_topk` runs one program per row that streams it once in blocks, skips a block
 whose largest entry cannot enter the running top ``k``, and otherwise moves the block's
 entries into it one maximum at a time. Selection does no arithmetic, so the values are
-``torch.topk``'s exactly; among equal values the lower index comes first.
+``torch.topk``'s exactly; among equal values the lower index comes first (NaN, which
+``torch.topk`` ranks first, is never selected).
 
 :func:`serves` says when it runs (on :data:`DEVICES`, float32, ``k`` up to :data:`MAX_K`);
 elsewhere beam search keeps ``torch.topk``. Tests run the kernel on CPU tensors through
