@@ -4,17 +4,24 @@ Splits one batch's captioning into the image encoder, projecting the image keys/
 into the step buffers, the prompt pass, the decoding steps (count x time of one step) and
 what is left: the beam bookkeeping between steps (log-softmax, top-k, finished hypotheses).
 Random weights at BLIP's shapes, BLIP's beam settings (3 beams, max 20, min 5), the model
-cast to ``--dtype``. On the CPU the step runs eagerly (no graphs)::
+cast to ``--dtype``. On the CPU the step runs eagerly (no graphs). ``--without-kernels``
+switches our Triton kernels off (few-query attention, row top-k), so the same split shows
+what they give against SDPA, the explicit formula and ``torch.topk`` (the step buffers keep
+their layout, which SDPA then reads through strided views)::
 
     python -m benchmarks.profile_captioning --device cuda --shape base --batch 512 1024 --dtype bf16
+    python -m benchmarks.profile_captioning --device cuda --shape base --batch 1024 --dtype bf16 \\
+        --without-kernels
     python -m benchmarks.profile_captioning --device cpu --batch 4
 """
 import argparse
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
 import torch
 
+from backbones import few_query_kernel, row_topk
 from backbones.generation import DecodingConfig, beam_search, caption_prompt_ids
 from backbones.static_decoding import StaticDecoderSteps
 from benchmarks.bench_caption import DTYPES, PROMPT, WEIGHT_STD
@@ -60,8 +67,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch', type=int, nargs='+', default=[4], help='images per batch')
     parser.add_argument('--dtype', choices=sorted(DTYPES), default='fp32')
     parser.add_argument('--repeats', type=int, default=5, help='timed calls (median kept)')
+    parser.add_argument('--without-kernels', action='store_true',
+                        help='switch our Triton kernels off (few-query attention, row top-k)')
     add_vocab_argument(parser)
     return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def triton_kernels_off(off: bool = True):
+    """Our Triton kernels switched off for the block (no device left where they serve)."""
+    kept = few_query_kernel.DEVICES, row_topk.DEVICES
+    if off:
+        few_query_kernel.DEVICES = row_topk.DEVICES = ()
+    try:
+        yield
+    finally:
+        few_query_kernel.DEVICES, row_topk.DEVICES = kept
 
 
 def median_ms(run: Callable[[], object], device: torch.device, repeats: int) -> float:
@@ -113,13 +134,17 @@ def main(argv: Optional[Sequence[str]] = None) -> List[CaptionTimes]:
                             pad_token_id=tokenizer.pad_token_id, num_beams=3, max_length=20,
                             min_length=5)
     size = SHAPES[args.shape].image_size
-    print(f'shape={args.shape} device={args.device} dtype={args.dtype} beams=3 max_length=20',
-          flush=True)
+    kernels = 'off' if args.without_kernels else 'ours where they serve'
+    print(f'shape={args.shape} device={args.device} dtype={args.dtype} beams=3 max_length=20 '
+          f'Triton kernels={kernels}', flush=True)
     results = []
-    for batch in args.batch:
-        images = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
-        results.append(caption_times(model, images.to(device, dtype), config, args.repeats))
-        print(results[-1].line(), flush=True)
+    with triton_kernels_off(args.without_kernels):
+        for batch in args.batch:
+            images = torch.randn(batch, 3, size, size,
+                                 generator=torch.Generator().manual_seed(0))
+            results.append(caption_times(model, images.to(device, dtype), config,
+                                         args.repeats))
+            print(results[-1].line(), flush=True)
     return results
 
 

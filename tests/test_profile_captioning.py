@@ -1,6 +1,7 @@
 """``python -m benchmarks.profile_captioning`` splits captioning time into its parts."""
 import pytest
 
+from backbones import few_query_kernel, row_topk
 from benchmarks import profile_captioning
 from benchmarks.profile_captioning import CaptionTimes
 
@@ -23,3 +24,16 @@ def test_cpu_smoke_run_times_every_part(capsys):
     assert 1 <= result.steps <= 20 - prompt_tokens - 1  # max_length counts the prompt
     assert min(result.encode, result.setup, result.prompt, result.step, result.decode) > 0
     assert 'batch 2:' in capsys.readouterr().out
+
+
+def test_without_kernels_empties_the_kernels_devices_for_the_run_only(monkeypatch):
+    seen = []
+    times = profile_captioning.caption_times
+    monkeypatch.setattr(profile_captioning, 'caption_times', lambda *args: seen.append(
+        (few_query_kernel.DEVICES, row_topk.DEVICES)) or times(*args))
+    profile_captioning.main(['--device', 'cpu', '--batch', '2', '--repeats', '1',
+                             '--without-kernels'])
+    assert seen == [((), ())]
+    assert few_query_kernel.DEVICES == row_topk.DEVICES == ('cuda',)
+    profile_captioning.main(['--device', 'cpu', '--batch', '2', '--repeats', '1'])
+    assert seen[-1] == (('cuda',), ('cuda',))
