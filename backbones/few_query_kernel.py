@@ -30,15 +30,21 @@ MAX_QUERIES = 16  # queries per image and head the kernel holds in one tile
 BLOCK_KEYS = 64  # keys per inner iteration
 
 
-def serves(query: torch.Tensor, keys: torch.Tensor, rows_per_image: int
-           ) -> bool:
-    """Whether :func:`few_query_attention` serves this ``[rows, H, L, D]`` query."""
+def serves(query: torch.Tensor, keys: torch.Tensor, rows_per_image: int,
+           bias: Optional[torch.Tensor] = None) -> bool:
+    """Whether :func:`few_query_attention` serves this ``[rows, H, L, D]`` query (and
+    ``bias``: one additive row of key biases per image, or one for all; a mask that varies
+    over heads or queries is not for this kernel)."""
     head_dim = query.shape[-1]
+    images, tokens = keys.shape[0], keys.shape[2]
     return (query.device.type in DEVICES
             and query.dtype in (torch.float16, torch.bfloat16) and keys.dtype == query.dtype
             and rows_per_image * query.shape[2] <= MAX_QUERIES
             and head_dim >= 16 and head_dim & (head_dim - 1) == 0
-            and query.stride(-1) == 1 and keys.stride(-1) == 1)
+            and query.stride(-1) == 1 and keys.stride(-1) == 1
+            and (bias is None or (bias.dim() == 4 and bias.shape[0] in (1, images)
+                                  and bias.shape[1:] == (1, 1, tokens)
+                                  and bias.stride(-1) == 1)))
 
 
 def few_query_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,

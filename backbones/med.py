@@ -82,12 +82,12 @@ def equal_segments(groups: int, rows_per_group: int) -> Tuple[Tuple[int, int], .
     return tuple((g * rows_per_group, (g + 1) * rows_per_group) for g in range(groups))
 
 
-def few_query_kernel_serves(query: torch.Tensor, keys: torch.Tensor, rows_per_image: int
-                            ) -> bool:
+def few_query_kernel_serves(query: torch.Tensor, keys: torch.Tensor, rows_per_image: int,
+                            bias: Optional[torch.Tensor]) -> bool:
     """Whether :func:`backbones.few_query_kernel.few_query_attention` runs this attention
     (Triton is present and :func:`backbones.few_query_kernel.serves` says yes)."""
     return few_query_kernel is not None and few_query_kernel.serves(query, keys,
-                                                                    rows_per_image)
+                                                                    rows_per_image, bias)
 
 
 def segmented_attention(query: torch.Tensor, key_value: SegmentedKeyValue) -> torch.Tensor:
@@ -101,7 +101,7 @@ def segmented_attention(query: torch.Tensor, key_value: SegmentedKeyValue) -> to
     rows, heads, length, dim = query.shape
     size = bounds[0][1] - bounds[0][0]
     if bounds == equal_segments(len(bounds), size) and size * len(bounds) == rows:
-        if few_query_kernel_serves(query, key_value.keys, size):
+        if few_query_kernel_serves(query, key_value.keys, size, bias):
             return few_query_kernel.few_query_attention(query, key_value.keys,
                                                         key_value.values, size, bias)
         folded = query.reshape(len(bounds), size, heads, length, dim).transpose(1, 2)
@@ -189,7 +189,7 @@ class MedSelfAttention(nn.Module):
             return segmented_attention(query, key_value).transpose(1, 2).flatten(2)
         keys, values = key_value
         if isinstance(key_value, ExplicitKeyValue):
-            if few_query_kernel_serves(query, keys, 1):
+            if few_query_kernel_serves(query, keys, 1, attn_mask):
                 out = few_query_kernel.few_query_attention(query, keys, values, 1, attn_mask)
             else:
                 out = attention_probs(query, keys, attn_mask) @ values

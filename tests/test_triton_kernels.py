@@ -68,8 +68,13 @@ def test_the_kernel_serves_only_where_it_is_built_for(monkeypatch):
     assert not fqa.serves(query.float(), keys.float(), 3)  # fp32
     assert not fqa.serves(query, keys.bfloat16(), 3)  # mixed dtypes
     assert not fqa.serves(head_split(6, 6, 2, 16), keys, 3)  # 18 > 16
-    assert not fqa.serves(head_split(6, 1, 2, 24),
-                                               torch.zeros(2, 2, 30, 24).half(), 3)
+    assert not fqa.serves(head_split(6, 1, 2, 24), torch.zeros(2, 2, 30, 24).half(), 3)
+    per_image, shared = torch.zeros(2, 1, 1, 30).half(), torch.zeros(1, 1, 1, 30).half()
+    assert fqa.serves(query, keys, 3, per_image) and fqa.serves(query, keys, 3, shared)
+    assert not fqa.serves(query, keys, 3, torch.zeros(2, 2, 1, 30).half())  # per head
+    assert not fqa.serves(query, keys, 3, torch.zeros(2, 1, 4, 30).half())  # per query
+    assert not fqa.serves(query, keys, 3, torch.zeros(2, 1, 1, 29).half())  # wrong keys
+    assert not fqa.serves(query, keys, 3, torch.zeros(2, 1, 1, 60).half()[..., ::2])  # strided
 
 
 def test_rows_must_be_a_whole_number_per_image():
