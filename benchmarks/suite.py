@@ -7,7 +7,8 @@ Rows (BLIP-base at 384 px on CUDA, bf16 autocast unless stated; the tiny shapes 
   timm's with their weights cast to bf16 (no autocast; the difference to ours is noted);
 * beam-3 captions (max 20, min 5), img/s: ours (cached steps, and CUDA-graph steps) vs HF
   ``generate`` at one batch, and each of ours at the best of ``--caption-batches`` (models
-  cast to bf16, as ``bench_caption``);
+  cast to bf16, as ``bench_caption``; ``--compile`` adds the CUDA-graph decoder at its best
+  batch with the ViT under ``torch.compile``);
 * ITM re-rank, pairs/s (k texts of 35 tokens per image): ours per image, ours packed
   (``itm_packing``), ours packed with bf16 weights, HF's ITM path (text encoder on the
   image tokens + ``itm_head``);
@@ -180,12 +181,12 @@ def caption_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[R
         return torch.randn(batch, 3, size, size, device=device, dtype=dtype,
                            generator=torch.Generator(device).manual_seed(batch))
 
-    def ours_at(batch: int, cuda_graphs: bool):
+    def ours_at(batch: int, cuda_graphs: bool, encode: Callable = ours.encode_image):
         images = images_of(batch)
 
         @torch.no_grad()
         def run():
-            return generate_ids(ours.text_decoder, ours.encode_image(images), prompt, config,
+            return generate_ids(ours.text_decoder, encode(images), prompt, config,
                                 cuda_graphs=cuda_graphs)
         return run
 
@@ -201,8 +202,7 @@ def caption_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[R
 
     batch = sizes.caption_batch
     plain_ids = through_eos(ours_at(batch, False)(), eos)
-    graph_ids = through_eos(ours_at(batch, True)(), eos)
-    same_as_plain = sum(a == b for a, b in zip(graph_ids, plain_ids))
+    same_as_plain = same_captions(ours_at(batch, True), ours_at(batch, False), eos)
     # Off CUDA the same fixed-shape steps run eagerly, without graphs.
     graphed = 'ours + CUDA graphs' if device.type == 'cuda' else 'ours, static steps'
     notes = {
@@ -222,7 +222,21 @@ def caption_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[R
         rows.append(Row('beam-3 captions', f'{name}, best batch', best[1], 'img/s',
                         f'batch {best[0]} (of {list(sizes.caption_batches)}), 3 beams, '
                         f'max 20, {precision} weights', precision))
+    if args.compile:  # at the CUDA-graph decoder's best batch only: one compilation
+        compiled = torch.compile(ours.visual_encoder)
+        run = ours_at(best[0], True, encode=compiled)
+        rows.append(Row('beam-3 captions', f'{graphed} + torch.compile ViT, best batch',
+                        best[0] / median_seconds(run, device, sizes.repeats), 'img/s',
+                        f'batch {best[0]}, 3 beams, max 20, {precision} weights', precision,
+                        notes=f'captions identical to {graphed}: '
+                              f'{same_captions(run, ours_at(best[0], True), eos)}/{best[0]}'))
     return rows
+
+
+def same_captions(run: Callable[[], torch.Tensor], reference: Callable[[], torch.Tensor],
+                  eos: int) -> int:
+    """How many captions ``run`` and ``reference`` agree on (ids up to the first eos)."""
+    return sum(a == b for a, b in zip(through_eos(run(), eos), through_eos(reference(), eos)))
 
 
 # ---------------------------------------------------------------- ITM re-ranking
@@ -412,8 +426,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         default=[64, 128, 256, 512, 1024])
     parser.add_argument('--compile', action='store_true',
                         help='add our ViT under torch.compile to the image-encoding rows and '
-                             'bf16 training rows with compiled layers, without and with CUDA '
-                             'graphs (mode=reduce-overhead)')
+                             'the best-batch CUDA-graph caption row, and bf16 training rows '
+                             'with compiled layers, without and with CUDA graphs '
+                             '(mode=reduce-overhead)')
     parser.add_argument('--workers', type=int, default=None,
                         help='data loader workers of the protocol (default: 4 on CUDA, 0 on CPU)')
     parser.add_argument('--only', nargs='+', default=None,

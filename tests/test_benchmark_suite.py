@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from benchmarks import suite
 
@@ -33,6 +34,18 @@ def test_quick_cpu_suite_prints_and_writes_every_row(tmp_path, capsys):
     table = (tmp_path / 'performance.md').read_text()
     assert table.count('\n| ') == len(rows) + 1  # header + one line per row
     assert 'HF ITM path' in capsys.readouterr().out
+
+
+def test_compile_adds_the_caption_row_with_a_compiled_vit(tmp_path, monkeypatch):
+    compile_ = torch.compile  # Dynamo's graphs run eagerly: no C++ compiler needed
+    monkeypatch.setattr(torch, 'compile', lambda model, **kw: compile_(model, backend='eager'))
+    rows = suite.main(['--device', 'cpu', '--quick', '--only', 'caption', '--compile',
+                       '--out', str(tmp_path)])
+    best, compiled = rows[-2:]
+    assert compiled.implementation == 'ours, static steps + torch.compile ViT, best batch'
+    batch = best.settings.split()[1]
+    assert compiled.settings.startswith(f'batch {batch}, ') and compiled.value > 0
+    assert compiled.notes == f'captions identical to ours, static steps: {batch}/{batch}'
 
 
 def test_mfu_uses_the_precision_peak():

@@ -4,6 +4,8 @@ stale results, unchanged ones are reused.
 Each case evaluates twice into one work dir, the second time with one thing changed, and
 checks that the second result equals a fresh evaluation without any cache.
 """
+import contextlib
+import copy
 import json
 import os
 import shutil
@@ -99,6 +101,29 @@ def test_captions_of_other_normalisation_are_generated_anew(model, world, tmp_pa
     again, rate = caption_dataset(
         model, CaptionEvalDataset(world, RETRIEVAL_ANN, image_size=SIZE), **settings)
     assert again == first and not rate  # reused: nothing generated
+
+
+def test_captions_of_each_precision_are_generated_and_cached_apart(model, world, tmp_path):
+    settings = dict(decoding=DECODING, batch_size=4, work_dir=tmp_path / 'work', cache_key='tiny')
+    dataset = CaptionEvalDataset(world, RETRIEVAL_ANN, image_size=SIZE)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    caption_dataset(model, dataset, **settings)
+    for precision, reference_model, context in (
+            (dict(weights_dtype='bfloat16'), copy.deepcopy(model).bfloat16(),
+             contextlib.nullcontext()),
+            (dict(autocast_dtype='bfloat16'), model, torch.autocast('cpu', torch.bfloat16))):
+        captions, rate = caption_dataset(model, dataset, **settings, **precision)
+        assert rate  # generated: the float32 captions of the same checkpoint are not reused
+        with context:
+            expected, _ = caption_dataset(reference_model, dataset,
+                                          **dict(settings, work_dir=None))
+        assert captions == expected
+        again, rate = caption_dataset(model, dataset, **settings, **precision)
+        assert again == captions and not rate  # reused at the same precision
+    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
+    with pytest.raises(ValueError, match='choose one'):
+        caption_dataset(model, dataset, **settings, autocast_dtype='bfloat16',
+                        weights_dtype='bfloat16')
 
 
 def test_without_a_cache_key_the_models_weights_name_the_results(tiny_toyworld, world, tmp_path):

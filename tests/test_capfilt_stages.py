@@ -4,6 +4,7 @@ The captioner and filter checkpoints are random (no training): the stages' contr
 resumable shards, rank splitting (simulated, and on 2 gloo processes), corpus contents —
 do not depend on how good they are.
 """
+import copy
 import json
 import shutil
 
@@ -151,16 +152,20 @@ def test_corpus_holds_every_human_pair_and_nothing_the_filter_rejected(
                                        + '/annotations/pretrain_web.json'))
 
 
-def test_sharding_by_rank_gives_the_same_union(capfilt_cfg, checkpoints, straight_run,
-                                               tmp_path, monkeypatch):
-    ctx, _ = straight_run
+def captioner_and_web_images(capfilt_cfg, checkpoints, work_dir):
+    """The caption stage's captioner (its checkpoint loaded), web images and task options."""
     caption_cfg, _ = stage_configs(capfilt_cfg)
     model = MODELS.build(deep_merge(capfilt_cfg['model'], caption_cfg['model']))
     load_weights(model, str(checkpoints['captioner']))
-    model.eval()
-    dataset = DATASETS.build(caption_cfg['images'])
-    options = dict(work_dir=tmp_path, decoding=caption_cfg['decoding'], seed=0,
+    options = dict(work_dir=work_dir, decoding=caption_cfg['decoding'], seed=0,
                    batch_size=caption_cfg['batch_size'], shard_size=SHARD_SIZE)
+    return model.eval(), DATASETS.build(caption_cfg['images']), options
+
+
+def test_sharding_by_rank_gives_the_same_union(capfilt_cfg, checkpoints, straight_run,
+                                               tmp_path, monkeypatch):
+    ctx, _ = straight_run
+    model, dataset, options = captioner_and_web_images(capfilt_cfg, checkpoints, tmp_path)
     monkeypatch.setattr(shards, 'barrier', lambda: None)
     monkeypatch.setattr(shards, 'get_dist_info', lambda: (0, 2))
     with pytest.raises(RuntimeError, match=r'shards \[1, 3\] are not finished'):
@@ -202,3 +207,17 @@ def test_two_processes_caption_and_filter_as_one(capfilt_cfg, checkpoints, tmp_p
     assert [result['shards'] for result in ranks] == [dict(caption=[0, 2, 4], filter=[0, 2, 4]),
                                                       dict(caption=[1, 3], filter=[1, 3])]
     assert len({pair['caption'] for pair in single['captions']}) > 1
+
+
+def test_bf16_weights_caption_a_cast_copy_into_their_own_shards(capfilt_cfg, checkpoints,
+                                                                 tmp_path):
+    model, dataset, options = captioner_and_web_images(capfilt_cfg, checkpoints, tmp_path)
+    plain = caption_web_images(model, dataset, **options)
+    cast = caption_web_images(model, dataset, **options, weights_dtype='bfloat16')
+    assert cast.throughput  # captioned anew: the float32 shards are not taken for bf16 ones
+    expected = caption_web_images(copy.deepcopy(model).bfloat16(), dataset,
+                                  **dict(options, work_dir=tmp_path / 'direct'))
+    assert cast.outputs['captions'] == expected.outputs['captions']
+    assert next(model.parameters()).dtype == torch.float32  # the copy was cast, not the model
+    again = caption_web_images(model, dataset, **options)
+    assert again.outputs['captions'] == plain.outputs['captions']

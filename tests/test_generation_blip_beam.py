@@ -138,7 +138,7 @@ def test_blip_rule_is_the_default_and_part_of_the_caption_cache_tag():
     """Captions cached under another rule must not be reused."""
     assert DecodingConfig(eos_token_id=EOS, pad_token_id=PAD).length_normalization == 'blip'
     assert DEFAULT_DECODING['length_normalization'] == 'blip'
-    assert cache_tag('ckpt', DEFAULT_DECODING) != \
-        cache_tag('ckpt', dict(DEFAULT_DECODING, length_normalization='hf'))
+    assert cache_tag('ckpt', DEFAULT_DECODING, 'torch.float32') != \
+        cache_tag('ckpt', dict(DEFAULT_DECODING, length_normalization='hf'), 'torch.float32')
     with pytest.raises(ValueError, match='length_normalization'):
         DecodingConfig(eos_token_id=EOS, pad_token_id=PAD, length_normalization='hf4')

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Subset
 from harness.core.registry import TASKS
 from harness.core.task_result import TaskResult
 
+from ..precision import at_precision, numeric_precision
 from ..sharding import Block
 from .shards import run_sharded
 
@@ -47,7 +48,8 @@ def caption_shard(model, dataset, block: Block, decoding: dict, batch_size: int,
 def caption_web_images(model, dataset, *, device: str = 'cpu', work_dir=None,
                        cache_key: Optional[str] = None, decoding: Optional[dict] = None,
                        batch_size: int = 32, shard_size: int = 512, seed: int = 0,
-                       num_workers: int = 0) -> TaskResult:
+                       num_workers: int = 0, autocast_dtype: Optional[str] = None,
+                       weights_dtype: Optional[str] = None) -> TaskResult:
     """Caption every image of a :class:`WebImageDataset` once with a captioner.
 
     Args:
@@ -60,18 +62,22 @@ def caption_web_images(model, dataset, *, device: str = 'cpu', work_dir=None,
         shard_size: images per shard (the unit of resumption and of rank splitting); a
             dataset read from tar shards (``shard_sizes``) is cut at its input shards.
         seed: base seed of the per-shard sampling generators.
+        autocast_dtype, weights_dtype: the precision (:func:`tasks.precision.at_precision`;
+            both None: the model's own); shards of another precision are discarded.
 
     Returns:
         A :class:`TaskResult` without metrics: ``outputs['captions']`` holds one
         ``{'image', 'caption'}`` per image, in dataset order.
     """
     decoding = dict(DEFAULT_DECODING, **(decoding or {}))
-    job = dict(task='capfilt_caption', cache_key=cache_key, decoding=decoding,
-               batch_size=batch_size, seed=seed)
-    captions, throughput = run_sharded(
-        Path(work_dir) / 'shards', job, len(dataset), shard_size, desc='synthetic captions',
-        block_sizes=getattr(dataset, 'shard_sizes', None),
-        process_shard=lambda block: caption_shard(model, dataset, block, decoding, batch_size,
-                                                  seed, device, num_workers))
+    with at_precision(model, device, autocast_dtype, weights_dtype) as model:
+        job = dict(task='capfilt_caption', cache_key=cache_key, decoding=decoding,
+                   batch_size=batch_size, seed=seed,
+                   precision=numeric_precision(model, torch.device(device)))
+        captions, throughput = run_sharded(
+            Path(work_dir) / 'shards', job, len(dataset), shard_size,
+            desc='synthetic captions', block_sizes=getattr(dataset, 'shard_sizes', None),
+            process_shard=lambda block: caption_shard(model, dataset, block, decoding,
+                                                      batch_size, seed, device, num_workers))
     return TaskResult(metrics={}, throughput=throughput, counts={'images': len(dataset)},
                       outputs={'captions': captions})

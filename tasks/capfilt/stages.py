@@ -72,7 +72,8 @@ class CaptionCorpusStage(Stage):
         probe_dataset: optional ``CaptionEvalDataset`` (COCO-format) captioned with the
             same decoding and scored with CIDEr; the filter report quotes it when the web
             images have no human captions (ToyWorld's, and real web data's, have none).
-        batch_size, shard_size, num_workers: see the ``capfilt_caption`` task.
+        batch_size, shard_size, num_workers, autocast_dtype, weights_dtype: see the
+            ``capfilt_caption`` task (the precision applies to the probe split too).
 
     Outputs: ``captions`` (path of ``{image, caption}`` JSON), ``num_images``, and
     ``probe_CIDEr`` when a probe dataset is set.
@@ -83,7 +84,8 @@ class CaptionCorpusStage(Stage):
 
     def __init__(self, name: str, captioner_from: str, images: dict, model: Optional[dict] = None,
                  decoding: Optional[dict] = None, probe_dataset: Optional[dict] = None,
-                 batch_size: int = 32, shard_size: int = 512, num_workers: int = 0):
+                 batch_size: int = 32, shard_size: int = 512, num_workers: int = 0,
+                 autocast_dtype: Optional[str] = None, weights_dtype: Optional[str] = None):
         super().__init__(name)
         self.captioner_from = captioner_from
         self.images_cfg = images
@@ -92,6 +94,7 @@ class CaptionCorpusStage(Stage):
         self.probe_cfg = probe_dataset
         self.options = dict(batch_size=batch_size, shard_size=shard_size,
                             num_workers=num_workers)
+        self.precision = dict(autocast_dtype=autocast_dtype, weights_dtype=weights_dtype)
 
     def run(self, ctx: StageContext) -> dict:
         """Caption (resuming finished shards), write the captions, score the probe split."""
@@ -100,7 +103,7 @@ class CaptionCorpusStage(Stage):
         result = caption_web_images(
             model, DATASETS.build(self.images_cfg), device=ctx.device, work_dir=stage_dir,
             cache_key=checkpoint_identity(checkpoint), decoding=self.decoding, seed=ctx.seed,
-            **self.options)
+            **self.options, **self.precision)
         path = stage_dir / SYNTHETIC_FILE
         captions = result.outputs['captions']
         write_on_main_process(path, captions)
@@ -111,7 +114,7 @@ class CaptionCorpusStage(Stage):
                 model, DATASETS.build(self.probe_cfg), device=ctx.device,
                 work_dir=stage_dir / 'probe', cache_key=checkpoint_identity(checkpoint),
                 batch_size=self.options['batch_size'], decoding=self.decoding,
-                metrics=('CIDEr',))
+                metrics=('CIDEr',), **self.precision)
             outputs['probe_CIDEr'] = probe.metrics['CIDEr'].value
         return outputs
 

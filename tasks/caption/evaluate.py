@@ -14,6 +14,7 @@ from harness.core.task_result import TIMES_100, TaskResult, metrics_in
 from ..batch_inference import infer_dataset, on_main_process, settings_tag
 from ..cache_keys import results_key
 from ..datasets.device_decode import images_on_device
+from ..precision import at_precision, numeric_precision
 from ..metrics.caption import coco_caption_metrics
 
 # BLIP's captioning decoding; length_normalization is spelled out so that the cache tag
@@ -25,42 +26,49 @@ DEFAULT_DECODING = dict(method='beam', num_beams=3, max_length=20, min_length=5,
 PER_IMAGE_MEAN_METRICS = ('CIDEr', 'ROUGE-L')
 
 
-def cache_tag(cache_key: Optional[str], decoding: dict) -> str:
-    """Names the prediction files of one (checkpoint, decoding) pair."""
-    return settings_tag('captions', cache_key, decoding)
+def cache_tag(cache_key: Optional[str], decoding: dict, precision: str) -> str:
+    """Names the prediction files of one (checkpoint, decoding, numeric precision) triple."""
+    return settings_tag('captions', cache_key, dict(decoding, precision=precision))
 
 
 def caption_dataset(model, dataset, *, device='cpu', work_dir=None, cache_key=None,
-                    batch_size=32, num_workers=0, decoding=None, save_every=10, seed=0
+                    batch_size=32, num_workers=0, decoding=None, save_every=10, seed=0,
+                    autocast_dtype: Optional[str] = None, weights_dtype: Optional[str] = None
                     ) -> tuple[list, dict]:
     """Caption every image of ``dataset`` (resuming from and saving to ``work_dir``).
 
     Shared by every captioning benchmark (COCO, NoCaps): ``decoding`` is merged into
-    :data:`DEFAULT_DECODING`. Returns the predictions ``[{'image_id', 'caption'}]`` in
-    dataset order (the same on every rank) and the generation throughput (``images/s``;
-    empty when every caption came from the cache). Captions are cached per inputs (images,
-    preprocessing, ``decode='cpu'`` or ``'device'``: see :func:`infer_dataset`).
+    :data:`DEFAULT_DECODING`. ``autocast_dtype`` / ``weights_dtype`` choose the precision
+    (:func:`tasks.precision.at_precision`; both None: the model's own). Returns the
+    predictions ``[{'image_id', 'caption'}]`` in dataset order (the same on every rank) and
+    the generation throughput (``images/s``; empty when every caption came from the cache).
+    Captions are cached per inputs (images, preprocessing, ``decode='cpu'`` or ``'device'``:
+    see :func:`infer_dataset`) and per precision.
     """
     decoding = dict(DEFAULT_DECODING, **(decoding or {}))
     cache_key = results_key(model, cache_key, work_dir)
+    with at_precision(model, device, autocast_dtype, weights_dtype) as model:
 
-    def caption_batch(batch: dict, indices: list) -> list:
-        # Seeded by the batch's first index: sampling does not depend on rank count.
-        generator = torch.Generator(device=device).manual_seed(seed + indices[0])
-        captions = model.generate_captions(images_on_device(batch['image'], device),
-                                           generator=generator, **decoding)
-        return [dict(image_id=image_id, caption=caption)
-                for image_id, caption in zip(batch['image_id'].tolist(), captions)]
+        def caption_batch(batch: dict, indices: list) -> list:
+            # Seeded by the batch's first index: sampling does not depend on rank count.
+            generator = torch.Generator(device=device).manual_seed(seed + indices[0])
+            captions = model.generate_captions(images_on_device(batch['image'], device),
+                                               generator=generator, **decoding)
+            return [dict(image_id=image_id, caption=caption)
+                    for image_id, caption in zip(batch['image_id'].tolist(), captions)]
 
-    return infer_dataset(dataset, caption_batch, tag=cache_tag(cache_key, decoding),
-                         work_dir=work_dir, batch_size=batch_size, num_workers=num_workers,
-                         save_every=save_every, desc='caption generation', unit='images')
+        tag = cache_tag(cache_key, decoding, numeric_precision(model, torch.device(device)))
+        return infer_dataset(dataset, caption_batch, tag=tag, work_dir=work_dir,
+                             batch_size=batch_size, num_workers=num_workers,
+                             save_every=save_every, desc='caption generation', unit='images')
 
 
 @TASKS.register_module(name='caption')
 def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=None,
                      batch_size=32, num_workers=0, decoding=None, save_every=10, seed=0,
-                     metrics=('BLEU', 'METEOR', 'ROUGE-L', 'CIDEr', 'SPICE')) -> TaskResult:
+                     metrics=('BLEU', 'METEOR', 'ROUGE-L', 'CIDEr', 'SPICE'),
+                     autocast_dtype: Optional[str] = None,
+                     weights_dtype: Optional[str] = None) -> TaskResult:
     """Caption every image of a ``CaptionEvalDataset`` and score against its ``gt_file``.
 
     Args:
@@ -71,6 +79,11 @@ def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=N
             length normalization).
         save_every: write this rank's prediction file every this many batches.
         seed: base seed of nucleus sampling.
+        autocast_dtype: ``'bfloat16'``/``'float16'`` to caption under autocast; None for
+            the model's own precision.
+        weights_dtype: ``'bfloat16'`` to caption with a copy of the model cast to it
+            (faster than autocast on GPUs, with ``decoding=dict(cuda_graphs=True)`` too);
+            captions of each precision are cached apart.
 
     Returns:
         A :class:`TaskResult` (the same on every rank): BLEU-1..4, METEOR, ROUGE-L, CIDEr
@@ -80,7 +93,8 @@ def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=N
     predictions, throughput = caption_dataset(
         model, dataset, device=device, work_dir=work_dir, cache_key=cache_key,
         batch_size=batch_size, num_workers=num_workers, decoding=decoding,
-        save_every=save_every, seed=seed)
+        save_every=save_every, seed=seed, autocast_dtype=autocast_dtype,
+        weights_dtype=weights_dtype)
     refuse_degenerate(predictions, work_dir, cache_key)
     result = on_main_process(score_predictions, dataset.gt_file, predictions, metrics)
     result.throughput = throughput

@@ -88,7 +88,9 @@ def write_result_file(path: Path, predictions: list) -> None:
 @TASKS.register_module(name='nocaps')
 def evaluate_nocaps(model, dataset, *, device='cpu', work_dir=None, cache_key=None,
                     batch_size=32, num_workers=0, decoding: Optional[dict] = None,
-                    save_every=10, seed=0, metrics=NOCAPS_METRICS) -> TaskResult:
+                    save_every=10, seed=0, metrics=NOCAPS_METRICS,
+                    autocast_dtype: Optional[str] = None,
+                    weights_dtype: Optional[str] = None) -> TaskResult:
     """Caption every image of a :class:`NoCapsEvalDataset`; score it when it has ground truth.
 
     Args:
@@ -97,6 +99,7 @@ def evaluate_nocaps(model, dataset, *, device='cpu', work_dir=None, cache_key=No
         decoding: changes to BLIP's NoCaps decoding (beam 3, max 20, min 5, repetition
             penalty 1.1).
         metrics: caption metric families scored per domain (``CIDEr``, ``SPICE``...).
+        autocast_dtype, weights_dtype: the precision, as the ``caption`` task's.
 
     Returns:
         A :class:`TaskResult`: ``<domain>_<metric>`` ×100 for the three domains and
@@ -108,7 +111,8 @@ def evaluate_nocaps(model, dataset, *, device='cpu', work_dir=None, cache_key=No
     predictions, throughput = caption_dataset(
         model, dataset, device=device, work_dir=work_dir, cache_key=cache_key,
         batch_size=batch_size, num_workers=num_workers,
-        decoding=dict(NOCAPS_DECODING, **(decoding or {})), save_every=save_every, seed=seed)
+        decoding=dict(NOCAPS_DECODING, **(decoding or {})), save_every=save_every, seed=seed,
+        autocast_dtype=autocast_dtype, weights_dtype=weights_dtype)
     result_name = f'{dataset.ann_file.stem}_result.json'
     if dataset.gt_file:
         result = on_main_process(score_nocaps, dataset.gt_file, predictions, metrics)

@@ -13,7 +13,6 @@ max-reduction gives every rank the full matrices. With a ``work_dir`` the featur
 finished block of images and the final matrices are cached (:mod:`.cache`): an interrupted
 run resumes at the first unfinished block, and a finished one is not recomputed.
 """
-import copy
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
 
@@ -27,19 +26,13 @@ from harness.core.task_result import PERCENT, TaskResult, metrics_in
 from ..metrics.retrieval import RECALL_AT, best_ranks, retrieval_metrics
 from ..progress import ProgressMeter
 from ..cache_keys import results_key
+from ..precision import at_precision, numeric_precision
 from .cache import RetrievalCache, evaluation_digest
 from .candidates import plan_candidates
 from .features import extract_text_features, extract_visual_features, tokenize_texts
 from .rerank import rerank_block
 from ..sharding import all_ranks_agree, blocks_of_rank, gather_rows, split_into_batches
 from .scores import RetrievalScores, ScoreAssembler
-
-
-def numeric_precision(model: torch.nn.Module, device: torch.device) -> str:
-    """The precision the model runs at here: the autocast dtype if enabled, else its own."""
-    if torch.is_autocast_enabled(device.type):
-        return f'autocast-{torch.get_autocast_dtype(device.type)}'
-    return str(next(model.parameters()).dtype)
 
 
 def _compute_features(model, dataset, image_blocks, *, batch_size: int, device: torch.device,
@@ -155,15 +148,6 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
     return scores
 
 
-def floating_dtype(name: str, option: str) -> torch.dtype:
-    """``torch.<name>`` for a floating dtype's name; ValueError naming ``option`` otherwise."""
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"{option}={name!r} is not a torch floating dtype's name: use "
-                         f"'bfloat16' or 'float16'")
-    return dtype
-
-
 def scores_at_precision(model, dataset, autocast_dtype: Optional[str] = None,
                         weights_dtype: Optional[str] = None, *,
                         device: Union[str, torch.device] = 'cpu', **options) -> RetrievalScores:
@@ -171,16 +155,9 @@ def scores_at_precision(model, dataset, autocast_dtype: Optional[str] = None,
     None): under ``torch.autocast`` to ``autocast_dtype`` (``'bfloat16'``/``'float16'``), or
     on a copy of the model cast to ``weights_dtype`` (``'bfloat16'``: every activation in
     bf16, faster than autocast on GPUs and further from float32; cached apart)."""
-    if autocast_dtype and weights_dtype:
-        raise ValueError(f'autocast_dtype={autocast_dtype!r} and weights_dtype='
-                         f'{weights_dtype!r}: choose one (autocast over cast weights does '
-                         f'nothing more)')
-    device = torch.device(device)
-    if weights_dtype:
-        model = copy.deepcopy(model).to(floating_dtype(weights_dtype, 'weights_dtype'))
-    dtype = floating_dtype(autocast_dtype, 'autocast_dtype') if autocast_dtype else None
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        return compute_retrieval_scores(model, dataset, device=device, **options)
+    with at_precision(model, device, autocast_dtype, weights_dtype) as evaluated:
+        return compute_retrieval_scores(evaluated, dataset, device=torch.device(device),
+                                        **options)
 
 
 def per_query_recalls(scores: RetrievalScores, img2txt: Sequence[Sequence[int]],
