@@ -62,10 +62,21 @@ class ExplicitKeyValue(NamedTuple):
     For one query over a short cache (a static decoding step's self-attention) both beat
     SDPA, whose kernels tile queries in blocks of 64 or more, which one query leaves nearly
     empty (at 1536 rows of BLIP-base on an H200: 126 us explicit against 197 us per layer).
+    With ``rows``, row ``b`` reads key ``k`` from row ``rows[b, k]`` of ``keys``/``values``
+    (static decoding's beam history: beams share the cache rows of their common prefix).
     """
 
     keys: torch.Tensor
     values: torch.Tensor
+    rows: Optional[torch.Tensor] = None  # [B, K]: the row holding key k of row b (None: b)
+
+    def gathered(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``[B, H, K, D]`` keys and values of each row's own sequence (``rows`` applied)."""
+        if self.rows is None:
+            return self.keys, self.values
+        positions = torch.arange(self.rows.shape[1], device=self.rows.device)
+        return tuple(tensor[self.rows, :, positions].transpose(1, 2)
+                     for tensor in (self.keys, self.values))
 
 
 def attention_probs(query: torch.Tensor, keys: torch.Tensor,
@@ -83,11 +94,12 @@ def equal_segments(groups: int, rows_per_group: int) -> Tuple[Tuple[int, int], .
 
 
 def few_query_kernel_serves(query: torch.Tensor, keys: torch.Tensor, rows_per_image: int,
-                            bias: Optional[torch.Tensor]) -> bool:
+                            bias: Optional[torch.Tensor],
+                            key_rows: Optional[torch.Tensor] = None) -> bool:
     """Whether :func:`backbones.few_query_kernel.few_query_attention` runs this attention
     (Triton is present and :func:`backbones.few_query_kernel.serves` says yes)."""
-    return few_query_kernel is not None and few_query_kernel.serves(query, keys,
-                                                                    rows_per_image, bias)
+    return few_query_kernel is not None and few_query_kernel.serves(
+        query, keys, rows_per_image, bias, key_rows)
 
 
 def segmented_attention(query: torch.Tensor, key_value: SegmentedKeyValue) -> torch.Tensor:
@@ -187,13 +199,15 @@ class MedSelfAttention(nn.Module):
                                  'own image mask and runs in eval mode only; pass '
                                  'image_atts=None and call .eval()')
             return segmented_attention(query, key_value).transpose(1, 2).flatten(2)
-        keys, values = key_value
         if isinstance(key_value, ExplicitKeyValue):
-            if few_query_kernel_serves(query, keys, 1, attn_mask):
-                out = few_query_kernel.few_query_attention(query, keys, values, 1, attn_mask)
+            if few_query_kernel_serves(query, key_value.keys, 1, attn_mask, key_value.rows):
+                out = few_query_kernel.few_query_attention(
+                    query, key_value.keys, key_value.values, 1, attn_mask, key_value.rows)
             else:
+                keys, values = key_value.gathered()
                 out = attention_probs(query, keys, attn_mask) @ values
             return out.transpose(1, 2).flatten(2)
+        keys, values = key_value
         if self.captured is not None:
             return self.captured_forward(query, keys, values, attn_mask)
         out = F.scaled_dot_product_attention(

@@ -5,10 +5,13 @@
 same shapes and buffers:
 
 * self-attention keys/values live in ``max_length``-long buffers; a step writes its token's
-  keys/values at the current position and masks the positions not yet written;
-* there are two such buffers: a step gathers each row's parent from the one holding the
-  previous step into the other, then extends it (a gather into a second buffer runs at copy
-  speed, where an in-place reorder costs a gather and a copy back);
+  keys/values at the current position of its own row and masks the positions not yet
+  written;
+* a beam reorder copies no keys/values: a ``[rows, max_length]`` table (``history``) names,
+  per row and position, the buffer row that holds that position of the row's hypothesis.
+  A step gathers the parents' table rows and points the new position at the row itself;
+  attention reads each position from the row the table names (a slot is written once, at
+  its position's step, so every table entry stays valid);
 * the beams of an image attend to its cross-attention keys/values together
   (:class:`backbones.med.SegmentedKeyValue`), so they are stored and read once per image,
   not once per beam; one product per layer writes them into the buffer, keys and values
@@ -19,12 +22,12 @@ same shapes and buffers:
   self-attention run the few-query Triton kernel (:mod:`backbones.few_query_kernel`),
   which streams the keys/values near the memory's bandwidth.
 
-On CUDA the whole step (parent gather, embeddings, every layer, the LM head) is captured
-as a CUDA graph, one per direction between the two self-attention buffers, and replayed, so
-one step costs one launch from the host instead of hundreds: decoding at small batches is
-otherwise bound by the host. On the CPU the same step runs eagerly (that is how its
-equality with the cached decoder is tested). The graphs are kept per decoder and reused
-while the batch shape, dtype, autocast state and weight storage are unchanged
+On CUDA the whole step (table gather, embeddings, every layer, the LM head) is captured
+as one CUDA graph and replayed, so one step costs one launch from the host instead of
+hundreds: decoding at small batches is otherwise bound by the host. On the CPU the same
+step runs eagerly (that is how its equality with the cached decoder is tested), reading
+each row's keys/values gathered through the table. Captured steps are kept per decoder and
+reused while the batch shape, dtype, autocast state and weight storage are unchanged
 (:func:`graph_key`). Their buffers (at BLIP-base, 384 px and batch 64, 1.4 GB of image
 keys/values in bf16) stay allocated until a new shape replaces them or the decoder is
 freed, and they serve one decoding at a time per decoder.
@@ -63,10 +66,13 @@ class StepBuffers:
         self.tokens = torch.zeros(rows, dtype=torch.long, device=device)
         self.parents = torch.arange(rows, device=device)
         self.position = torch.zeros(1, dtype=torch.long, device=device)
-        # Two buffers of every layer's self-attention keys and values (``[layers, 2, rows,
-        # heads, max_length, head_dim]``): a step reads one and writes the other.
-        self.self_caches = tuple(torch.zeros(layers, 2, rows, heads, max_length, head_dim,
-                                             dtype=dtype, device=device) for _ in range(2))
+        self.own_rows = torch.arange(rows, device=device)
+        # Every layer's self-attention keys and values (``[layers, 2, rows, heads, max_length,
+        # head_dim]``), each written at its row and position, and per row and position the
+        # row holding that position of the row's hypothesis.
+        self.self_cache = torch.zeros(layers, 2, rows, heads, max_length, head_dim,
+                                      dtype=dtype, device=device)
+        self.history = self.own_rows[:, None].repeat(1, max_length)
         # Per layer, every image token's keys and values side by side (``[images, tokens, 2,
         # heads, head_dim]``, as one product writes them), read through head-split views.
         self.image_kv_rows = [torch.zeros(images, tokens, 2, heads, head_dim, dtype=dtype,
@@ -82,70 +88,67 @@ class StepBuffers:
              for keys, values in image_kv] for rows in (1, rows_per_image))
         self.key_positions = torch.arange(max_length, device=device)
 
-    def self_kv(self, cache: int) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer, the ``(keys, values)`` views of self-attention buffer ``cache``."""
-        return [(layer[0], layer[1]) for layer in self.self_caches[cache]]
+    def self_kv(self) -> List[ExplicitKeyValue]:
+        """Per layer, the self-attention keys/values, read through :attr:`history`."""
+        return [ExplicitKeyValue(layer[0], layer[1], self.history) for layer in self.self_cache]
+
+    def restart(self) -> None:
+        """Every row's hypothesis in its own row again (as after the prompt)."""
+        self.history.copy_(self.own_rows[:, None].expand_as(self.history))
 
 
 @torch.no_grad()
-def run_step(decoder, buffers: StepBuffers, source: int) -> torch.Tensor:
-    """One decoding step on ``buffers``: gather each row's ``parents`` row of self-attention
-    buffer ``source`` into the other one, append ``tokens`` there at ``position``, and
-    return the ``[rows, V]`` logits of the next token."""
-    target = buffers.self_caches[1 - source]
-    # Row by row per layer and kind: index_select along a leading dimension copies whole
-    # rows at memory speed (along dimension 2 of the 6-d buffer it takes three times as long).
-    for source_rows, target_rows in zip(buffers.self_caches[source].flatten(0, 1),
-                                        target.flatten(0, 1)):
-        torch.index_select(source_rows, 0, buffers.parents, out=target_rows)
+def run_step(decoder, buffers: StepBuffers) -> torch.Tensor:
+    """One decoding step on ``buffers``: each row takes its ``parents`` row's history, then
+    appends ``tokens`` (keys/values in its own row at ``position``); returns the ``[rows,
+    V]`` logits of the next token."""
+    history = buffers.history
+    history.copy_(history.index_select(0, buffers.parents))
+    history.index_copy_(1, buffers.position, buffers.own_rows[:, None])
     text = decoder.bert
     hidden = text.embeddings(buffers.tokens[:, None], position_offset=buffers.position)
     self_bias = padding_bias((buffers.key_positions <= buffers.position)[None], hidden.dtype)
-    for layer, (keys, values), cross_kv in zip(text.encoder.layer, buffers.self_kv(1 - source),
-                                               buffers.cross_kv):
+    for layer, self_kv, cross_kv in zip(text.encoder.layer, buffers.self_kv(),
+                                        buffers.cross_kv):
         new_keys, new_values = layer.attention.self.project_key_value(hidden)
-        keys.index_copy_(2, buffers.position, new_keys)
-        values.index_copy_(2, buffers.position, new_values)
-        hidden = layer.attend(hidden, ExplicitKeyValue(keys, values), self_bias, cross_kv)
+        self_kv.keys.index_copy_(2, buffers.position, new_keys)
+        self_kv.values.index_copy_(2, buffers.position, new_values)
+        hidden = layer.attend(hidden, self_kv, self_bias, cross_kv)
     return decoder.cls(hidden)[:, -1]
 
 
 class CapturedStep:
-    """A step's buffers and, on CUDA, the two graphs that replay :func:`run_step` on them
-    (one reading each self-attention buffer).
+    """A step's buffers and, on CUDA, the graph that replays :func:`run_step` on them.
 
     It holds no reference to the decoder (the per-decoder cache is weak), so calls pass it.
     """
 
     def __init__(self, decoder, buffers: StepBuffers):
         self.buffers = buffers
-        self.graphs: List[torch.cuda.CUDAGraph] = []
-        self.logits: List[torch.Tensor] = []
+        self.graph: Optional[torch.cuda.CUDAGraph] = None
+        self.logits: Optional[torch.Tensor] = None
         if buffers.tokens.is_cuda:
             self.capture(decoder)
 
     def capture(self, decoder):
-        """Warm up on a side stream (as CUDA graphs require), then record one step from
-        each self-attention buffer."""
+        """Warm up on a side stream (as CUDA graphs require), then record one step."""
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
-            for source in (0, 1, 0, 1):
-                run_step(decoder, self.buffers, source)
+            for _ in range(2):
+                run_step(decoder, self.buffers)
         torch.cuda.current_stream().wait_stream(stream)
-        for source in (0, 1):
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph), autocast_without_cache():
-                self.logits.append(run_step(decoder, self.buffers, source))
-            self.graphs.append(graph)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), autocast_without_cache():
+            self.logits = run_step(decoder, self.buffers)
 
-    def __call__(self, decoder, source: int) -> torch.Tensor:
-        """Run the step from self-attention buffer ``source``; a copy of its logits (the
-        output buffer is overwritten by the next replay)."""
-        if not self.graphs:
-            return run_step(decoder, self.buffers, source)
-        self.graphs[source].replay()
-        return self.logits[source].clone()
+    def __call__(self, decoder) -> torch.Tensor:
+        """Run the step; a copy of its logits (the output buffer is overwritten by the next
+        replay)."""
+        if self.graph is None:
+            return run_step(decoder, self.buffers)
+        self.graph.replay()
+        return self.logits.clone()
 
 
 def autocast_without_cache():
@@ -217,7 +220,6 @@ class StaticDecoderSteps:
             layer.crossattention.self.project_key_value_into(image_embeds, rows)
         self.max_length = max_length
         self.length = 0
-        self.source = 0  # the self-attention buffer holding the hypotheses so far
 
     def start(self, prompt_ids: torch.Tensor) -> torch.Tensor:
         """Run the ``[B, P]`` prompt once per image; ``[B * rows_per_image, V]`` next logits."""
@@ -228,10 +230,10 @@ class StaticDecoderSteps:
                                        image_kv=buffers.prompt_kv, return_self_kv=True)
         repeat = buffers.rows_per_image
         length = prompt_ids.shape[1]
-        self.source = 0
-        for (keys, values), (prompt_keys, prompt_values) in zip(buffers.self_kv(0), self_kv):
-            keys[:, :, :length].copy_(prompt_keys.repeat_interleave(repeat, dim=0))
-            values[:, :, :length].copy_(prompt_values.repeat_interleave(repeat, dim=0))
+        buffers.restart()
+        for cache, (prompt_keys, prompt_values) in zip(buffers.self_kv(), self_kv):
+            cache.keys[:, :, :length].copy_(prompt_keys.repeat_interleave(repeat, dim=0))
+            cache.values[:, :, :length].copy_(prompt_values.repeat_interleave(repeat, dim=0))
         self.length = length
         return logits[:, -1].repeat_interleave(repeat, dim=0)
 
@@ -250,6 +252,4 @@ class StaticDecoderSteps:
             buffers.parents.copy_(parent_rows)
         buffers.position.fill_(self.length)
         self.length += 1
-        logits = self.step(self.decoder, self.source)
-        self.source = 1 - self.source
-        return logits
+        return self.step(self.decoder)

@@ -119,7 +119,7 @@ def caption_times(model, images: torch.Tensor, config: DecodingConfig,
     return CaptionTimes(
         batch=batch, encode=median_ms(lambda: model.encode_image(images), device, repeats),
         setup=median_ms(static_steps, device, repeats), prompt=prompt_ms, steps=len(advances),
-        step=median_ms(lambda: steps.step(decoder, 0), device, repeats), decode=decode_ms)
+        step=median_ms(lambda: steps.step(decoder), device, repeats), decode=decode_ms)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[CaptionTimes]:

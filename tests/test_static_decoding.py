@@ -189,3 +189,21 @@ def test_captions_through_the_model_api_are_the_same(model):
                          generator=torch.Generator().manual_seed(6))
     plain = model.generate_captions(images, max_length=MAX_LENGTH)
     assert model.generate_captions(images, max_length=MAX_LENGTH, cuda_graphs=True) == plain
+
+
+def test_a_beam_reorder_moves_no_keys_or_values_only_the_history(model, image_embeds):
+    prompt = caption_prompt_ids(model).expand(4, -1)
+    with torch.no_grad():
+        steps = StaticDecoderSteps(model.text_decoder, image_embeds, None, 3,
+                                   max_length=MAX_LENGTH)
+        steps.start(prompt)
+        steps.advance(torch.full((12,), 1037))
+        cache, history = steps.buffers.self_cache.clone(), steps.buffers.history.clone()
+        parents = torch.tensor([2, 2, 0, 3, 3, 3, 8, 6, 7, 11, 9, 9])
+        steps.advance(torch.full((12,), 2003), parents)
+    written = steps.length - 1  # the position the second step wrote
+    after = steps.buffers.self_cache
+    assert torch.equal(after[..., :written, :], cache[..., :written, :])  # nothing moved
+    assert not torch.equal(after[..., written, :], cache[..., written, :])
+    assert torch.equal(steps.buffers.history[:, :written], history[parents, :written])
+    assert torch.equal(steps.buffers.history[:, written], torch.arange(12))

@@ -35,7 +35,7 @@ def interpreted():
 
 def test_kernel_is_as_close_as_the_path_it_replaces(interpreted):
     cases = interpreted['cases']
-    assert len(cases) == 10
+    assert len(cases) == 16
     for case in cases:
         assert case['shape_kept'] and case['out_layout_contiguous'], case
         if 'float32' in case['case']:
@@ -75,6 +75,26 @@ def test_the_kernel_serves_only_where_it_is_built_for(monkeypatch):
     assert not fqa.serves(query, keys, 3, torch.zeros(2, 1, 4, 30).half())  # per query
     assert not fqa.serves(query, keys, 3, torch.zeros(2, 1, 1, 29).half())  # wrong keys
     assert not fqa.serves(query, keys, 3, torch.zeros(2, 1, 1, 60).half()[..., ::2])  # strided
+
+
+def test_key_rows_serve_only_one_query_per_row_over_a_short_cache(monkeypatch):
+    monkeypatch.setattr(fqa, 'DEVICES', ('cpu',))
+    cache = torch.zeros(6, 2, 20, 16, dtype=torch.float16)
+    rows = torch.zeros(6, 20, dtype=torch.long)
+    assert fqa.serves(head_split(6, 1, 2, 16), cache, 1, None, rows)
+    assert not fqa.serves(head_split(6, 2, 2, 16), cache, 1, None, rows)  # two positions
+    assert not fqa.serves(head_split(6, 1, 2, 16), cache[:3], 2, None, rows[:3])  # 2 per row
+    long_cache = torch.zeros(6, 2, fqa.SHORT_CACHE_TOKENS + 1, 16, dtype=torch.float16)
+    long_rows = torch.zeros(6, fqa.SHORT_CACHE_TOKENS + 1, dtype=torch.long)
+    assert fqa.serves(head_split(6, 1, 2, 16), long_cache, 1)
+    assert not fqa.serves(head_split(6, 1, 2, 16), long_cache, 1, None, long_rows)
+    assert not fqa.serves(head_split(6, 1, 2, 16), cache, 1, None, rows.int())
+    assert not fqa.serves(head_split(6, 1, 2, 16), cache, 1, None, rows[:, :19])
+    assert not fqa.serves(head_split(6, 1, 2, 16), cache, 1, None,
+                          torch.zeros(20, 6, dtype=torch.long).t())  # not contiguous
+    with pytest.raises(ValueError, match='key_rows serve one query per row'):
+        fqa.few_query_attention(head_split(6, 1, 2, 16), long_cache, long_cache, 1, None,
+                                long_rows)
 
 
 def test_rows_must_be_a_whole_number_per_image():

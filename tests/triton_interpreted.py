@@ -4,7 +4,8 @@ The interpreter must be chosen before Triton is imported, so ``test_triton_kerne
 this file with ``TRITON_INTERPRET=1`` and reads the JSON it prints:
 
 * few-query attention: per case the largest error of the kernel and of the path it
-  replaces (SDPA or the explicit formula, in the same dtype) against an fp32 reference, and
+  replaces (SDPA or the explicit formula, in the same dtype) against an fp32 reference (the
+  per-row kernel for short caches too, also reading keys through a row table), and
   for static decoding through the kernel the largest logit error of both paths against
   fp32 cached decoding;
 * row top-k: per case whether values, indices and tie order are right, and whether beam
@@ -56,6 +57,27 @@ def kernel_case(images, rows_per_image, length, tokens, bias_kind, dtype, heads=
     return dict(case=f'{images}x{rows_per_image}x{length} over {tokens}, bias {bias_kind}, '
                      f'{dtype}',
                 kernel=(out.float() - expected).abs().max().item(),
+                plain=(plain.to(dtype).float() - expected).abs().max().item(),
+                out_layout_contiguous=out.transpose(1, 2).is_contiguous(),
+                shape_kept=list(out.shape) == list(query.shape))
+
+
+def key_rows_case(dtype, rows=5, tokens=12, heads=3, dim=32):
+    """The per-row kernel reading each key from the row a ``key_rows`` table names (a beam's
+    history in a shared cache), against the fp32 reference on the gathered keys/values."""
+    def randn(*shape):
+        return torch.randn(*shape, generator=SEED).to(dtype)
+    query = randn(rows, 1, heads * dim).unflatten(-1, (heads, dim)).transpose(1, 2)
+    key_value = med.ExplicitKeyValue(randn(rows, heads, tokens, dim),
+                                     randn(rows, heads, tokens, dim),
+                                     torch.randint(0, rows, (rows, tokens), generator=SEED))
+    bias = ((torch.arange(tokens) > tokens - 4)[None, None, None] * -1e4).to(dtype)
+    keys, values = key_value.gathered()
+    expected = reference(query, keys, values, 1, bias)
+    out = fqa.few_query_attention(query, key_value.keys, key_value.values, 1, bias,
+                                  key_value.rows)
+    plain = reference(query.to(dtype), keys, values, 1, bias)
+    return dict(case=f'key rows, {dtype}', kernel=(out.float() - expected).abs().max().item(),
                 plain=(plain.to(dtype).float() - expected).abs().max().item(),
                 out_layout_contiguous=out.transpose(1, 2).is_contiguous(),
                 shape_kept=list(out.shape) == list(query.shape))
@@ -134,7 +156,8 @@ def beam_case():
     with torch.no_grad():  # wide weights: captions that differ between images
         for parameter in model.text_decoder.parameters():
             parameter.normal_(0, 0.1)
-    images = torch.randn(3, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=SEED)
+    images = torch.randn(3, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE,
+                         generator=torch.Generator().manual_seed(1))  # whatever ran before
     config = DecodingConfig(eos_token_id=102, pad_token_id=0, num_beams=3, max_length=9)
     calls = []
     kernel_call = row_topk.row_topk
@@ -155,11 +178,18 @@ def beam_case():
 
 
 if __name__ == '__main__':
-    cases = [kernel_case(*shape, bias, dtype)
+    # One query per row over at most SHORT_CACHE_TOKENS keys goes to the per-row kernel:
+    # the last three shapes (the third with heads in three blocks of one).
+    cases = [kernel_case(*shape, bias, dtype, **heads)
              for dtype in (torch.float32, torch.float16)
-             for shape, bias in (((3, 3, 1, 70), 'none'), ((3, 3, 1, 70), 'per-image'),
-                                 ((2, 2, 3, 65), 'per-image'), ((1, 16, 1, 5), 'none'),
-                                 ((6, 1, 1, 20), 'shared'))]
+             for shape, bias, heads in (((3, 3, 1, 70), 'none', {}),
+                                        ((3, 3, 1, 70), 'per-image', {}),
+                                        ((2, 2, 3, 65), 'per-image', {}),
+                                        ((1, 16, 1, 5), 'none', {}),
+                                        ((6, 1, 1, 20), 'shared', {}),
+                                        ((4, 1, 1, 9), 'per-image', {}),
+                                        ((2, 1, 1, 40), 'per-image', dict(heads=3, dim=64)))]
+    cases += [key_rows_case(dtype) for dtype in (torch.float32, torch.float16)]
     topk_cases = [topk_case(*case) for case in ((91572, 6, 'random'), (9000, 6, 'ties'),
                                                 (300, 16, 'random'), (20, 8, 'few finite'),
                                                 (5000, 1, 'random'))]
