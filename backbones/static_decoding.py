@@ -72,7 +72,8 @@ class StepBuffers:
         # row holding that position of the row's hypothesis.
         self.self_cache = torch.zeros(layers, 2, rows, heads, max_length, head_dim,
                                       dtype=dtype, device=device)
-        self.history = self.own_rows[:, None].repeat(1, max_length)
+        self.history = torch.empty(rows, max_length, dtype=torch.long, device=device)
+        self.restart()
         # Per layer, every image token's keys and values side by side (``[images, tokens, 2,
         # heads, head_dim]``, as one product writes them), read through head-split views.
         self.image_kv_rows = [torch.zeros(images, tokens, 2, heads, head_dim, dtype=dtype,

@@ -201,8 +201,9 @@ def caption_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[R
         return run
 
     batch = sizes.caption_batch
-    plain_ids = through_eos(ours_at(batch, False)(), eos)
-    same_as_plain = same_captions(ours_at(batch, True), ours_at(batch, False), eos)
+    plain = ours_at(batch, False)()
+    plain_ids = through_eos(plain, eos)
+    same_as_plain = same_captions(ours_at(batch, True)(), plain, eos)
     # Off CUDA the same fixed-shape steps run eagerly, without graphs.
     graphed = 'ours + CUDA graphs' if device.type == 'cuda' else 'ours, static steps'
     notes = {
@@ -229,14 +230,13 @@ def caption_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[R
                         best[0] / median_seconds(run, device, sizes.repeats), 'img/s',
                         f'batch {best[0]}, 3 beams, max 20, {precision} weights', precision,
                         notes=f'captions identical to {graphed}: '
-                              f'{same_captions(run, ours_at(best[0], True), eos)}/{best[0]}'))
+                              f'{same_captions(run(), ours_at(best[0], True)(), eos)}/{best[0]}'))
     return rows
 
 
-def same_captions(run: Callable[[], torch.Tensor], reference: Callable[[], torch.Tensor],
-                  eos: int) -> int:
-    """How many captions ``run`` and ``reference`` agree on (ids up to the first eos)."""
-    return sum(a == b for a, b in zip(through_eos(run(), eos), through_eos(reference(), eos)))
+def same_captions(ids: torch.Tensor, reference_ids: torch.Tensor, eos: int) -> int:
+    """How many captions ``ids`` and ``reference_ids`` agree on (up to the first eos)."""
+    return sum(a == b for a, b in zip(through_eos(ids, eos), through_eos(reference_ids, eos)))
 
 
 # ---------------------------------------------------------------- ITM re-ranking

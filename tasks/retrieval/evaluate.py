@@ -151,10 +151,11 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
 def scores_at_precision(model, dataset, autocast_dtype: Optional[str] = None,
                         weights_dtype: Optional[str] = None, *,
                         device: Union[str, torch.device] = 'cpu', **options) -> RetrievalScores:
-    """:func:`compute_retrieval_scores` at a chosen precision (the model's own when both are
-    None): under ``torch.autocast`` to ``autocast_dtype`` (``'bfloat16'``/``'float16'``), or
-    on a copy of the model cast to ``weights_dtype`` (``'bfloat16'``: every activation in
-    bf16, faster than autocast on GPUs and further from float32; cached apart)."""
+    """:func:`compute_retrieval_scores` at a chosen precision
+    (:func:`tasks.precision.at_precision`): under ``torch.autocast`` to ``autocast_dtype``
+    (``'bfloat16'``/``'float16'``), or on a copy of the model cast to ``weights_dtype``
+    (``'bfloat16'``: every activation in bf16, faster than autocast on GPUs and further from
+    float32; cached apart); both None: the model as it is, under the caller's autocast."""
     with at_precision(model, device, autocast_dtype, weights_dtype) as evaluated:
         return compute_retrieval_scores(evaluated, dataset, device=torch.device(device),
                                         **options)
