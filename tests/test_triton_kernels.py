@@ -2,9 +2,10 @@
 top-k (``backbones/row_topk.py``).
 
 The kernels run here through Triton's interpreter on CPU tensors (``triton_interpreted.py``,
-in a subprocess, since the interpreter is chosen when Triton is imported). Attention must be
-as close to an fp32 reference as the path it replaces in the same dtype, and a static
-decoding step must route its attentions through it; top-k must select ``torch.topk``'s
+in a subprocess, since the interpreter is chosen when Triton is imported). Attention must
+stay within twice the fp32 reference's own rounding to the case's dtype (plus 1e-4), and a
+static decoding step must route its attentions through it and stay as close to fp32
+decoding as the path it replaces; top-k must select ``torch.topk``'s
 values, and beam search through it must return the same ids.
 """
 import json
@@ -33,7 +34,7 @@ def interpreted():
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_kernel_is_as_close_as_the_path_it_replaces(interpreted):
+def test_kernel_errors_stay_near_the_dtypes_own_rounding(interpreted):
     cases = interpreted['cases']
     assert len(cases) == 16
     for case in cases:
@@ -41,7 +42,7 @@ def test_kernel_is_as_close_as_the_path_it_replaces(interpreted):
         if 'float32' in case['case']:
             assert case['kernel'] < 1e-5, case
         else:
-            assert case['kernel'] <= 2 * case['plain'] + 1e-4, case
+            assert case['kernel'] <= 2 * case['rounding'] + 1e-4, case
 
 
 def test_static_decoding_attends_through_the_kernel(interpreted):

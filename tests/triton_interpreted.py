@@ -3,11 +3,11 @@
 The interpreter must be chosen before Triton is imported, so ``test_triton_kernels`` runs
 this file with ``TRITON_INTERPRET=1`` and reads the JSON it prints:
 
-* few-query attention: per case the largest error of the kernel and of the path it
-  replaces (SDPA or the explicit formula, in the same dtype) against an fp32 reference (the
-  per-row kernel for short caches too, also reading keys through a row table), and
-  for static decoding through the kernel the largest logit error of both paths against
-  fp32 cached decoding;
+* few-query attention: per case the kernel's largest error against an fp32 reference and
+  that reference's own rounding to the case's dtype (the per-row kernel for short caches
+  too, also reading keys through a row table), and for static decoding through the kernel
+  the largest logit error of the kernel and of the path it replaces (the same dtype,
+  kernel off) against fp32 cached decoding;
 * row top-k: per case whether values, indices and tie order are right, and whether beam
   search returns the same ids through the kernel as through ``torch.topk``.
 """
@@ -39,48 +39,54 @@ def reference(query, keys, values, rows_per_image, bias):
         attn_mask=None if bias is None else bias.float())
 
 
+def random_in(dtype):
+    """``randn(*shape)`` drawing from :data:`SEED`, cast to ``dtype``."""
+    return lambda *shape: torch.randn(*shape, generator=SEED).to(dtype)
+
+
+def head_split_query(randn, rows, length, heads, dim):
+    """A head-split view of a random ``[rows, L, H*D]`` projection (the layout the model
+    hands over)."""
+    return randn(rows, length, heads * dim).unflatten(-1, (heads, dim)).transpose(1, 2)
+
+
+def error_report(case, query, out, keys, values, rows_per_image, bias, dtype):
+    """The kernel's largest error against the fp32 reference, beside that reference's own
+    rounding to ``dtype`` (the least error an output in ``dtype`` can have)."""
+    expected = reference(query, keys, values, rows_per_image, bias)
+    return dict(case=case, kernel=(out.float() - expected).abs().max().item(),
+                rounding=(expected.to(dtype).float() - expected).abs().max().item(),
+                out_layout_contiguous=out.transpose(1, 2).is_contiguous(),
+                shape_kept=list(out.shape) == list(query.shape))
+
+
 def kernel_case(images, rows_per_image, length, tokens, bias_kind, dtype, heads=2, dim=16):
-    """Kernel and same-dtype SDPA errors on a head-split view of a ``[rows, L, H*D]``
-    projection (the layout the model hands over)."""
-    def randn(*shape):
-        return torch.randn(*shape, generator=SEED).to(dtype)
-    query = randn(images * rows_per_image, length, heads * dim).unflatten(
-        -1, (heads, dim)).transpose(1, 2)
+    """Kernel errors on a head-split query over per-image keys/values."""
+    randn = random_in(dtype)
+    query = head_split_query(randn, images * rows_per_image, length, heads, dim)
     keys, values = randn(images, heads, tokens, dim), randn(images, heads, tokens, dim)
     bias = {'none': None,
             'per-image': (torch.rand(images, 1, 1, tokens, generator=SEED) < 0.3) * -1e4,
             'shared': (torch.arange(tokens) > tokens // 2)[None, None, None] * -1e4}[bias_kind]
     bias = None if bias is None else bias.to(dtype)
-    expected = reference(query, keys, values, rows_per_image, bias)
     out = fqa.few_query_attention(query, keys, values, rows_per_image, bias)
-    plain = reference(query.to(dtype), keys, values, rows_per_image, bias)
-    return dict(case=f'{images}x{rows_per_image}x{length} over {tokens}, bias {bias_kind}, '
-                     f'{dtype}',
-                kernel=(out.float() - expected).abs().max().item(),
-                plain=(plain.to(dtype).float() - expected).abs().max().item(),
-                out_layout_contiguous=out.transpose(1, 2).is_contiguous(),
-                shape_kept=list(out.shape) == list(query.shape))
+    return error_report(f'{images}x{rows_per_image}x{length} over {tokens}, bias {bias_kind}, '
+                        f'{dtype}', query, out, keys, values, rows_per_image, bias, dtype)
 
 
 def key_rows_case(dtype, rows=5, tokens=12, heads=3, dim=32):
     """The per-row kernel reading each key from the row a ``key_rows`` table names (a beam's
     history in a shared cache), against the fp32 reference on the gathered keys/values."""
-    def randn(*shape):
-        return torch.randn(*shape, generator=SEED).to(dtype)
-    query = randn(rows, 1, heads * dim).unflatten(-1, (heads, dim)).transpose(1, 2)
+    randn = random_in(dtype)
+    query = head_split_query(randn, rows, 1, heads, dim)
     key_value = med.ExplicitKeyValue(randn(rows, heads, tokens, dim),
                                      randn(rows, heads, tokens, dim),
                                      torch.randint(0, rows, (rows, tokens), generator=SEED))
     bias = ((torch.arange(tokens) > tokens - 4)[None, None, None] * -1e4).to(dtype)
-    keys, values = key_value.gathered()
-    expected = reference(query, keys, values, 1, bias)
     out = fqa.few_query_attention(query, key_value.keys, key_value.values, 1, bias,
                                   key_value.rows)
-    plain = reference(query.to(dtype), keys, values, 1, bias)
-    return dict(case=f'key rows, {dtype}', kernel=(out.float() - expected).abs().max().item(),
-                plain=(plain.to(dtype).float() - expected).abs().max().item(),
-                out_layout_contiguous=out.transpose(1, 2).is_contiguous(),
-                shape_kept=list(out.shape) == list(query.shape))
+    return error_report(f'key rows, {dtype}', query, out, *key_value.gathered(), 1, bias,
+                        dtype)
 
 
 def decoding_case():
