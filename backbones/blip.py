@@ -1,8 +1,9 @@
 """The BLIP model: ViT image encoder + MED text transformer + ITC/ITM/LM heads.
 
 One class serves pre-training (ITC+ITM+LM, BLIP's models/blip_pretrain.py), retrieval
-fine-tuning (ITC+ITM with image-id positives, models/blip_retrieval.py) and caption fine-tuning (LM with a masked prompt); the ``losses`` argument
-chooses which heads exist and train. Module names are official BLIP's
+fine-tuning (ITC+ITM with image-id positives, models/blip_retrieval.py) and caption
+fine-tuning (LM with a masked prompt); the ``losses`` argument chooses which heads exist and
+train. Module names are official BLIP's
 (``visual_encoder``, ``text_encoder``, ``text_decoder.{bert,cls}``, ``vision_proj``,
 ``text_proj``, ``itm_head``, ``temp``, momentum copies ``*_m``, queues), so official
 checkpoints load key for key.
@@ -100,6 +101,12 @@ class Blip(BlipBase):
         negative_sharpness: factor on the similarities from which ITM hard negatives are
             drawn: 1 is BLIP's rule, 0 draws them uniformly. Tiny from-scratch models need
             easier negatives: with BLIP's, ITM stays at its prior (loss 0.636) on ToyWorld.
+        reuse_image_kv: ITM's three row groups (pairs, negative images, negative texts) read
+            each image's cross-attention keys/values projected once per layer instead of once
+            per row, and so does the LM decoder where it shares the encoder's cross-attention
+            (``all``, ``all_but_sa``). The same values; their gradients sum in another order,
+            so it is off by default (CPU scores keep their bits). At BLIP-base and batch 64
+            it spares about 3.2 TFLOP of a pre-training step's projections.
         data_preprocessor: mmengine data preprocessor config.
     """
 
@@ -121,6 +128,7 @@ class Blip(BlipBase):
                  label_smoothing: float = 0.1,
                  negative_sharpness: float = 1.0,
                  negative_all_rank: bool = False,
+                 reuse_image_kv: bool = False,
                  data_preprocessor: Optional[dict] = None):
         super().__init__(data_preprocessor)
         if image_pool not in IMAGE_POOLS:
@@ -132,6 +140,10 @@ class Blip(BlipBase):
         if negative_all_rank and not image_id_positives:
             raise ValueError('negative_all_rank=True applies to retrieval fine-tuning only; '
                              'set image_id_positives=True as well (or drop negative_all_rank)')
+        if reuse_image_kv and negative_all_rank:
+            raise ValueError('reuse_image_kv=True does not gather keys/values across ranks; '
+                             'use it with negative_all_rank=False')
+        self.reuse_image_kv = reuse_image_kv
         unknown = set(losses) - set(LOSSES)
         if unknown or not losses:
             raise ValueError(f'losses must be a non-empty subset of {LOSSES}, got {losses}')
@@ -155,6 +167,9 @@ class Blip(BlipBase):
         self.negative_sharpness = negative_sharpness
         self.negative_all_rank = negative_all_rank
         self.momentum = momentum
+        # A list while a step is captured as a CUDA graph: draw_negatives appends its checks
+        # there instead of reading the device (see backbones.graphed_step).
+        self.deferred_checks: Optional[List[torch.Tensor]] = None
 
         if self.uses_encoder:
             self.text_encoder = MedTextModel(self.med_config)
@@ -242,13 +257,46 @@ class Blip(BlipBase):
 
     def loss(self, images: torch.Tensor, data_samples: dict) -> Dict[str, torch.Tensor]:
         """ITC/ITM/LM losses (each logged separately) for a batch of image-text pairs."""
+        return self.loss_on_inputs(images, self.text_inputs(data_samples, images.shape[0],
+                                                            images.device))
+
+    def text_inputs(self, data_samples: dict, batch: int, device,
+                    padding: Optional[str] = None, pad_to_multiple_of: Optional[int] = None
+                    ) -> Dict[str, torch.Tensor]:
+        """The tensors the losses read of a batch's texts, on ``device``: the encoder's
+        ``input_ids``/``attention_mask`` and ``image_ids`` (ITC/ITM), the decoder's
+        ``caption_*`` tokens and labels (LM).
+
+        ``padding`` overrides the texts' padding and ``pad_to_multiple_of`` rounds lengths up:
+        a captured step needs few distinct shapes (``'max_length'``: one, as BLIP pads its
+        pre-training texts; ``pad_to_multiple_of=8``: a few, with less padding). By default
+        the encoder pads to the longest text, or to ``max_text_length`` when ranks gather
+        tokens, and the decoder to the longest.
+        """
         texts = data_samples['text']
+        inputs = {}
+        if self.uses_encoder:
+            encoder_padding = padding or ('max_length' if self.negative_all_rank else 'longest')
+            inputs.update(self.tokenize(texts, padding=encoder_padding,
+                                        pad_to_multiple_of=pad_to_multiple_of))
+            inputs['image_ids'] = self._image_ids(data_samples, batch, device)
+        if 'lm' in self.losses:
+            caption = self.caption_tokens(texts, padding=padding or 'longest',
+                                          pad_to_multiple_of=pad_to_multiple_of)
+            inputs.update({f'caption_{name}': value for name, value in caption.items()})
+        return inputs
+
+    def loss_on_inputs(self, images: torch.Tensor, inputs: Dict[str, torch.Tensor]
+                       ) -> Dict[str, torch.Tensor]:
+        """:meth:`loss` on texts already turned into tensors by :meth:`text_inputs`: only
+        device work, no host reads (``deferred_checks``), so it can be captured."""
         image_embeds = self.encode_image(images)
+        image_kv = (self.image_key_values(image_embeds)
+                    if self.reuse_image_kv and 'itm' in self.losses else None)
         losses = {}
         if self.uses_encoder:
-            tokens = self.tokenize(texts, padding='max_length' if self.negative_all_rank
-                                   else 'longest')
-            image_ids = self._image_ids(data_samples, images.shape[0], images.device)
+            tokens = dict(input_ids=inputs['input_ids'], attention_mask=inputs['attention_mask'])
+            image_ids = inputs['image_ids']
             image_feat = self.image_features(image_embeds)
             text_feat = self.text_features(tokens['input_ids'], tokens['attention_mask'])
             if 'itc' in self.losses:
@@ -258,15 +306,25 @@ class Blip(BlipBase):
                 sim_i2t = image_feat @ text_feat.T
                 sim_t2i = sim_i2t.T
             if 'itm' in self.losses:
-                negatives = (self._retrieval_negatives(image_embeds, tokens, image_ids,
-                                                       image_feat, text_feat)
+                negatives = (self._retrieval_negatives(tokens, image_ids, image_feat, text_feat)
                              if self.image_id_positives else
-                             self._pretrain_negatives(image_embeds, tokens, image_ids,
-                                                      sim_i2t, sim_t2i))
-                losses['loss_itm'] = self._itm_loss(image_embeds, tokens, *negatives)
+                             self._pretrain_negatives(tokens, image_ids, sim_i2t, sim_t2i))
+                losses['loss_itm'] = self._itm_loss(image_embeds, tokens, *negatives, image_kv)
         if 'lm' in self.losses:
-            losses['loss_lm'] = self.caption_loss(image_embeds, texts)
+            shares_kv = image_kv is not None and self.decoder_shares_cross_attention()
+            losses['loss_lm'] = self.caption_loss(image_embeds, {
+                name: inputs[f'caption_{name}']
+                for name in ('input_ids', 'attention_mask', 'labels')},
+                image_kv=image_kv if shares_kv else None)
         return losses
+
+    def decoder_shares_cross_attention(self) -> bool:
+        """Whether the LM decoder's cross-attention modules are the encoder's (sharing
+        ``all`` or ``all_but_sa``), so image keys/values serve both."""
+        if not (self.uses_encoder and 'lm' in self.losses):
+            return False
+        return all(encoder.crossattention is decoder.crossattention for encoder, decoder in
+                   zip(self.text_encoder.encoder.layer, self.text_decoder.bert.encoder.layer))
 
     def _image_ids(self, data_samples, batch: int, device) -> torch.Tensor:
         if self.image_id_positives:
@@ -312,20 +370,21 @@ class Blip(BlipBase):
                                             mode='text')
         return image_feat_m, F.normalize(self.text_proj_m(text_hidden_m[:, 0]), dim=-1)
 
-    def _pretrain_negatives(self, image_embeds, tokens, image_ids, sim_i2t, sim_t2i):
+    def _pretrain_negatives(self, tokens, image_ids, sim_i2t, sim_t2i):
         """ITM negatives as BLIP pre-training draws them: from ITC's similarities ``+1e-4``.
 
-        Returns the negative texts' ids and mask (one per image) and the negative images'
-        embeddings (one per text).
+        Returns the negative texts' ids and mask (one per image) and the index of each
+        text's negative image.
         """
-        negative_texts, negative_images = sample_hard_negatives(sim_i2t, sim_t2i, image_ids,
-                                                                self.negative_sharpness)
+        negative_texts, negative_images = sample_hard_negatives(
+            sim_i2t, sim_t2i, image_ids, self.negative_sharpness, self.deferred_checks)
         return (tokens['input_ids'][negative_texts], tokens['attention_mask'][negative_texts],
-                gather_rows(image_embeds, negative_images))
+                negative_images)
 
-    def _retrieval_negatives(self, image_embeds, tokens, image_ids, image_feat, text_feat):
+    def _retrieval_negatives(self, tokens, image_ids, image_feat, text_feat):
         """ITM negatives as BLIP retrieval fine-tuning draws them (returns as
-        :meth:`_pretrain_negatives`): softmax of online image x online text similarities over
+        :meth:`_pretrain_negatives`, indices into all ranks' images if
+        ``negative_all_rank``): softmax of online image x online text similarities over
         ``temp``, zero for every pair sharing an image id, across ranks if
         ``negative_all_rank``."""
         across = gather_across_ranks if self.negative_all_rank else (lambda tensor: tensor)
@@ -335,43 +394,54 @@ class Blip(BlipBase):
             sim_t2i = text_feat @ across(image_feat).T / self.temp
         negative_texts, negative_images = draw_negatives(*(
             hard_negative_weights(sims, image_ids, candidate_ids, self.negative_sharpness)
-            for sims in (sim_i2t, sim_t2i)))
-        candidate_images = gather_with_grad(image_embeds) if self.negative_all_rank \
-            else image_embeds
+            for sims in (sim_i2t, sim_t2i)), deferred_checks=self.deferred_checks)
         return (across(tokens['input_ids'])[negative_texts],
-                across(tokens['attention_mask'])[negative_texts],
-                gather_rows(candidate_images, negative_images))
+                across(tokens['attention_mask'])[negative_texts], negative_images)
 
-    def _itm_loss(self, image_embeds, tokens, negative_ids, negative_mask, negative_images):
+    def _itm_loss(self, image_embeds, tokens, negative_ids, negative_mask, negative_images,
+                  image_kv=None):
         """ITM cross-entropy over B positives and 2B negatives (labels [1]*B + [0]*2B): each
-        text with a negative image, each image with a negative text."""
+        text with a negative image (``negative_images``: indices), each image with a
+        negative text. With ``image_kv`` (:meth:`image_key_values`) the rows read the
+        images' projected keys/values instead of projecting their tokens again."""
         input_ids, mask = tokens['input_ids'], tokens['attention_mask']
         all_ids = torch.cat([input_ids, input_ids, negative_ids], dim=0)
         all_masks = torch.cat([mask, mask, negative_mask], dim=0)
-        all_images = torch.cat([image_embeds, negative_images, image_embeds], dim=0)
-        logits = self.itm_logits(all_ids, all_masks, image_embeds=all_images)
+        if image_kv is None:
+            candidates = gather_with_grad(image_embeds) if self.negative_all_rank \
+                else image_embeds
+            all_images = torch.cat([image_embeds, gather_rows(candidates, negative_images),
+                                    image_embeds], dim=0)
+            logits = self.itm_logits(all_ids, all_masks, image_embeds=all_images)
+        else:
+            rows_kv = [tuple(torch.cat([part, gather_rows(part, negative_images), part])
+                             for part in layer_kv) for layer_kv in image_kv]
+            logits = self.itm_logits(all_ids, all_masks, image_kv=rows_kv)
         batch = input_ids.shape[0]
-        labels = torch.cat([torch.ones(batch, dtype=torch.long),
-                            torch.zeros(2 * batch, dtype=torch.long)]).to(logits.device)
+        labels = torch.zeros(3 * batch, dtype=torch.long, device=logits.device)
+        labels[:batch] = 1
         return F.cross_entropy(logits.float(), labels)
 
-    def caption_tokens(self, texts: Sequence[str]) -> dict:
+    def caption_tokens(self, texts: Sequence[str], padding: str = 'longest',
+                       pad_to_multiple_of: Optional[int] = None) -> dict:
         """Decoder inputs (``[DEC]`` first, prompt prepended) and LM targets.
 
         Padding and the prompt's tokens are ``-100`` in ``labels`` (BLIP masks the prompt).
         """
-        tokens = self.tokenize([self.prompt + text for text in texts])
+        tokens = self.tokenize([self.prompt + text for text in texts], padding=padding,
+                               pad_to_multiple_of=pad_to_multiple_of)
         input_ids = self.with_first_token(tokens['input_ids'], self.tokenizer.bos_token_id)
         labels = input_ids.masked_fill(tokens['attention_mask'] == 0, -100)
         labels[:, :self.prompt_length] = -100
         return dict(input_ids=input_ids, attention_mask=tokens['attention_mask'], labels=labels)
 
-    def caption_loss(self, image_embeds: torch.Tensor, texts: Sequence[str],
-                     reduction: str = 'mean') -> torch.Tensor:
-        """Label-smoothed LM loss of ``texts`` decoded from ``image_embeds``."""
-        tokens = self.caption_tokens(texts)
+    def caption_loss(self, image_embeds: torch.Tensor, tokens: dict, reduction: str = 'mean',
+                     image_kv: Optional[list] = None) -> torch.Tensor:
+        """Label-smoothed LM loss of :meth:`caption_tokens`' ``tokens`` (``image_kv``: the
+        images' cross-attention keys/values, if already projected)."""
         logits = self.text_decoder(tokens['input_ids'], tokens['attention_mask'],
-                                   image_embeds=image_embeds)
+                                   image_embeds=None if image_kv else image_embeds,
+                                   image_kv=image_kv)
         return lm_loss(logits, tokens['labels'], self.label_smoothing, reduction)
 
     def generate_captions(self, images: torch.Tensor, **decoding) -> List[str]:

@@ -65,10 +65,11 @@ class BlipBase(BaseModel):
         return next(self.parameters()).device
 
     def tokenize(self, texts: Sequence[str], max_length: Optional[int] = None,
-                 padding: str = 'longest') -> dict:
-        """Token ids and mask of ``texts`` on the model's device (``padding`` as the tokenizer)."""
+                 padding: str = 'longest', pad_to_multiple_of: Optional[int] = None) -> dict:
+        """Token ids and mask of ``texts`` on the model's device (``padding`` and
+        ``pad_to_multiple_of`` as the tokenizer)."""
         return self.tokenizer(texts, max_length or self.max_text_length, padding=padding,
-                              device=self.device)
+                              device=self.device, pad_to_multiple_of=pad_to_multiple_of)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, 1 + N, width]`` image tokens; images are cast to the encoder's weights' dtype

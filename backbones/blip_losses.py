@@ -1,4 +1,6 @@
 """The loss pieces of BLIP: feature queues, soft-target ITC, ITM hard negatives, gathers."""
+from typing import List, Optional
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
@@ -94,18 +96,20 @@ def hard_negative_weights(sims: torch.Tensor, row_ids: torch.Tensor, column_ids:
 
 
 @torch.no_grad()
-def draw_negatives(weights_i2t: torch.Tensor, weights_t2i: torch.Tensor):
-    """One negative text per image and one negative image per text, by ``multinomial``.
-
-    Returns:
-        ``(negative_text_index_per_image, negative_image_index_per_text)``, both ``[B]``,
-        indices into the columns of the weights.
-    """
-    # One host read for both checks: NaN/inf similarities (a diverged model) would
-    # otherwise surface as torch.multinomial's "probability tensor contains inf, nan".
-    not_finite, no_negative = torch.stack([
+def negative_weight_problems(weights_i2t: torch.Tensor, weights_t2i: torch.Tensor
+                             ) -> torch.Tensor:
+    """``[not_finite, no_negative]`` of the hard-negative weights, as a bool tensor on their
+    device (read it with :func:`raise_for_negative_weights`)."""
+    return torch.stack([
         ~(torch.isfinite(weights_i2t).all() & torch.isfinite(weights_t2i).all()),
-        (weights_i2t.sum(dim=1) == 0).any() | (weights_t2i.sum(dim=1) == 0).any()]).tolist()
+        (weights_i2t.sum(dim=1) == 0).any() | (weights_t2i.sum(dim=1) == 0).any()])
+
+
+def raise_for_negative_weights(problems: torch.Tensor) -> None:
+    """Raise the error that :func:`negative_weight_problems`' flags name (one host read)."""
+    not_finite, no_negative = problems.tolist()
+    # NaN/inf similarities (a diverged model) would otherwise surface as torch.multinomial's
+    # "probability tensor contains inf, nan".
     if not_finite:
         raise FloatingPointError('ITM hard-negative sampling got NaN or infinite image-text '
                                  'similarities: training has diverged (the features are no '
@@ -114,21 +118,47 @@ def draw_negatives(weights_i2t: torch.Tensor, weights_t2i: torch.Tensor):
         raise ValueError('ITM needs a negative of nonzero weight for every pair, but a row '
                          'holds only its own image; use a batch with at least two distinct '
                          'images')
+
+
+@torch.no_grad()
+def draw_negatives(weights_i2t: torch.Tensor, weights_t2i: torch.Tensor,
+                   deferred_checks: Optional[List[torch.Tensor]] = None):
+    """One negative text per image and one negative image per text, by ``multinomial``.
+
+    The weights are checked first (:func:`negative_weight_problems`). A CUDA graph capture
+    cannot read the device, so with a ``deferred_checks`` list the flags are appended to it
+    for the caller to read after the step, and the draw reads uniform weights wherever a
+    check fails (so that ``multinomial``'s own device assertion does not end the process
+    before the clear error is raised).
+
+    Returns:
+        ``(negative_text_index_per_image, negative_image_index_per_text)``, both ``[B]``,
+        indices into the columns of the weights.
+    """
+    problems = negative_weight_problems(weights_i2t, weights_t2i)
+    if deferred_checks is None:
+        raise_for_negative_weights(problems)
+    else:
+        deferred_checks.append(problems)
+        weights_i2t, weights_t2i = (torch.where(problems.any(), torch.ones_like(weights), weights)
+                                    for weights in (weights_i2t, weights_t2i))
     return (torch.multinomial(weights_i2t, 1).squeeze(1),
             torch.multinomial(weights_t2i, 1).squeeze(1))
 
 
 @torch.no_grad()
 def sample_hard_negatives(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor, image_ids: torch.Tensor,
-                          sharpness: float = 1.0):
+                          sharpness: float = 1.0,
+                          deferred_checks: Optional[List[torch.Tensor]] = None):
     """BLIP pre-training's hard negatives: drawn from ITC's in-batch similarities.
 
     ``sim_i2t``/``sim_t2i`` are ITC's (online features against the momentum features of the
     batch, then the queue); the first ``B`` columns are used, softmaxed with ``+1e-4`` and
     every pair of the same image masked out. ``sharpness`` multiplies the similarities
-    first: 1 is BLIP's rule, 0 draws negatives uniformly. Returns as :func:`draw_negatives`.
+    first: 1 is BLIP's rule, 0 draws negatives uniformly. Returns (and ``deferred_checks``)
+    as :func:`draw_negatives`.
     """
     batch = sim_i2t.shape[0]
     return draw_negatives(
         *(hard_negative_weights(sims[:, :batch], image_ids, image_ids, sharpness, epsilon=1e-4)
-          for sims in (sim_i2t, sim_t2i)))
+          for sims in (sim_i2t, sim_t2i)), deferred_checks=deferred_checks)

@@ -5,9 +5,10 @@ With the real bert-base-uncased vocabulary (30522 tokens) ``[DEC]`` gets id 3052
 tiny models use the very same code.
 """
 from pathlib import Path
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from transformers import BertTokenizer
 
 from harness.core.registry import TOKENIZERS
@@ -58,15 +59,25 @@ class BlipTokenizer:
         return len(self.tokenizer)
 
     def __call__(self, texts: Sequence[str], max_length: int, padding: str = 'longest',
-                 device=None) -> dict:
+                 device=None, pad_to_multiple_of: Optional[int] = None) -> dict:
         """Tokenize ``texts`` to ``{'input_ids', 'attention_mask'}`` long tensors ``[B, L]``.
 
         Sequences are ``[CLS] ... [SEP]`` truncated to ``max_length``; ``padding`` is
-        ``'longest'`` or ``'max_length'`` (BLIP pads to max_length in pre-training).
+        ``'longest'`` or ``'max_length'`` (BLIP pads to max_length in pre-training), and
+        ``pad_to_multiple_of`` rounds the padded length up, to ``max_length`` at most (few
+        distinct shapes).
         """
         encoded = self.tokenizer(list(texts), padding=padding, truncation=True,
                                  max_length=max_length, return_tensors='pt')
-        return {key: encoded[key].to(device) for key in ('input_ids', 'attention_mask')}
+        tokens = {key: encoded[key] for key in ('input_ids', 'attention_mask')}
+        if pad_to_multiple_of:
+            length = tokens['input_ids'].shape[1]
+            extra = min(-(-length // pad_to_multiple_of) * pad_to_multiple_of,
+                        max(max_length, length)) - length
+            tokens = dict(input_ids=F.pad(tokens['input_ids'], (0, extra),
+                                          value=self.pad_token_id),
+                          attention_mask=F.pad(tokens['attention_mask'], (0, extra), value=0))
+        return {key: value.to(device) for key, value in tokens.items()}
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """Text of ``token_ids`` without special tokens."""

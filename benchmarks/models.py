@@ -108,6 +108,35 @@ def our_blip(losses: Sequence[str] = LOSSES, *, shape: str = 'tiny',
     return MODELS.build(config).eval()
 
 
+def pretraining_shape(shape: Optional[str], device: torch.device) -> str:
+    """The pre-training step benchmarks' shape: ``shape``, else base on CUDA, tiny elsewhere."""
+    return shape or ('base' if device.type == 'cuda' else 'tiny')
+
+
+def pretraining_blip(shape: Optional[str], device: torch.device, vocab: Optional[str] = None,
+                     **blip_args) -> Tuple[torch.nn.Module, int]:
+    """``(model, image size)`` of the pre-training step benchmarks: our BLIP of
+    :func:`pretraining_shape` in train mode on ``device``; at base shapes 224 px (BLIP
+    pre-trains there) and BLIP's 57600-long queue, else the shape's own size and a 16-long
+    queue."""
+    shape = pretraining_shape(shape, device)
+    size = 224 if shape == 'base' else SHAPES[shape].image_size
+    model = our_blip(shape=shape, vocab=vocab, image_size=size,
+                     queue_size=57600 if shape == 'base' else 16, **blip_args)
+    return model.to(device).train(), size
+
+
+def add_pretraining_arguments(parser, steps: int) -> None:
+    """The pre-training step benchmarks' options: ``--device``, ``--shape``, ``--batch``,
+    ``--steps`` (default ``steps``) and ``--vocab``."""
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--shape', choices=sorted(SHAPES), default=None,
+                        help='default: base on CUDA, tiny on the CPU')
+    parser.add_argument('--batch', type=int, default=64)
+    parser.add_argument('--steps', type=int, default=steps, help='measured steps')
+    add_vocab_argument(parser)
+
+
 def blip_pair(model_class, losses: Sequence[str], *, shape: str = 'tiny', seed: int = 0,
               std: float = 0.05, vocab: Optional[str] = None, strict: bool = True,
               **blip_args) -> Tuple[torch.nn.Module, torch.nn.Module, LoadReport]:

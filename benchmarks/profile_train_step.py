@@ -12,21 +12,17 @@ from typing import Optional, Sequence
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.models import SHAPES, add_vocab_argument, our_blip
+from benchmarks.models import add_pretraining_arguments, pretraining_blip, pretraining_shape
+from benchmarks.suite import TrainSetting, plain_train_step
 from benchmarks.synthetic import random_captions
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--shape', choices=sorted(SHAPES), default=None,
-                        help='default: base on CUDA, tiny on the CPU')
-    parser.add_argument('--batch', type=int, default=64)
-    parser.add_argument('--steps', type=int, default=5)
+    add_pretraining_arguments(parser, steps=5)
     parser.add_argument('--rows', type=int, default=25, help='operators per table')
     parser.add_argument('--out', type=Path, default=Path('/tmp/profile'))
-    add_vocab_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -34,23 +30,15 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     """Profile ``--steps`` steps after two warm-up steps; returns the printed tables."""
     args = parse_args(argv)
     device = torch.device(args.device)
-    shape = args.shape or ('base' if device.type == 'cuda' else 'tiny')
-    size = 224 if shape == 'base' else SHAPES[shape].image_size
     torch.manual_seed(0)
-    model = our_blip(shape=shape, vocab=args.vocab, image_size=size,
-                     queue_size=57600 if shape == 'base' else 16).to(device).train()
+    model, size = pretraining_blip(args.shape, device, args.vocab)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == 'cuda')
     texts = random_captions(args.batch)
     images = torch.randn(args.batch, 3, size, size,
                          generator=torch.Generator().manual_seed(0)).to(device)
-
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == 'cuda'):
-            losses = model.loss(images, dict(text=texts))
-        sum(losses.values()).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
+    bf16 = device.type == 'cuda'
+    step = plain_train_step(model, optimizer, images, texts,
+                            TrainSetting('bf16' if bf16 else 'fp32', bf16=bf16))
     for _ in range(2):
         step()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda'
@@ -63,7 +51,8 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     averages = profiler.key_averages()
     device_key = 'self_cuda_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
     tables = '\n\n'.join([
-        f'By device time ({args.steps} steps, batch {args.batch}, {shape}, {size} px):',
+        f'By device time ({args.steps} steps, batch {args.batch}, '
+        f'{pretraining_shape(args.shape, device)}, {size} px):',
         averages.table(sort_by=device_key, row_limit=args.rows),
         'By host time:', averages.table(sort_by='self_cpu_time_total', row_limit=args.rows)])
     print(tables, flush=True)

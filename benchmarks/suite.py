@@ -16,9 +16,10 @@ Rows (BLIP-base at 384 px on CUDA, bf16 autocast unless stated; the tiny shapes 
   ITM) on a COCO-5k-sized synthetic split, under bf16 autocast and with the model cast to
   bf16: minutes on an H200;
 * pre-training step (ITC+ITM+LM, 224 px), img/s and peak memory, fp32, fp32 with TF32
-  matmuls, bf16 autocast (``--compile``: also with compiled layers, without and with CUDA
-  graphs); fused AdamW on CUDA. Ours only: the official code does not run
-  here and Hugging Face has no BLIP pre-training step.
+  matmuls, bf16 autocast, bf16 with the whole step captured as one CUDA graph
+  (``GraphedTrainStep``; ``--compile``: also with compiled layers, without and with their
+  own CUDA graphs, and inside the whole-step graph); fused AdamW on CUDA. Ours only: the
+  official code does not run here and Hugging Face has no BLIP pre-training step.
 
 Writes ``performance.json`` and ``performance.md`` to ``--out`` (``leaderboards/``).
 
@@ -39,9 +40,11 @@ from timm.models.vision_transformer import VisionTransformer
 from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval
 
 from backbones.generation import DecodingConfig, caption_prompt_ids, generate_ids
+from backbones.graphed_step import GraphedTrainStep
 from backbones.vit import VIT_SHAPES
 from benchmarks.bench_caption import PROMPT, through_eos
-from benchmarks.models import SHAPES, add_vocab_argument, blip_pair, our_blip
+from benchmarks.models import (SHAPES, add_vocab_argument, blip_pair, our_blip,
+                               pretraining_blip)
 from benchmarks.synthetic import SyntheticSplit, random_captions
 from benchmarks.retrieval_precision import top1_agreement
 from benchmarks.report import PEAK_TFLOPS, Row, environment, format_row, write_report
@@ -51,6 +54,7 @@ from tasks.retrieval.rerank import itm_match_logits, packed_forwards, packed_mat
 
 WEIGHT_STD = 0.02
 TEXT_LENGTH = 35
+PAD_TO_MULTIPLE_OF = 8  # the whole-step graph's texts: one graph per padded length
 
 @dataclass(frozen=True)
 class Sizes:
@@ -364,53 +368,111 @@ def protocol_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[
 
 
 # ---------------------------------------------------------------- pre-training step
+@dataclass(frozen=True)
+class TrainSetting:
+    """One pre-training row: its precision label and how the step runs."""
+
+    label: str
+    bf16: bool = False
+    tf32: bool = False
+    compiled_layers: Optional[str] = None  # torch.compile mode of each layer
+    whole_step_graph: bool = False  # GraphedTrainStep, texts padded to PAD_TO_MULTIPLE_OF
+    reuse_image_kv: bool = False  # Blip(reuse_image_kv=True)
+
+
+def train_settings(device: torch.device, compile_layers: bool) -> List[TrainSetting]:
+    """The pre-training rows to run: fp32 only on the CPU (and the whole-step path, which
+    runs eagerly there), on CUDA also TF32, bf16 and bf16 as one CUDA graph, without and
+    with the images' keys/values projected once; ``--compile`` adds compiled layers without
+    and with their own CUDA graphs, and inside the whole-step graph (both ways)."""
+    if device.type != 'cuda':
+        return [TrainSetting('fp32'), TrainSetting('fp32, whole step', whole_step_graph=True)]
+    settings = [TrainSetting('fp32'), TrainSetting('tf32', tf32=True),
+                TrainSetting('bf16', bf16=True),
+                TrainSetting('bf16, whole-step CUDA graph', bf16=True, whole_step_graph=True),
+                TrainSetting('bf16, whole-step CUDA graph, image K/V once', bf16=True,
+                             whole_step_graph=True, reuse_image_kv=True)]
+    if compile_layers:
+        settings += [
+            TrainSetting('bf16 + compiled layers', bf16=True, compiled_layers='default'),
+            TrainSetting('bf16 + compiled layers, CUDA graphs', bf16=True,
+                         compiled_layers='reduce-overhead'),
+            TrainSetting('bf16 + compiled layers, whole-step CUDA graph', bf16=True,
+                         compiled_layers='default', whole_step_graph=True),
+            TrainSetting('bf16 + compiled layers, whole-step CUDA graph, image K/V once',
+                         bf16=True, compiled_layers='default', whole_step_graph=True,
+                         reuse_image_kv=True)]
+    return settings
+
+
 def training_rows(args, sizes: Sizes, device: torch.device) -> List[Row]:
-    """ITC+ITM+LM steps at 224 px: fp32, fp32 with TF32 matmuls (CUDA), bf16 autocast."""
-    precisions = ('fp32', 'tf32', 'bf16') if device.type == 'cuda' else ('fp32',)
-    if args.compile and device.type == 'cuda':
-        precisions += ('bf16 + compiled layers', 'bf16 + compiled layers, CUDA graphs')
-    size = 224 if sizes.shape == 'base' else SHAPES[sizes.shape].image_size
+    """ITC+ITM+LM steps at 224 px in each of :func:`train_settings`."""
     texts = random_captions(sizes.train_batch)
     rows = []
-    for precision in precisions:
+    for setting in train_settings(device, args.compile):
         torch.manual_seed(0)
-        model = our_blip(shape=sizes.shape, vocab=args.vocab, image_size=size,
-                         queue_size=57600 if sizes.shape == 'base' else 16).to(device).train()
-        graphs = precision.endswith('CUDA graphs')
-        if 'compiled layers' in precision:
-            model.compile_layers(mode='reduce-overhead' if graphs else 'default')
+        model, size = pretraining_blip(sizes.shape, device, args.vocab,
+                                       reuse_image_kv=setting.reuse_image_kv)
+        if setting.compiled_layers:
+            model.compile_layers(mode=setting.compiled_layers)
+        cuda = device.type == 'cuda'
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.05,
-                                      fused=device.type == 'cuda')
+                                      fused=cuda, capturable=cuda and setting.whole_step_graph)
         images = torch.randn(sizes.train_batch, 3, size, size, device=device)
-        torch.backends.cuda.matmul.allow_tf32 = precision == 'tf32'
-        torch.backends.cudnn.allow_tf32 = precision == 'tf32'
-
-        def step():
-            if graphs:  # as CompileLayersHook: a new step for the layers' CUDA graphs
-                torch.compiler.cudagraph_mark_step_begin()
-            with autocast(device, precision.startswith('bf16')):
-                losses = model.loss(images, dict(text=texts))
-            sum(losses.values()).backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
+        torch.backends.cuda.matmul.allow_tf32 = setting.tf32
+        torch.backends.cudnn.allow_tf32 = setting.tf32
+        step = (whole_step_graph(model, optimizer, images, texts, setting.bf16)
+                if setting.whole_step_graph else
+                plain_train_step(model, optimizer, images, texts, setting))
         if device.type == 'cuda':
             # Peak memory counts the warm-up: CUDA graphs take their memory pool there.
             torch.cuda.reset_peak_memory_stats(device)
-            for _ in range(3):  # optimizer state; compiled layers see each text length shape
-                step()
+        # Optimizer state; compiled layers see each text length shape; the whole-step graph
+        # is captured after its eager warm-up steps.
+        for _ in range(5 if setting.whole_step_graph else 3):
+            step()
         seconds = median_seconds(step, device, sizes.train_steps)
         memory = torch.cuda.max_memory_allocated(device) / 2 ** 30 \
             if device.type == 'cuda' else None
+        padded = (f', texts padded to a multiple of {PAD_TO_MULTIPLE_OF} tokens'
+                  if setting.whole_step_graph else '')
         rows.append(Row('pre-training step ITC+ITM+LM', 'ours', sizes.train_batch / seconds,
-                        'img/s', f'batch {sizes.train_batch}, {size} px, {precision}, '
-                        f'{"fused" if device.type == "cuda" else "foreach"} AdamW',
-                        precision.split()[0], notes='official code not runnable here',
-                        peak_memory_gib=memory))
-        del model, optimizer
+                        'img/s', f'batch {sizes.train_batch}, {size} px, {setting.label}, '
+                        f'{"fused" if device.type == "cuda" else "foreach"} AdamW{padded}',
+                        setting.label.split()[0].rstrip(','),
+                        notes='official code not runnable here', peak_memory_gib=memory))
+        del model, optimizer, step
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = True  # torch's default
     return rows
+
+
+def plain_train_step(model, optimizer, images, texts, setting: TrainSetting) -> Callable:
+    """One eager step per call (the layers' own CUDA graphs marked as
+    ``CompileLayersHook`` marks them)."""
+    layer_graphs = setting.compiled_layers == 'reduce-overhead'
+
+    def step():
+        if layer_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        with autocast(images.device, setting.bf16):
+            losses = model.loss(images, dict(text=texts))
+        sum(losses.values()).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return step
+
+
+def whole_step_graph(model, optimizer, images, texts, bf16: bool) -> Callable:
+    """One :class:`GraphedTrainStep` call per call; the texts are tokenised every step, as
+    a training loop would, padded to the next multiple of ``PAD_TO_MULTIPLE_OF`` tokens
+    (one graph per length)."""
+    graphed = GraphedTrainStep(model, optimizer, torch.bfloat16 if bf16 else None)
+
+    def step():
+        graphed(images, model.text_inputs(dict(text=texts), len(texts), images.device,
+                                          pad_to_multiple_of=PAD_TO_MULTIPLE_OF))
+    return step
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -54,3 +54,26 @@ def test_mfu_uses_the_precision_peak():
     assert row.fill_mfu(suite.PEAK_TFLOPS).mfu == pytest.approx(0.1)
     assert suite.Row('m', 'ours', 1.0, 'img/s', '', 'bf16').fill_mfu(suite.PEAK_TFLOPS).mfu \
         is None
+
+
+def test_training_rows_include_the_whole_step_path_and_its_padding(tmp_path):
+    rows = suite.main(['--device', 'cpu', '--quick', '--only', 'train', '--out', str(tmp_path)])
+    assert [row.settings.split(', ')[2:4] for row in rows] == [['fp32', 'foreach AdamW'],
+                                                               ['fp32', 'whole step']]
+    assert rows[1].settings.endswith('texts padded to a multiple of 8 tokens')
+    assert all(row.value > 0 and row.precision == 'fp32' for row in rows)
+    labels = [s.label for s in suite.train_settings(torch.device('cuda'), compile_layers=True)]
+    assert labels == ['fp32', 'tf32', 'bf16', 'bf16, whole-step CUDA graph',
+                      'bf16, whole-step CUDA graph, image K/V once',
+                      'bf16 + compiled layers', 'bf16 + compiled layers, CUDA graphs',
+                      'bf16 + compiled layers, whole-step CUDA graph',
+                      'bf16 + compiled layers, whole-step CUDA graph, image K/V once']
+
+
+def test_train_loop_benchmark_times_both_loops():
+    from benchmarks import bench_train_loop
+    lines = bench_train_loop.main(['--device', 'cpu', '--batch', '4', '--steps', '1',
+                                   '--reuse-image-kv'])
+    assert [line.split()[0] for line in lines] == ['eager', 'whole', 'whole']
+    assert 'image K/V once' in lines[0] and lines[-1].endswith('x')
+    assert all(float(line.split('img/s')[0].split()[-1]) > 0 for line in lines[:2])

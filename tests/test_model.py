@@ -231,9 +231,9 @@ def test_retrieval_model_draws_from_online_similarities_over_temp(monkeypatch):
     image_ids = [3, 3, 5, 6]
     seen = []
 
-    def recording_draw(weights_i2t, weights_t2i):
+    def recording_draw(weights_i2t, weights_t2i, deferred_checks=None):
         seen.append((weights_i2t, weights_t2i))
-        return draw_negatives(weights_i2t, weights_t2i)
+        return draw_negatives(weights_i2t, weights_t2i, deferred_checks)
 
     monkeypatch.setattr(blip_module, 'draw_negatives', recording_draw)
     model(images, dict(text=texts, image_id=image_ids), mode='loss')
@@ -316,3 +316,44 @@ def test_first_token_only_states_equal_the_full_pass_and_serve_inference():
     with pytest.raises(ValueError, match='decoder'):
         model.text_decoder.bert(tokens['input_ids'], tokens['attention_mask'], mode='decoder',
                                 image_embeds=image_embeds, first_token_only=True)
+
+
+@pytest.mark.parametrize('sharing, image_id_positives', [('all_but_sa', False), ('none', False),
+                                                         ('all', True)])
+def test_image_keys_values_projected_once_give_the_same_losses_and_gradients(
+        sharing, image_id_positives, monkeypatch):
+    """``reuse_image_kv``: ITM's rows (and a decoder sharing cross-attention) read each
+    image's keys/values projected once; only the order of the gradients' sums differs."""
+    from backbones.med import MedSelfAttention
+    texts = ['a red circle', 'a blue square left of a star', 'two green triangles', 'a cat']
+    projected_rows = []  # rows of image tokens projected by cross-attention
+    project = MedSelfAttention.project_key_value
+    monkeypatch.setattr(MedSelfAttention, 'project_key_value', lambda self, states: (
+        projected_rows.append(states.shape[0]) if self.key.in_features == 96 else None,
+        project(self, states))[1])
+    results = []
+    for reuse in (False, True):
+        projected_rows.clear()
+        torch.manual_seed(0)
+        model = build(prompt='a picture of ', sharing=sharing, text_overrides=NO_DROPOUT,
+                      image_id_positives=image_id_positives, reuse_image_kv=reuse)
+        assert model.visual_encoder.embed_dim == 96 != model.med_config.hidden_size
+        torch.manual_seed(1)
+        losses = model.loss(torch.randn(4, 3, 32, 32), dict(text=texts, image_id=[0, 1, 2, 3]))
+        sum(losses.values()).backward()
+        results.append((losses, {name: p.grad for name, p in model.named_parameters()
+                                 if p.grad is not None}))
+        layers = len(model.text_encoder.encoder.layer)
+        itm_rows, decoder_rows = (4, 0 if sharing != 'none' else 4) if reuse else (12, 4)
+        assert sum(projected_rows) == (itm_rows + decoder_rows) * layers
+    assert model.decoder_shares_cross_attention() == (sharing != 'none')
+    (plain, plain_grads), (reused, reused_grads) = results
+    assert plain.keys() == reused.keys() == {'loss_itc', 'loss_itm', 'loss_lm'}
+    for name in plain:
+        torch.testing.assert_close(reused[name], plain[name], rtol=1e-5, atol=1e-6)
+    assert plain_grads.keys() == reused_grads.keys()
+    for name in plain_grads:
+        torch.testing.assert_close(reused_grads[name], plain_grads[name], rtol=1e-4,
+                                   atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match='reuse_image_kv'):
+        build(image_id_positives=True, negative_all_rank=True, reuse_image_kv=True)
