@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .blip_losses import raise_for_negative_weights
+from .side_stream import on_side_stream
 
 
 def optimizer_scalars(optimizer: torch.optim.Optimizer) -> List[dict]:
@@ -37,7 +38,7 @@ def optimizer_scalars(optimizer: torch.optim.Optimizer) -> List[dict]:
             for group in optimizer.param_groups]
 
 
-class CapturedStep:
+class CapturedTrainStep:
     """One captured graph with its static inputs, losses and hard-negative check flags."""
 
     def __init__(self, images: torch.Tensor, inputs: Dict[str, torch.Tensor]):
@@ -82,10 +83,10 @@ class GraphedTrainStep:
         self.warmup_steps = warmup_steps
         self.eager_steps = 0
         self.warmed_signatures: set = set()
-        self.captured: Dict[tuple, CapturedStep] = {}
+        self.captured: Dict[tuple, CapturedTrainStep] = {}
         self.captured_scalars: Optional[tuple] = None
         self.learning_rates: List[torch.Tensor] = []  # one per group, read by the graphs
-        self.unread: Optional[CapturedStep] = None
+        self.unread: Optional[CapturedTrainStep] = None
 
     def __call__(self, images: torch.Tensor, inputs: Dict[str, torch.Tensor]
                  ) -> Dict[str, torch.Tensor]:
@@ -104,7 +105,8 @@ class GraphedTrainStep:
                              or signature not in self.warmed_signatures):
             self.eager_steps += 1
             self.warmed_signatures.add(signature)
-            return self._detached(self._on_side_stream(images, inputs))
+            return self._detached(on_side_stream(lambda: self._run(images, inputs),
+                                                 images.device))
         if step is None:
             step = self.captured[signature] = self._capture(images, inputs)
         else:
@@ -135,15 +137,7 @@ class GraphedTrainStep:
         self.optimizer.step()
         return losses
 
-    def _on_side_stream(self, images, inputs) -> Dict[str, torch.Tensor]:
-        stream = torch.cuda.Stream(images.device)
-        stream.wait_stream(torch.cuda.current_stream(images.device))
-        with torch.cuda.stream(stream):
-            losses = self._run(images, inputs)
-        torch.cuda.current_stream(images.device).wait_stream(stream)
-        return losses
-
-    def _capture(self, images, inputs) -> CapturedStep:
+    def _capture(self, images, inputs) -> CapturedTrainStep:
         uncapturable = [index for index, group in enumerate(self.optimizer.param_groups)
                         if not group.get('capturable', False)]
         if uncapturable:
@@ -151,7 +145,7 @@ class GraphedTrainStep:
                              f'{type(self.optimizer).__name__} are not capturable; build the '
                              'optimizer with capturable=True (e.g. torch.optim.AdamW(..., '
                              'fused=True, capturable=True))')
-        step = CapturedStep(images, inputs)
+        step = CapturedTrainStep(images, inputs)
         pool = next(iter(self.captured.values())).graph.pool() if self.captured else None
         if not self.learning_rates:
             self.learning_rates = [torch.tensor(float(group['lr']), device=images.device)

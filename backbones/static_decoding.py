@@ -38,6 +38,7 @@ from typing import List, Optional, Tuple
 import torch
 
 from .med import ExplicitKeyValue, SegmentedKeyValue, equal_segments, padding_bias
+from .side_stream import on_side_stream
 
 # One captured step per decoder: a new shape replaces the old graph (and frees its buffers).
 _GRAPHS: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
@@ -133,12 +134,7 @@ class CapturedStep:
 
     def capture(self, decoder):
         """Warm up on a side stream (as CUDA graphs require), then record one step."""
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(2):
-                run_step(decoder, self.buffers)
-        torch.cuda.current_stream().wait_stream(stream)
+        on_side_stream(lambda: [run_step(decoder, self.buffers) for _ in range(2)])
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), autocast_without_cache():
             self.logits = run_step(decoder, self.buffers)

@@ -8,13 +8,14 @@ training loop; this measures the loop. Both loops tokenise their texts every ste
     python -m benchmarks.bench_train_loop --device cuda --compile-layers --reuse-image-kv
 """
 import argparse
+import dataclasses
 import time
 from typing import Callable, List, Optional, Sequence
 
 import torch
 
-from benchmarks.models import add_pretraining_arguments, pretraining_blip, pretraining_shape
-from benchmarks.suite import TrainSetting, plain_train_step, sync, whole_step_graph
+from benchmarks.models import add_pretraining_arguments, pretraining_shape
+from benchmarks.suite import TrainSetting, pretraining_step, sync
 from benchmarks.synthetic import random_captions
 
 WARMUP_STEPS = 5  # the graph's eager warm-up steps, its capture and a first replay
@@ -55,20 +56,10 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     graph_name = 'whole-step CUDA graph' if cuda else 'whole step (eager off CUDA)'
     rates = {}
     for name in ('eager steps', graph_name):
-        graphed = name == graph_name
-        torch.manual_seed(0)
-        model, size = pretraining_blip(args.shape, device, args.vocab,
-                                       reuse_image_kv=args.reuse_image_kv)
-        images = torch.randn(args.batch, 3, size, size,
-                             generator=torch.Generator().manual_seed(0)).to(device)
-        if args.compile_layers:
-            model.compile_layers(mode='default')
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.05,
-                                      fused=cuda, capturable=cuda and graphed)
-        step = (whole_step_graph(model, optimizer, images, texts, setting.bf16) if graphed
-                else plain_train_step(model, optimizer, images, texts, setting))
+        loop = dataclasses.replace(setting, whole_step_graph=name == graph_name)
+        step, size = pretraining_step(loop, args.shape, device, args.vocab, texts)
         rates[name] = loop_rate(step, args.steps, args.batch, device)
-        del model, optimizer, step
+        del step
     settings = (f'{pretraining_shape(args.shape, device)}, batch {args.batch}, {size} px, '
                 f'{setting.label}, '
                 f'{args.steps} consecutive steps'

@@ -12,8 +12,8 @@ from typing import Optional, Sequence
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.models import add_pretraining_arguments, pretraining_blip, pretraining_shape
-from benchmarks.suite import TrainSetting, plain_train_step
+from benchmarks.models import add_pretraining_arguments, pretraining_shape
+from benchmarks.suite import TrainSetting, pretraining_step
 from benchmarks.synthetic import random_captions
 
 
@@ -30,15 +30,9 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     """Profile ``--steps`` steps after two warm-up steps; returns the printed tables."""
     args = parse_args(argv)
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    model, size = pretraining_blip(args.shape, device, args.vocab)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == 'cuda')
-    texts = random_captions(args.batch)
-    images = torch.randn(args.batch, 3, size, size,
-                         generator=torch.Generator().manual_seed(0)).to(device)
     bf16 = device.type == 'cuda'
-    step = plain_train_step(model, optimizer, images, texts,
-                            TrainSetting('bf16' if bf16 else 'fp32', bf16=bf16))
+    step, size = pretraining_step(TrainSetting('bf16' if bf16 else 'fp32', bf16=bf16),
+                                  args.shape, device, args.vocab, random_captions(args.batch))
     for _ in range(2):
         step()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda'

@@ -32,7 +32,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -410,20 +410,9 @@ def training_rows(args, sizes: Sizes, device: torch.device) -> List[Row]:
     texts = random_captions(sizes.train_batch)
     rows = []
     for setting in train_settings(device, args.compile):
-        torch.manual_seed(0)
-        model, size = pretraining_blip(sizes.shape, device, args.vocab,
-                                       reuse_image_kv=setting.reuse_image_kv)
-        if setting.compiled_layers:
-            model.compile_layers(mode=setting.compiled_layers)
-        cuda = device.type == 'cuda'
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.05,
-                                      fused=cuda, capturable=cuda and setting.whole_step_graph)
-        images = torch.randn(sizes.train_batch, 3, size, size, device=device)
+        step, size = pretraining_step(setting, sizes.shape, device, args.vocab, texts)
         torch.backends.cuda.matmul.allow_tf32 = setting.tf32
         torch.backends.cudnn.allow_tf32 = setting.tf32
-        step = (whole_step_graph(model, optimizer, images, texts, setting.bf16)
-                if setting.whole_step_graph else
-                plain_train_step(model, optimizer, images, texts, setting))
         if device.type == 'cuda':
             # Peak memory counts the warm-up: CUDA graphs take their memory pool there.
             torch.cuda.reset_peak_memory_stats(device)
@@ -441,10 +430,31 @@ def training_rows(args, sizes: Sizes, device: torch.device) -> List[Row]:
                         f'{"fused" if device.type == "cuda" else "foreach"} AdamW{padded}',
                         setting.label.split()[0].rstrip(','),
                         notes='official code not runnable here', peak_memory_gib=memory))
-        del model, optimizer, step
+        del step
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = True  # torch's default
     return rows
+
+
+def pretraining_step(setting: TrainSetting, shape: Optional[str], device: torch.device,
+                     vocab: Optional[str], texts: Sequence[str]) -> Tuple[Callable, int]:
+    """``(step, image size)``: a call of ``step`` trains our BLIP of ``shape``
+    (:func:`~benchmarks.models.pretraining_blip`, seed 0) one step in ``setting`` on
+    ``texts`` and as many random images, with AdamW (fused on CUDA, capturable for the
+    whole-step graph)."""
+    torch.manual_seed(0)
+    model, size = pretraining_blip(shape, device, vocab, reuse_image_kv=setting.reuse_image_kv)
+    if setting.compiled_layers:
+        model.compile_layers(mode=setting.compiled_layers)
+    cuda = device.type == 'cuda'
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.05,
+                                  fused=cuda, capturable=cuda and setting.whole_step_graph)
+    images = torch.randn(len(texts), 3, size, size,
+                         generator=torch.Generator().manual_seed(0)).to(device)
+    step = (whole_step_graph(model, optimizer, images, texts, setting.bf16)
+            if setting.whole_step_graph else
+            plain_train_step(model, optimizer, images, texts, setting))
+    return step, size
 
 
 def plain_train_step(model, optimizer, images, texts, setting: TrainSetting) -> Callable:
