@@ -12,11 +12,12 @@ checks or arranges:
   texts: one; ``pad_to_multiple_of=8``: a few);
 * no host reads inside the step: the hard-negative checks are deferred
   (``model.deferred_checks``) and read when the next step starts or at :meth:`check`;
-* Python numbers read during the capture stay in the graph. The learning rates are the
-  exception: the graphs read them from device tensors that every call sets from the
-  parameter groups, so schedulers work as usual. The optimizer's other scalar
-  hyper-parameters and the model's ``alpha_scale`` are compared with the captured ones at
-  every step and a change is refused;
+* Python numbers read during the capture stay in the graph. The learning rates and the
+  model's ``alpha_scale`` (BLIP's ITC distillation ramp) are the exceptions: the graphs read
+  them from device tensors that every call sets from the parameter groups and the model,
+  so schedulers and ``AlphaWarmupHook`` work as usual. The optimizer's other scalar
+  hyper-parameters are compared with the captured ones at every step and a change is
+  refused;
 * an optimizer built with ``capturable=True`` (fused AdamW included).
 
 Off CUDA, and for the warm-up steps before the capture, the same step runs eagerly.
@@ -86,6 +87,7 @@ class GraphedTrainStep:
         self.captured: Dict[tuple, CapturedTrainStep] = {}
         self.captured_scalars: Optional[tuple] = None
         self.learning_rates: List[torch.Tensor] = []  # one per group, read by the graphs
+        self.alpha_scale: Optional[torch.Tensor] = None  # the model's, read by the graphs
         self.unread: Optional[CapturedTrainStep] = None
 
     def __call__(self, images: torch.Tensor, inputs: Dict[str, torch.Tensor]
@@ -97,8 +99,8 @@ class GraphedTrainStep:
             raise ValueError('GraphedTrainStep: a value the captured steps read as a Python '
                              f'number has changed (captured {self.captured_scalars}, now '
                              f'{self._scalars()}); the graphs would keep the old one. Only '
-                             'the learning rate may change between steps: keep the other '
-                             'optimizer settings and alpha_scale fixed')
+                             'the learning rates and alpha_scale may change between steps: '
+                             'keep the other optimizer settings fixed')
         signature = input_signature(images, inputs)
         step = self.captured.get(signature)
         if step is None and (self.eager_steps < self.warmup_steps
@@ -113,6 +115,8 @@ class GraphedTrainStep:
             step.load(images, inputs)
         for group, rate in zip(self.optimizer.param_groups, self.learning_rates):
             rate.fill_(group['lr'])
+        if self.alpha_scale is not None:
+            self.alpha_scale.fill_(float(self.model.alpha_scale))
         step.graph.replay()
         self.unread = step
         return self._detached(step.losses)
@@ -150,22 +154,29 @@ class GraphedTrainStep:
         if not self.learning_rates:
             self.learning_rates = [torch.tensor(float(group['lr']), device=images.device)
                                    for group in self.optimizer.param_groups]
+        alpha_scale = getattr(self.model, 'alpha_scale', None)
+        if alpha_scale is not None and self.alpha_scale is None:
+            self.alpha_scale = torch.tensor(float(alpha_scale), device=images.device)
         floats = [group['lr'] for group in self.optimizer.param_groups]
         self.model.deferred_checks = step.checks
         try:
             for group, rate in zip(self.optimizer.param_groups, self.learning_rates):
                 group['lr'] = rate
+            if alpha_scale is not None:
+                self.model.alpha_scale = self.alpha_scale
             with torch.cuda.graph(step.graph, pool=pool):
                 step.losses = self._run(step.images, step.inputs)
         finally:
             self.model.deferred_checks = None
             for group, value in zip(self.optimizer.param_groups, floats):
                 group['lr'] = value
+            if alpha_scale is not None:
+                self.model.alpha_scale = alpha_scale
         self.captured_scalars = self._scalars()
         return step
 
-    def _scalars(self) -> tuple:
-        return optimizer_scalars(self.optimizer), getattr(self.model, 'alpha_scale', None)
+    def _scalars(self) -> List[dict]:
+        return optimizer_scalars(self.optimizer)
 
     @staticmethod
     def _detached(losses: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

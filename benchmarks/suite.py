@@ -14,7 +14,7 @@ Rows (BLIP-base at 384 px on CUDA, bf16 autocast unless stated; the tiny shapes 
   image tokens + ``itm_head``);
 * ``--protocol``: the retrieval protocol end to end (``compute_retrieval_scores``, packed
   ITM) on a COCO-5k-sized synthetic split, under bf16 autocast and with the model cast to
-  bf16: minutes on an H200;
+  bf16 (``--compile``: each also with compiled layers): minutes on an H200;
 * pre-training step (ITC+ITM+LM, 224 px), img/s and peak memory, fp32, fp32 with TF32
   matmuls, bf16 autocast, bf16 with the whole step captured as one CUDA graph
   (``GraphedTrainStep``; ``--compile``: also with compiled layers, without and with their
@@ -32,7 +32,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,7 @@ from benchmarks.retrieval_precision import top1_agreement
 from benchmarks.report import PEAK_TFLOPS, Row, environment, format_row, write_report
 from harness.flops import count_flops
 from tasks.retrieval.evaluate import scores_at_precision
-from tasks.retrieval.rerank import itm_match_logits, packed_forwards, packed_match_logits
+from tasks.retrieval.rerank import itm_match_logits, packed_logits
 
 WEIGHT_STD = 0.02
 TEXT_LENGTH = 35
@@ -269,8 +269,7 @@ def itm_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
                     for row in range(count)]
 
         def run_packed():
-            return [packed_match_logits(ours, embeds, forward, tokens)
-                    for forward in packed_forwards(texts, sizes.packed_batch)]
+            return packed_logits(ours, embeds, texts, tokens, sizes.packed_batch)
 
         def run_hf():
             logits = []
@@ -292,12 +291,11 @@ def itm_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
 
         def run_cast():
             with autocast(device, False):
-                return [packed_match_logits(cast, cast_embeds, forward, tokens)
-                        for forward in packed_forwards(texts, sizes.packed_batch)]
+                return packed_logits(cast, cast_embeds, texts, tokens, sizes.packed_batch)
 
-        packed = torch.cat(run_packed()).float()
+        packed = run_packed()
         per_image = (packed - torch.cat(run_ours()).float()).abs().max().item()
-        cast_difference = (torch.cat(run_cast()).float() - packed).abs().max().item()
+        cast_difference = (run_cast() - packed).abs().max().item()
         packed_name = f'ours packed ({sizes.packed_batch} texts/pass)'
         cast_name = f'ours packed, bf16 weights ({sizes.packed_batch} texts/pass)'
         notes = {packed_name: f'max abs logit difference to per-image: {per_image:.1e}',
@@ -333,17 +331,30 @@ def itm_pair_gflops(model, image: torch.Tensor, input_ids: torch.Tensor,
 
 
 # ---------------------------------------------------------------- retrieval protocol
-def protocol_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[Row]:
-    """``compute_retrieval_scores`` end to end (packed ITM) on a synthetic split: under the
-    suite's precision, then with the model cast to bf16 (``weights_dtype='bfloat16'``)."""
+def protocol_runs(bf16: bool, compile_layers: bool) -> Dict[str, dict]:
+    """The protocol's runs by name: the suite's precision, then the model cast to bf16, each
+    followed (``compile_layers``) by the same with compiled layers."""
+    precision = 'bf16' if bf16 else 'fp32'
+    runs = {}
+    for name, chosen in ((precision, dict(autocast_dtype='bfloat16' if bf16 else None)),
+                         ('bf16 weights', dict(weights_dtype='bfloat16'))):
+        runs[name] = chosen
+        if compile_layers:
+            runs[f'{name} + compiled layers'] = dict(chosen, compile_layers=True)
+    return runs
+
+
+def protocol_rows(args, sizes: Sizes, device: torch.device, bf16: bool,
+                  runs: Optional[Dict[str, dict]] = None) -> List[Row]:
+    """``compute_retrieval_scores`` end to end (packed ITM) on a synthetic split, one row per
+    run of :func:`protocol_runs` (default: ``bf16`` and ``args.compile``). Each later run's
+    notes give the share of its top-1 candidates that the first run's are."""
     shape = SHAPES[sizes.shape]
     model = our_blip(('itc', 'itm'), shape=sizes.shape, vocab=args.vocab,
                      max_text_length=TEXT_LENGTH).to(device)
     dataset = SyntheticSplit(sizes.protocol_images, shape.image_size)
     k = min(256, sizes.protocol_images)
-    precision = 'bf16' if bf16 else 'fp32'
-    runs = {precision: dict(autocast_dtype='bfloat16' if bf16 else None),
-            'bf16 weights': dict(weights_dtype='bfloat16')}
+    runs = runs or protocol_runs(bf16, args.compile)
     rows, scores = [], {}
     for name, chosen in runs.items():
         sync(device)
@@ -357,13 +368,14 @@ def protocol_rows(args, sizes: Sizes, device: torch.device, bf16: bool) -> List[
         rates = scores[name].throughput
         notes = (f'ITM {rates.get("ITM pairs/s per process", 0.0):.0f} pairs/s, '
                  f'{rates.get("img/s per process", 0.0):.0f} img/s')
-        if name == 'bf16 weights':
-            notes += f'; top-1 as under {precision}: ' + ', '.join(
-                f'{direction} {top1_agreement(scores[name], scores[precision], direction):.1%}'
+        reference = next(iter(scores))
+        if name != reference:
+            notes += f'; top-1 as {reference}: ' + ', '.join(
+                f'{direction} {top1_agreement(scores[name], scores[reference], direction):.1%}'
                 for direction in ('i2t', 't2i'))
-        rows.append(Row('retrieval protocol end to end', 'ours packed', seconds, 's',
-                        f'{len(dataset)} images, {len(dataset.texts)} texts, k={k}, {name}',
-                        'bf16' if bf16 or name == 'bf16 weights' else 'fp32', notes=notes))
+        settings = f'{len(dataset)} images, {len(dataset.texts)} texts, k={k}, {name}'
+        rows.append(Row('retrieval protocol end to end', 'ours packed', seconds, 's', settings,
+                        'bf16' if bf16 or 'bf16' in name else 'fp32', notes=notes))
     return rows
 
 
@@ -498,9 +510,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         default=[64, 128, 256, 512, 1024])
     parser.add_argument('--compile', action='store_true',
                         help='add our ViT under torch.compile to the image-encoding rows and '
-                             'the best-batch CUDA-graph caption row, and bf16 training rows '
+                             'the best-batch CUDA-graph caption row, bf16 training rows '
                              'with compiled layers, without and with CUDA graphs '
-                             '(mode=reduce-overhead)')
+                             '(mode=reduce-overhead), and protocol runs with compiled layers')
     parser.add_argument('--workers', type=int, default=None,
                         help='data loader workers of the protocol (default: 4 on CUDA, 0 on CPU)')
     parser.add_argument('--only', nargs='+', default=None,

@@ -27,7 +27,7 @@ def test_quick_cpu_suite_prints_and_writes_every_row(tmp_path, capsys):
     assert 'timm, bf16 weights' in notes
     protocol = [row for row in rows if row.measure == 'retrieval protocol end to end']
     assert [row.settings.split(', ')[-1] for row in protocol] == ['fp32', 'bf16 weights']
-    assert 'top-1 as under fp32: i2t' in protocol[1].notes
+    assert 'top-1 as fp32: i2t' in protocol[1].notes
     report = json.loads((tmp_path / 'performance.json').read_text())
     assert report['environment']['device'] and report['environment']['torch']
     assert len(report['rows']) == len(rows)
@@ -46,6 +46,15 @@ def test_compile_adds_the_caption_row_with_a_compiled_vit(tmp_path, monkeypatch)
     batch = best.settings.split()[1]
     assert compiled.settings.startswith(f'batch {batch}, ') and compiled.value > 0
     assert compiled.notes == f'captions identical to ours, static steps: {batch}/{batch}'
+
+
+def test_compile_adds_protocol_runs_with_compiled_layers():
+    runs = suite.protocol_runs(bf16=True, compile_layers=True)
+    assert list(runs) == ['bf16', 'bf16 + compiled layers', 'bf16 weights',
+                          'bf16 weights + compiled layers']
+    assert runs['bf16 weights + compiled layers'] == dict(weights_dtype='bfloat16',
+                                                          compile_layers=True)
+    assert list(suite.protocol_runs(bf16=False, compile_layers=False)) == ['fp32', 'bf16 weights']
 
 
 def test_mfu_uses_the_precision_peak():

@@ -1,24 +1,35 @@
 """Opt-in fast paths of issue #18 against the plain paths they replace (CPU, fp32)."""
+import pytest
 import torch
 
 from backbones.blip_losses import FeatureQueue
+from backbones.compiled_layers import transformer_layers
 from backbones.med import ExplicitKeyValue, MedConfig, MedSelfAttention, padding_bias
 import backbones  # noqa: F401  (registers the models)
 from harness.core.registry import MODELS, TASKS
 from tasks.retrieval import compute_retrieval_scores
-from tasks.retrieval.rerank import itm_match_logits, packed_forwards, packed_match_logits
+from tasks.retrieval import rerank
+from tasks.retrieval.rerank import (fixed_layout, itm_match_logits, packed_forwards,
+                                    packed_match_logits, pass_layout)
 from tests.test_retrieval_eval import SETTINGS, TinyRetrievalDataset, build_model
 
 
-def test_packed_forwards_fill_every_pass_but_the_last_in_order():
+def test_packed_forwards_cut_runs_per_image_and_fill_every_pass_but_the_last_in_order():
     texts = [torch.arange(5), torch.arange(10, 12), torch.arange(20, 27)]
-    forwards = list(packed_forwards(texts, capacity=4))
-    sizes = [sum(len(t) for _, t in forward) for forward in forwards]
-    assert sizes == [4, 4, 4, 2]
-    assert [[row for row, _ in forward] for forward in forwards] == \
-        [[0], [0, 1, 2], [2], [2]]
-    flat = torch.cat([t for forward in forwards for _, t in forward])
-    assert torch.equal(flat, torch.cat(texts))
+    forwards = list(packed_forwards(texts, segments=3, segment_rows=3))
+    assert [[(row, t.tolist()) for row, t in forward] for forward in forwards] == [
+        [(0, [0, 1, 2]), (0, [3, 4]), (1, [10, 11])],
+        [(2, [20, 21, 22]), (2, [23, 24, 25]), (2, [26])]]
+    assert [pass_layout(size) for size in (1024, 200, 7)] == [(16, 64), (3, 64), (1, 7)]
+
+
+def test_fixed_layout_fills_runs_and_passes_to_one_shape_and_keeps_the_real_pairs():
+    forward = [(0, torch.tensor([7, 8])), (2, torch.tensor([9, 3, 4]))]
+    rows, texts, kept = fixed_layout(forward, segments=3, segment_rows=3)
+    assert rows.tolist() == [0, 2, 2]
+    assert texts.tolist() == [7, 8, 8, 9, 3, 4, 9, 3, 4]
+    assert kept.tolist() == [0, 1, 3, 4, 5]
+    assert texts[kept].tolist() == [7, 8, 9, 3, 4]
 
 
 @torch.no_grad()
@@ -32,13 +43,16 @@ def test_packed_itm_logits_match_per_image_chunks():
     plain = torch.cat([itm_match_logits(model, embeds[row:row + 1], tokens['input_ids'][t],
                                         tokens['attention_mask'][t], itm_batch_size=3)
                        for row, t in enumerate(texts)])
-    packed = torch.cat([packed_match_logits(model, embeds, forward, tokens)
-                        for forward in packed_forwards(texts, capacity=5)])
+    block_kv = model.image_key_values(embeds)
+    packed = torch.cat([packed_match_logits(model, block_kv, forward, tokens, 2, 3)
+                        for forward in packed_forwards(texts, segments=2, segment_rows=3)])
     torch.testing.assert_close(packed, plain, atol=1e-5, rtol=1e-5)
     assert not torch.equal(plain, plain.flip(0))  # the pairs' logits differ: order is tested
 
 
-def test_packed_rerank_scores_match_the_plain_protocol():
+@pytest.mark.parametrize('segment_rows', [3, 64])
+def test_packed_rerank_scores_match_the_plain_protocol(monkeypatch, segment_rows):
+    monkeypatch.setattr(rerank, 'SEGMENT_ROWS', segment_rows)  # 2 runs of 3 texts, or 1 of 7
     model = build_model()
     dataset = TinyRetrievalDataset()
     plain = compute_retrieval_scores(model, dataset, **SETTINGS)
@@ -102,3 +116,20 @@ def test_explicit_attention_equals_sdpa_for_a_masked_decoding_step():
     torch.testing.assert_close(explicit, plain, atol=1e-6, rtol=1e-6)
     unmasked = attention(hidden, ExplicitKeyValue(keys, values), None)
     assert not torch.allclose(unmasked, plain)  # the mask is applied, not ignored
+
+
+def test_compiled_layers_score_the_protocol_in_few_compilations_and_are_undone(monkeypatch):
+    monkeypatch.setattr(rerank, 'SEGMENT_ROWS', 3)  # passes of 2 runs of 3 texts
+    model = build_model()
+    dataset = TinyRetrievalDataset(num_images=6)
+    settings = dict(SETTINGS, itm_batch_size=8, itm_packing=True)
+    eager = compute_retrieval_scores(model, dataset, **settings)
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(recompile_limit=8, fail_on_recompile_limit_hit=True):
+        compiled = compute_retrieval_scores(model, dataset, **settings,
+                                            compile_layers=dict(backend='eager'))
+    assert torch._dynamo.utils.counters['stats']['unique_graphs'] > 0  # it did compile
+    torch.testing.assert_close(compiled.i2t, eager.i2t, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(compiled.t2i, eager.t2i, atol=1e-5, rtol=1e-5)
+    layers = transformer_layers(model)
+    assert layers and all(layer._compiled_call_impl is None for layer in layers)

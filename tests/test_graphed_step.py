@@ -88,6 +88,7 @@ def train_steps(model, optimizer, batches, graphed):
     for seed, (images, inputs) in enumerate(batches):
         torch.manual_seed(seed)
         optimizer.param_groups[0]['lr'] = 1e-3 * 0.8 ** seed  # a schedule, as runners set it
+        model.alpha_scale = min(1.0, seed / 6)  # ITC's distillation ramp (AlphaWarmupHook)
         if step is not None:
             losses = step(images, inputs)
         else:
@@ -132,7 +133,8 @@ def cuda_optimizer(model):
 def test_graphed_steps_train_as_the_plain_steps(device):
     """Off CUDA the step is the plain step, bit for bit. On CUDA, batches of two distinct
     images leave one possible hard negative per row and no dropout runs, so the replayed
-    graphs (one per text length: 8, 16 and 24 tokens) must compute what eager steps do."""
+    graphs (one per text length: 8, 16 and 24 tokens) must compute what eager steps do,
+    with the learning rate and ITC's alpha ramp changing from step to step."""
     results = []
     for graphed in (False, True):
         model, batches = fresh_model_and_batches(device, count=12, batch=2,
@@ -167,7 +169,7 @@ def test_captured_steps_refuse_changed_settings_and_uncapturable_optimizers():
         step(images, inputs)
     assert len(step.captured) == 1  # texts padded to max_length: one shape, one graph
     optimizer.param_groups[0]['weight_decay'] = 0.5
-    with pytest.raises(ValueError, match='Only the learning rate may change'):
+    with pytest.raises(ValueError, match='Only the learning rates and alpha_scale'):
         step(images, inputs)
 
 

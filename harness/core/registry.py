@@ -61,7 +61,7 @@ FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS,
                      locations=_MODEL_PACKAGES + _TASK_PACKAGES)
 METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=_TASK_PACKAGES)
 EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=_TASK_PACKAGES)
-LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=_TASK_PACKAGES)
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=_MODEL_PACKAGES + _TASK_PACKAGES)
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS,
                  locations=_HARNESS_PACKAGES + _MODEL_PACKAGES + _TASK_PACKAGES)
 OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS)

@@ -20,6 +20,7 @@ import torch
 from mmengine import dist
 from mmengine.logging import print_log
 
+from backbones.compiled_layers import layers_compiled
 from harness.core.registry import TASKS
 from harness.core.task_result import PERCENT, TaskResult, metrics_in
 
@@ -100,7 +101,8 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
                              work_dir: Optional[Union[str, Path]] = None,
                              cache_key: Optional[str] = None, num_workers: int = 0,
                              max_text_length: int = 35, block_size: int = 64,
-                             itm_packing: bool = False) -> RetrievalScores:
+                             itm_packing: bool = False,
+                             compile_layers: Union[bool, dict] = False) -> RetrievalScores:
     """BLIP's re-ranked ``i2t``/``t2i`` score matrices of a retrieval split (every rank gets them).
 
     Args:
@@ -119,7 +121,14 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
         max_text_length: text token limit (35 for retrieval).
         block_size: images per re-ranking block (the unit of sharding and of resuming).
         itm_packing: fill each ITM forward pass with ``itm_batch_size`` texts of several
-            images (:mod:`tasks.retrieval.rerank`); logits equal up to float rounding.
+            images, in runs of 64 per image (:mod:`tasks.retrieval.rerank`; a pass holds
+            ``itm_batch_size`` rounded down to a multiple of 64); logits equal up to float
+            rounding.
+        compile_layers: ``torch.compile`` every ViT block and MED layer for this evaluation
+            (True, or a dict of ``torch.compile`` options), then leave the model as it was
+            (:func:`backbones.compiled_layers.layers_compiled`). With ``itm_packing`` every
+            ITM pass has one shape, so the layers compile a few times, not for every pass.
+            Scores equal up to float rounding (kernel fusion); cached apart.
     """
     device = torch.device(device)
     cache = RetrievalCache(None, k, block_size)  # nothing cached without a work dir
@@ -127,6 +136,8 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
         digest = evaluation_digest(dataset, max_text_length, numeric_precision(model, device))
         if itm_packing:  # equal up to float rounding, not bit for bit: cached apart
             digest += '-itm-packed'
+        if compile_layers:
+            digest += '-compiled'
         cache = RetrievalCache.for_evaluation(work_dir, results_key(model, cache_key, work_dir),
                                               digest, k, block_size)
     scores = cache.load_scores()
@@ -136,10 +147,11 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
     was_training = model.training
     model.eval()
     try:
-        scores = _rerank_split(model, dataset, k=k, batch_size=batch_size,
-                               itm_batch_size=itm_batch_size, device=device, cache=cache,
-                               num_workers=num_workers, max_text_length=max_text_length,
-                               block_size=block_size, itm_packing=itm_packing)
+        with layers_compiled(model, compile_layers):
+            scores = _rerank_split(model, dataset, k=k, batch_size=batch_size,
+                                   itm_batch_size=itm_batch_size, device=device, cache=cache,
+                                   num_workers=num_workers, max_text_length=max_text_length,
+                                   block_size=block_size, itm_packing=itm_packing)
     finally:
         model.train(was_training)
     if dist.is_main_process():
@@ -185,7 +197,8 @@ def evaluate_retrieval(model, dataset, *, k: int, batch_size: int = 64,
                        max_text_length: int = 35, block_size: int = 64,
                        autocast_dtype: Optional[str] = None,
                        weights_dtype: Optional[str] = None,
-                       itm_packing: bool = False) -> TaskResult:
+                       itm_packing: bool = False,
+                       compile_layers: Union[bool, dict] = False) -> TaskResult:
     """BLIP's retrieval protocol on a split, as the ``'retrieval'`` task evaluator.
 
     The arguments are those of :func:`compute_retrieval_scores`, plus ``autocast_dtype``
@@ -203,7 +216,7 @@ def evaluate_retrieval(model, dataset, *, k: int, batch_size: int = 64,
         model, dataset, autocast_dtype, weights_dtype, k=k, batch_size=batch_size,
         itm_batch_size=itm_batch_size, device=device, work_dir=work_dir, cache_key=cache_key,
         num_workers=num_workers, max_text_length=max_text_length, block_size=block_size,
-        itm_packing=itm_packing)
+        itm_packing=itm_packing, compile_layers=compile_layers)
     metrics = retrieval_metrics(scores.i2t, scores.t2i, dataset.img2txt, dataset.txt2img)
     return TaskResult(metrics=metrics_in(metrics, PERCENT),
                       per_sample=per_query_recalls(scores, dataset.img2txt, dataset.txt2img),

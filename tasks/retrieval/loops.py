@@ -7,7 +7,7 @@ Select one with ``val_cfg=dict(type='RetrievalValLoop', k=128)`` (or ``test_cfg`
 ``retrieval/TR@1`` ... ``retrieval/R_mean``, so checkpoints can be selected with
 ``default_hooks=dict(checkpoint=dict(save_best='retrieval/R_mean', rule='greater'))``.
 """
-from typing import Optional
+from typing import Optional, Union
 
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
@@ -34,6 +34,8 @@ class RetrievalLoop(BaseLoop):
             GPUs than autocast; not with ``autocast_dtype``). The trained model is untouched.
         itm_packing: re-rank the candidate texts of several images in one ITM pass (the
             fast path on GPUs; scores equal the plain path's up to float rounding).
+        compile_layers: ``torch.compile`` the model's layers for the evaluation (True or a
+            dict of options; the model is left as it was); best with ``itm_packing``.
         cache: cache features and scores under the runner's work dir, keyed by a hash of
             the weights (worth it for test runs; validation weights change every time).
         prefix: metric name prefix.
@@ -46,7 +48,8 @@ class RetrievalLoop(BaseLoop):
                  batch_size: Optional[int] = None, max_text_length: int = 35,
                  block_size: int = 64, autocast_dtype: Optional[str] = None,
                  weights_dtype: Optional[str] = None, itm_packing: bool = False,
-                 cache: bool = False, prefix: str = 'retrieval', evaluator=None):
+                 compile_layers: Union[bool, dict] = False, cache: bool = False,
+                 prefix: str = 'retrieval', evaluator=None):
         super().__init__(runner, dataloader)
         self.k = k
         self.itm_batch_size = itm_batch_size
@@ -56,6 +59,7 @@ class RetrievalLoop(BaseLoop):
         self.autocast_dtype = autocast_dtype
         self.weights_dtype = weights_dtype
         self.itm_packing = itm_packing
+        self.compile_layers = compile_layers
         self.cache = cache
         self.prefix = prefix
         self.evaluator = None
@@ -71,7 +75,8 @@ class RetrievalLoop(BaseLoop):
             work_dir=self.runner.work_dir if self.cache else None,
             num_workers=self.dataloader.num_workers, max_text_length=self.max_text_length,
             block_size=self.block_size, autocast_dtype=self.autocast_dtype,
-            weights_dtype=self.weights_dtype, itm_packing=self.itm_packing)
+            weights_dtype=self.weights_dtype, itm_packing=self.itm_packing,
+            compile_layers=self.compile_layers)
         return {f'{self.prefix}/{name}': value for name, value in result.values().items()}
 
     def run(self) -> dict:

@@ -9,19 +9,25 @@ The chunks come in many (batch, length) shapes, and cuDNN's attention builds an 
 plan for every new shape: on an H100 (BLIP-base, bf16) that halved the re-ranking rate of a
 first run (10k vs 22k pairs/s), so ITM attention runs on the other SDPA backends.
 
-``itm_packing=True`` (opt-in) fills every forward pass with ``itm_batch_size`` texts taken
-from consecutive images of a block (:func:`packed_forwards`): the text layers see one large
-batch instead of one per image, and cross-attention folds each image's texts into one query
-sequence against that image's keys/values (:class:`backbones.med.SegmentedKeyValue`). Fewer,
-larger kernels keep a GPU busy where per-image chunks are bound by launch overhead; the
-logits equal the plain path's up to float rounding (tested on the CPU).
+``itm_packing=True`` (opt-in) runs every forward pass at one fixed shape: the block's
+images' texts are cut into runs of at most :data:`SEGMENT_ROWS`, and each pass holds
+``itm_batch_size // SEGMENT_ROWS`` runs, of one image or several, a short run or pass
+filled up by repeating a text (:func:`packed_forwards`, :func:`fixed_layout`; the fillers'
+logits are dropped). The text layers see one large batch instead of one per image;
+cross-attention folds each run's texts into one query sequence against its image's
+keys/values, projected once per block (:class:`backbones.med.SegmentedKeyValue`), all runs
+in one batched call. Fewer, larger kernels keep a GPU busy where per-image chunks are bound
+by launch overhead, and the fixed shape lets ``compile_layers``
+(:func:`backbones.compiled_layers.layers_compiled`) compile the layers a few times per
+evaluation instead of for every pass. The logits equal the plain path's up to float
+rounding (tested on the CPU).
 """
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from backbones.med import SegmentedKeyValue
+from backbones.med import KeyValue, SegmentedKeyValue, equal_segments
 from ..progress import ProgressMeter
 from .candidates import CandidatePlan
 from .features import trim_padding
@@ -55,54 +61,77 @@ def itm_match_logits(model, image_embeds: torch.Tensor, input_ids: torch.Tensor,
 
 
 Segment = Tuple[int, torch.Tensor]  # (row of the block's images, text indices)
+SEGMENT_ROWS = 64  # texts per segment of a packed pass (an image's texts in 64-row runs)
 
 
-def packed_forwards(texts_per_row: Sequence[torch.Tensor],
-                    capacity: int) -> Iterator[List[Segment]]:
-    """Split the rows' texts, in order, into forward passes of at most ``capacity`` texts.
+def pass_layout(itm_batch_size: int) -> Tuple[int, int]:
+    """``(segments, rows per segment)`` of a packed ITM pass of ``itm_batch_size`` texts:
+    runs of :data:`SEGMENT_ROWS` texts (fewer if the pass is smaller), as many as fit."""
+    rows = min(SEGMENT_ROWS, itm_batch_size)
+    return itm_batch_size // rows, rows
 
-    A row whose texts do not fit in the current pass continues in the next one, so every
-    pass but the last is full.
-    """
+
+def packed_forwards(texts_per_row: Sequence[torch.Tensor], segments: int,
+                    segment_rows: int) -> Iterator[List[Segment]]:
+    """Cut each row's texts, in order, into segments of at most ``segment_rows`` texts and
+    group the segments, in order, into forward passes of ``segments`` (the last may have
+    fewer)."""
     forward: List[Segment] = []
-    room = capacity
     for row, texts in enumerate(texts_per_row):
-        start = 0
-        while start < len(texts):
-            taken = texts[start:start + room]
-            forward.append((row, taken))
-            start += len(taken)
-            room -= len(taken)
-            if room == 0:
+        for start in range(0, len(texts), segment_rows):
+            forward.append((row, texts[start:start + segment_rows]))
+            if len(forward) == segments:
                 yield forward
-                forward, room = [], capacity
+                forward = []
     if forward:
         yield forward
 
 
+def fixed_layout(forward: List[Segment], segments: int, segment_rows: int
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(image rows [segments], text indices [segments * segment_rows], kept positions)``
+    of a pass filled up to its fixed shape.
+
+    A short segment repeats its last text and a short pass its last segment; ``kept``
+    indexes the real pairs among the pass's rows, in order. Every pass thus has one shape
+    (a compiled model does not recompile for each), and segment ``g`` of every pass is
+    rows ``g * segment_rows`` onwards (cross-attention runs as one batched call).
+    """
+    filled = forward + [forward[-1]] * (segments - len(forward))
+    rows = torch.tensor([row for row, _ in filled])
+    texts, kept = [], []
+    for g, (_, segment_texts) in enumerate(filled):
+        texts.append(torch.cat([segment_texts,
+                                segment_texts[-1:].expand(segment_rows - len(segment_texts))]))
+        if g < len(forward):
+            kept.append(torch.arange(g * segment_rows, g * segment_rows + len(segment_texts)))
+    return rows, torch.cat(texts), torch.cat(kept)
+
+
 @torch.no_grad()
 @sdpa_kernel(ITM_ATTENTION_BACKENDS)
-def packed_match_logits(model, image_embeds: torch.Tensor, forward: List[Segment],
-                        tokens: Dict[str, torch.Tensor]) -> torch.Tensor:
+def packed_match_logits(model, block_kv: List[KeyValue], forward: List[Segment],
+                        tokens: Dict[str, torch.Tensor], segments: int,
+                        segment_rows: int) -> torch.Tensor:
     """Raw ITM match logits of one packed forward pass (its segments' texts, in order).
 
-    ``image_embeds`` are the block's ``[n, tokens, width]`` image tokens on the device;
-    ``tokens`` the CPU ``input_ids``/``attention_mask`` of all texts.
+    ``block_kv`` are the block's per-layer image keys/values (``model.image_key_values``)
+    on the device; ``tokens`` the CPU ``input_ids``/``attention_mask`` of all texts. The
+    pass has the fixed shape of :func:`fixed_layout`.
     """
-    device = image_embeds.device
-    texts = torch.cat([segment_texts for _, segment_texts in forward])
+    device = block_kv[0][0].device
+    rows, texts, kept = fixed_layout(forward, segments, segment_rows)
     input_ids, attention_mask = trim_padding(tokens['input_ids'][texts],
                                              tokens['attention_mask'][texts])
-    rows, bounds, start = [], [], 0
-    for row, segment_texts in forward:
-        rows.append(row)
-        bounds.append((start, start + len(segment_texts)))
-        start += len(segment_texts)
-    image_kv = [SegmentedKeyValue(keys, values, tuple(bounds))
-                for keys, values in model.image_key_values(image_embeds[rows])]
-    return model.itm_logits(input_ids.to(device, non_blocking=True),
-                            attention_mask.to(device, non_blocking=True),
-                            image_kv=image_kv)[:, 1].float()
+    rows = rows.to(device, non_blocking=True)
+    bounds = equal_segments(segments, segment_rows)
+    image_kv = [SegmentedKeyValue(keys.index_select(0, rows), values.index_select(0, rows),
+                                  bounds)
+                for keys, values in block_kv]
+    logits = model.itm_logits(input_ids.to(device, non_blocking=True),
+                              attention_mask.to(device, non_blocking=True),
+                              image_kv=image_kv)[:, 1]
+    return logits.index_select(0, kept.to(device, non_blocking=True)).float()
 
 
 def rerank_block(model, image_indices: Sequence[int], image_embeds: torch.Tensor,
@@ -143,16 +172,32 @@ def rerank_block(model, image_indices: Sequence[int], image_embeds: torch.Tensor
                 itm_logit=torch.cat(logits).cpu())
 
 
+def packed_logits(model, block_embeds: torch.Tensor, texts_per_row: Sequence[torch.Tensor],
+                  tokens: Dict[str, torch.Tensor], itm_batch_size: int,
+                  progress: Optional[ProgressMeter] = None) -> torch.Tensor:
+    """Raw ITM match logits (float32, on the device) of each row of ``block_embeds``
+    (``[n, tokens, width]`` image tokens on the device) with its texts, in order: the image
+    keys/values projected once, then packed passes of ``itm_batch_size`` texts (module
+    docstring). ``progress`` is advanced by each pass's pairs."""
+    with torch.no_grad():
+        block_kv = model.image_key_values(block_embeds)
+    segments, segment_rows = pass_layout(itm_batch_size)
+    logits: List[torch.Tensor] = []
+    for forward in packed_forwards(texts_per_row, segments, segment_rows):
+        logits.append(packed_match_logits(model, block_kv, forward, tokens, segments,
+                                          segment_rows))
+        if progress is not None:
+            progress.update(sum(len(texts) for _, texts in forward))
+    return torch.cat(logits) if logits else torch.empty(0, device=block_embeds.device)
+
+
 def _rerank_block_packed(model, image_indices: Sequence[int], block_embeds: torch.Tensor,
                          plan: CandidatePlan, tokens: Dict[str, torch.Tensor],
                          itm_batch_size: int, progress: ProgressMeter) -> Dict[str, torch.Tensor]:
     """:func:`rerank_block` with packed forward passes (same pairs, same order)."""
     texts_per_row = [plan.texts_for_image(image) for image in image_indices]
-    logits: List[torch.Tensor] = []
-    for forward in packed_forwards(texts_per_row, itm_batch_size):
-        logits.append(packed_match_logits(model, block_embeds, forward, tokens))
-        progress.update(sum(len(texts) for _, texts in forward))
+    logits = packed_logits(model, block_embeds, texts_per_row, tokens, itm_batch_size, progress)
     image_column = torch.cat([torch.full_like(texts, image)
                               for image, texts in zip(image_indices, texts_per_row)])
     return dict(image_index=image_column, text_index=torch.cat(texts_per_row),
-                itm_logit=torch.cat(logits).cpu() if logits else torch.empty(0))
+                itm_logit=logits.cpu())

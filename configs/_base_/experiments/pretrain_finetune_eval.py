@@ -20,6 +20,10 @@ eval_loader = dict(num_workers=0, sampler=dict(type='DefaultSampler', shuffle=Fa
 # ITC's distillation weight ramps up over 2 epochs in pre-training (BLIP pretrain.py) and over
 # the first epoch in retrieval fine-tuning (train_retrieval.py).
 pretrain_hooks = [dict(type='EpochSeedHook'), dict(type='AlphaWarmupHook', warmup_epochs=2)]
+# The pre-training loop. On one GPU, `pretrain_train_cfg = dict(type='GraphedTrainLoop')` in an
+# inheriting config replays each step as one CUDA graph (backbones/graphed_loop.py; its
+# optimizer needs capturable=True).
+pretrain_train_cfg = dict(type='EpochBasedTrainLoop', max_epochs='${pretrain_epochs}')
 retrieval_finetune_hooks = [dict(type='EpochSeedHook'),
                             dict(type='AlphaWarmupHook', warmup_epochs=1)]
 # Model selection as BLIP's: validate after every fine-tuning epoch and hand on the best
@@ -55,7 +59,7 @@ experiment = dict(
             model=dict(losses=('itc', 'itm', 'lm'), max_text_length=30),
             train_dataloader=dict(train_loader, batch_size='${batch_size}',
                                   dataset='${pretrain_dataset}'),
-            train_cfg=dict(by_epoch=True, max_epochs='${pretrain_epochs}'),
+            train_cfg='${pretrain_train_cfg}',
             optim_wrapper='${pretrain_optim_wrapper}',
             param_scheduler='${pretrain_scheduler}',
             custom_hooks=pretrain_hooks)),
