@@ -12,6 +12,7 @@ import torch
 
 import backbones  # noqa: F401  (registers the model)
 import tasks.datasets.video as video_readers
+import tasks.retrieval.rerank as rerank
 import tasks.video.evaluate as video_evaluate
 from harness.core.registry import MODELS, PAPER_TABLES, TASKS
 from tasks.datasets import BadSampleError, VideoRetrievalDataset
@@ -223,8 +224,10 @@ def blip_itm_eval(v2t, t2v):
     return result
 
 
-@pytest.mark.parametrize('k', [2, 4])
-def test_scores_and_metrics_equal_blips_loops(tiny_toyworld, model, k, monkeypatch):
+@pytest.mark.parametrize('k, itm_packing', [(2, False), (4, False), (4, True)])
+def test_scores_and_metrics_equal_blips_loops(tiny_toyworld, model, k, itm_packing,
+                                              monkeypatch):
+    monkeypatch.setattr(rerank, 'SEGMENT_ROWS', 1)  # packed: passes of 3 runs of 1 text
     dataset = clips(tiny_toyworld, num_frames=4)
     captured = {}
     score = video_evaluate.scores_at_precision
@@ -235,7 +238,7 @@ def test_scores_and_metrics_equal_blips_loops(tiny_toyworld, model, k, monkeypat
 
     monkeypatch.setattr('tasks.video.evaluate.scores_at_precision', capture)
     result = TASKS.get('video_retrieval')(model, dataset, k=k, batch_size=3, itm_batch_size=3,
-                                          block_size=2)
+                                          block_size=2, itm_packing=itm_packing)
     v2t, t2v = blip_video_evaluation(model, dataset, k)
     torch.testing.assert_close(captured['scores'].i2t, v2t, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(captured['scores'].t2i, t2v, atol=1e-5, rtol=1e-5)

@@ -37,7 +37,8 @@ def evaluate_video_retrieval(model, dataset, *, k: int = 128, batch_size: int = 
                              cache_key: Optional[str] = None, num_workers: int = 0,
                              max_text_length: int = 35, block_size: int = 64,
                              autocast_dtype: Optional[str] = None,
-                             weights_dtype: Optional[str] = None) -> TaskResult:
+                             weights_dtype: Optional[str] = None, itm_packing: bool = False,
+                             compile_layers: Union[bool, dict] = False) -> TaskResult:
     """BLIP's zero-shot text-video retrieval on a clip set, as the ``'video_retrieval'`` task.
 
     Args:
@@ -57,6 +58,10 @@ def evaluate_video_retrieval(model, dataset, *, k: int = 128, batch_size: int = 
             model's own precision.
         weights_dtype: ``'bfloat16'`` to run a copy of the model cast to it (faster than
             autocast on GPUs; :func:`tasks.retrieval.evaluate.scores_at_precision`).
+        itm_packing: fill each ITM pass with the texts of several clips, at one shape.
+        compile_layers: ``torch.compile`` the layers for the evaluation (True or options).
+            Both as the image task's (:func:`tasks.retrieval.compute_retrieval_scores`):
+            scores equal up to float rounding, cached apart.
 
     Returns:
         A :class:`TaskResult`: ``t2v_R@1/5/10``, ``v2t_R@1/5/10``, their means and
@@ -69,7 +74,8 @@ def evaluate_video_retrieval(model, dataset, *, k: int = 128, batch_size: int = 
     scores = scores_at_precision(
         model, clips, autocast_dtype, weights_dtype, k=k, batch_size=batch_size,
         itm_batch_size=itm_batch_size, device=device, work_dir=work_dir, cache_key=cache_key,
-        num_workers=num_workers, max_text_length=max_text_length, block_size=block_size)
+        num_workers=num_workers, max_text_length=max_text_length, block_size=block_size,
+        itm_packing=itm_packing, compile_layers=compile_layers)
     ranks = direction_ranks(scores, clips.img2txt, clips.txt2img)
     return TaskResult(
         metrics=video_retrieval_metrics(ranks), per_sample=per_query_hits(ranks),
