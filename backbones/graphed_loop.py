@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 from mmengine.model import is_model_wrapper
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
 from mmengine.runner import EpochBasedTrainLoop
 
 from harness.core.registry import LOOPS
@@ -37,8 +37,8 @@ def graphed_step_for(runner, warmup_steps: int) -> GraphedTrainStep:
     if is_model_wrapper(model):
         problems.append(f'the model is wrapped in {type(model).__name__} (several '
                         f'processes): run one process, or use EpochBasedTrainLoop')
-    if not isinstance(wrapper, OptimWrapper):
-        problems.append(f'optim_wrapper is a {type(wrapper).__name__}: use one OptimWrapper')
+    if not isinstance(wrapper, OptimWrapper) or isinstance(wrapper, OptimWrapperDict):
+        problems.append(f'optim_wrapper is {type(wrapper).__name__}: use one OptimWrapper')
     else:
         if wrapper._accumulative_counts != 1:
             problems.append(f'accumulative_counts={wrapper._accumulative_counts}: gradient '

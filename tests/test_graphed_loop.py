@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from conftest import TINY_TOYWORLD_CFG
-from mmengine.optim import OptimWrapper
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 
 from backbones.graphed_loop import graphed_step_for
 from harness.config import load_config, resolve_config, resolve_references
@@ -52,5 +52,8 @@ def test_the_loop_refuses_what_a_captured_step_cannot_do():
     with pytest.raises(ValueError, match='accumulative_counts=2.*clip_grad'):
         graphed_step_for(runner_with(model, accumulative_counts=2,
                                      clip_grad=dict(max_norm=1.0)), warmup_steps=3)
+    wrappers = OptimWrapperDict(a=runner_with(model).optim_wrapper)
+    with pytest.raises(ValueError, match='optim_wrapper is OptimWrapperDict'):
+        graphed_step_for(SimpleNamespace(model=model, optim_wrapper=wrappers), warmup_steps=3)
     with pytest.raises(ValueError, match='has no text_inputs'):
         graphed_step_for(runner_with(torch.nn.Linear(2, 2)), warmup_steps=3)
