@@ -37,6 +37,9 @@ def graphed_step_for(runner, warmup_steps: int) -> GraphedTrainStep:
     if is_model_wrapper(model):
         problems.append(f'the model is wrapped in {type(model).__name__} (several '
                         f'processes): run one process, or use EpochBasedTrainLoop')
+    else:
+        problems += [f'{type(model).__name__} has no {method}()'
+                     for method in ('text_inputs', 'loss_on_inputs') if not hasattr(model, method)]
     if not isinstance(wrapper, OptimWrapper) or isinstance(wrapper, OptimWrapperDict):
         problems.append(f'optim_wrapper is {type(wrapper).__name__}: use one OptimWrapper')
     else:
@@ -50,9 +53,6 @@ def graphed_step_for(runner, warmup_steps: int) -> GraphedTrainStep:
         if isinstance(wrapper, AmpOptimWrapper) and wrapper.cast_dtype != torch.bfloat16:
             problems.append(f'AmpOptimWrapper(dtype={wrapper.cast_dtype}) scales the loss on '
                             f"the host; use dtype='bfloat16'")
-    for method in ('text_inputs', 'loss_on_inputs'):
-        if not hasattr(model, method):
-            problems.append(f'{type(model).__name__} has no {method}()')
     if problems:
         raise ValueError('GraphedTrainLoop: ' + '; '.join(problems))
     autocast_dtype = wrapper.cast_dtype if isinstance(wrapper, AmpOptimWrapper) else None

@@ -85,7 +85,7 @@ class GraphedTrainStep:
         self.eager_steps = 0
         self.warmed_signatures: set = set()
         self.captured: Dict[tuple, CapturedTrainStep] = {}
-        self.captured_scalars: Optional[tuple] = None
+        self.captured_scalars: Optional[List[dict]] = None
         self.learning_rates: List[torch.Tensor] = []  # one per group, read by the graphs
         self.alpha_scale: Optional[torch.Tensor] = None  # the model's, read by the graphs
         self.unread: Optional[CapturedTrainStep] = None
@@ -95,10 +95,11 @@ class GraphedTrainStep:
         if images.device.type != 'cuda':
             return self._detached(self._run(images, inputs))
         self.check()
-        if self.captured_scalars is not None and self._scalars() != self.captured_scalars:
+        scalars = optimizer_scalars(self.optimizer)
+        if self.captured_scalars is not None and scalars != self.captured_scalars:
             raise ValueError('GraphedTrainStep: a value the captured steps read as a Python '
                              f'number has changed (captured {self.captured_scalars}, now '
-                             f'{self._scalars()}); the graphs would keep the old one. Only '
+                             f'{scalars}); the graphs would keep the old one. Only '
                              'the learning rates and alpha_scale may change between steps: '
                              'keep the other optimizer settings fixed')
         signature = input_signature(images, inputs)
@@ -172,11 +173,8 @@ class GraphedTrainStep:
                 group['lr'] = value
             if alpha_scale is not None:
                 self.model.alpha_scale = alpha_scale
-        self.captured_scalars = self._scalars()
+        self.captured_scalars = optimizer_scalars(self.optimizer)
         return step
-
-    def _scalars(self) -> List[dict]:
-        return optimizer_scalars(self.optimizer)
 
     @staticmethod
     def _detached(losses: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
