@@ -14,7 +14,8 @@ Rows (BLIP-base at 384 px on CUDA, bf16 autocast unless stated; the tiny shapes 
   image tokens + ``itm_head``);
 * ``--protocol``: the retrieval protocol end to end (``compute_retrieval_scores``, packed
   ITM) on a COCO-5k-sized synthetic split, under bf16 autocast and with the model cast to
-  bf16 (``--compile``: each also with compiled layers): minutes on an H200;
+  bf16 (``--compile``: each also with compiled layers; ``--protocol-runs`` picks some of
+  these, ``--protocol-repeats`` runs each again in the process): minutes on an H200;
 * pre-training step (ITC+ITM+LM, 224 px), img/s and peak memory, fp32, fp32 with TF32
   matmuls, bf16 autocast, bf16 with the whole step captured as one CUDA graph
   (``GraphedTrainStep``; ``--compile``: also with compiled layers, without and with their
@@ -24,6 +25,8 @@ Rows (BLIP-base at 384 px on CUDA, bf16 autocast unless stated; the tiny shapes 
 Writes ``performance.json`` and ``performance.md`` to ``--out`` (``leaderboards/``).
 
     python -m benchmarks.suite --device cuda [--protocol] [--compile]
+    python -m benchmarks.suite --only protocol --protocol --compile \
+        --protocol-runs 'bf16 + compiled layers' --protocol-repeats 2
     python -m benchmarks.suite --device cpu --quick --out /tmp/perf
 """
 import argparse
@@ -332,9 +335,11 @@ def itm_pair_gflops(model, image: torch.Tensor, input_ids: torch.Tensor,
 
 
 # ---------------------------------------------------------------- retrieval protocol
-def protocol_runs(bf16: bool, compile_layers: bool) -> Dict[str, dict]:
+def protocol_runs(bf16: bool, compile_layers: bool,
+                  names: Optional[Sequence[str]] = None) -> Dict[str, dict]:
     """The protocol's runs by name: the suite's precision, then the model cast to bf16, each
-    followed (``compile_layers``) by the same with compiled layers."""
+    followed (``compile_layers``) by the same with compiled layers; ``names`` keeps those
+    runs only, in that order."""
     precision = 'bf16' if bf16 else 'fp32'
     runs = {}
     for name, chosen in ((precision, dict(autocast_dtype='bfloat16' if bf16 else None)),
@@ -342,22 +347,30 @@ def protocol_runs(bf16: bool, compile_layers: bool) -> Dict[str, dict]:
         runs[name] = chosen
         if compile_layers:
             runs[f'{name} + compiled layers'] = dict(chosen, compile_layers=True)
-    return runs
+    unknown = [name for name in names or () if name not in runs]
+    if unknown:
+        raise SystemExit(f'--protocol-runs {unknown}: no such run here; choose from '
+                         f'{list(runs)} (compiled runs need --compile)')
+    return {name: runs[name] for name in names} if names else runs
 
 
 def protocol_rows(args, sizes: Sizes, device: torch.device, bf16: bool,
                   runs: Optional[Dict[str, dict]] = None) -> List[Row]:
     """``compute_retrieval_scores`` end to end (packed ITM) on a synthetic split, one row per
-    run of :func:`protocol_runs` (default: ``bf16`` and ``args.compile``). Each later run's
-    notes give the share of its top-1 candidates that the first run's are."""
+    run of :func:`protocol_runs` (default: ``bf16``, ``args.compile`` and
+    ``args.protocol_runs``), each repeated ``args.protocol_repeats`` times in this process
+    (a repeat reuses what the first compiled). Each later row's notes give the share of its
+    top-1 candidates that the first row's are."""
     shape = SHAPES[sizes.shape]
     model = our_blip(('itc', 'itm'), shape=sizes.shape, vocab=args.vocab,
                      max_text_length=TEXT_LENGTH).to(device)
     dataset = SyntheticSplit(sizes.protocol_images, shape.image_size)
     k = min(256, sizes.protocol_images)
-    runs = runs or protocol_runs(bf16, args.compile)
+    runs = runs or protocol_runs(bf16, args.compile, args.protocol_runs)
+    labelled = [(name if repeat == 0 else f'{name}, run {repeat + 1}', chosen)
+                for name, chosen in runs.items() for repeat in range(args.protocol_repeats)]
     rows, scores = [], {}
-    for name, chosen in runs.items():
+    for name, chosen in labelled:
         sync(device)
         start = time.perf_counter()
         scores[name] = scores_at_precision(
@@ -508,6 +521,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='also run the retrieval protocol end to end (minutes on CUDA)')
     parser.add_argument('--protocol-images', type=int, default=5000,
                         help='images of the synthetic protocol split (5 texts each)')
+    parser.add_argument('--protocol-runs', nargs='+', default=None, metavar='NAME',
+                        help="only these protocol runs, e.g. 'bf16 + compiled layers' "
+                             '(default: every run of the precision and --compile)')
+    parser.add_argument('--protocol-repeats', type=int, default=1,
+                        help='run each protocol run this many times in the process (a '
+                             'compiled run compiles in the first)')
     parser.add_argument('--caption-batches', type=int, nargs='+',
                         default=[64, 128, 256, 512, 1024])
     parser.add_argument('--compile', action='store_true',

@@ -55,6 +55,18 @@ def test_compile_adds_protocol_runs_with_compiled_layers():
     assert runs['bf16 weights + compiled layers'] == dict(weights_dtype='bfloat16',
                                                           compile_layers=True)
     assert list(suite.protocol_runs(bf16=False, compile_layers=False)) == ['fp32', 'bf16 weights']
+    assert list(suite.protocol_runs(True, True, ['bf16 weights', 'bf16 + compiled layers'])) \
+        == ['bf16 weights', 'bf16 + compiled layers']
+    with pytest.raises(SystemExit, match='need --compile'):
+        suite.protocol_runs(True, False, ['bf16 + compiled layers'])
+
+
+def test_protocol_runs_can_be_picked_and_repeated(tmp_path):
+    rows = suite.main(['--device', 'cpu', '--quick', '--only', 'protocol', '--protocol-runs',
+                       'fp32', '--protocol-repeats', '2', '--out', str(tmp_path)])
+    assert [row.settings.split(', ')[-2:] for row in rows] == [['24 texts/pass', 'fp32'],
+                                                               ['fp32', 'run 2']]
+    assert rows[1].notes.endswith('top-1 as fp32: i2t 100.0%, t2i 100.0%')  # CPU: same bits
 
 
 def test_mfu_uses_the_precision_peak():
