@@ -27,7 +27,8 @@ class VisualFeatures:
     Attributes:
         index: ``[n]`` dataset indices of the rows.
         feats: ``[n, embed_dim]`` float32 normalised ITC features (CPU).
-        embeds: ``[n, tokens, width]`` token embeddings for ITM (CPU, model dtype).
+        embeds: ``[n, tokens, width]`` token embeddings for ITM (CPU; in the autocast dtype
+            when extracted under autocast, else the model's).
         unit: what an item is in progress lines and rates (``'img'``, ``'videos'``).
         rate: items encoded per second (0 when none were).
     """
