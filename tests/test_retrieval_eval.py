@@ -131,6 +131,14 @@ def test_visual_features_keep_every_row_in_loader_order(model, frames):
     assert torch.equal(visual.rows_of([6, 4]), visual.embeds[[2, 0]])
 
 
+def test_visual_features_refuse_a_loader_that_drops_items(model):
+    dataset = TinyRetrievalDataset()
+    dataset.collate_fn = lambda items: torch.utils.data.default_collate(items[:-1])
+    with pytest.raises(RuntimeError, match='gave 4 of the 6 items asked for'):
+        features.extract_visual_features(model, dataset, [[0, 1, 2], [3, 4, 5]],
+                                         torch.device('cpu'))
+
+
 def test_visual_features_under_autocast_are_stored_in_its_dtype(model):
     dataset = TinyRetrievalDataset()
     with torch.autocast('cpu', dtype=torch.bfloat16):

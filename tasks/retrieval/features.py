@@ -102,6 +102,9 @@ def extract_visual_features(model, dataset, batches: List[List[int]], device: to
         indices.append(batch_index)
         feats.append(batch_feats.cpu())
         progress.update(len(batch_index))
+    if filled != total:  # rows left unwritten would be garbage scored as images
+        raise RuntimeError(f'{type(dataset).__name__}: the loader gave {filled} of the {total} '
+                           f'items asked for; its collate_fn must keep every item of a batch')
     if not indices:
         return VisualFeatures(torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0),
                               unit)
