@@ -542,7 +542,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out', type=Path, default=Path('leaderboards'),
                         help='folder of performance.json / performance.md')
     add_vocab_argument(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.protocol_repeats < 1:
+        parser.error(f'--protocol-repeats must be at least 1, got {args.protocol_repeats}')
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Row]:

