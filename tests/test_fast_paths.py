@@ -10,16 +10,26 @@ from harness.core.registry import MODELS, TASKS
 from tasks.retrieval import compute_retrieval_scores
 from tasks.retrieval import rerank
 from tasks.retrieval.rerank import (fixed_layout, itm_match_logits, packed_forwards,
-                                    packed_match_logits, pass_layout)
+                                    packed_logits, pass_layout)
 from tests.test_retrieval_eval import SETTINGS, TinyRetrievalDataset, build_model
 
 
-def test_packed_forwards_cut_runs_per_image_and_fill_every_pass_but_the_last_in_order():
+def test_packed_forwards_cut_runs_shortest_first_and_fill_every_pass_but_the_last():
     texts = [torch.arange(5), torch.arange(10, 12), torch.arange(20, 27)]
-    forwards = list(packed_forwards(texts, segments=3, segment_rows=3))
-    assert [[(row, t.tolist()) for row, t in forward] for forward in forwards] == [
-        [(0, [0, 1, 2]), (0, [3, 4]), (1, [10, 11])],
-        [(2, [20, 21, 22]), (2, [23, 24, 25]), (2, [26])]]
+    lengths = torch.zeros(27, dtype=torch.long)
+    lengths[[0, 1, 2, 3, 4]] = torch.tensor([9, 5, 9, 5, 7])
+    lengths[[10, 11]] = 4
+    lengths[20:27] = torch.tensor([6, 6, 6, 8, 8, 8, 3])
+    forwards = list(packed_forwards(texts, lengths, segments=3, segment_rows=3))
+    assert [([(row, t.tolist()) for row, t in forward], positions.tolist())
+            for forward, positions in forwards] == [
+        ([(1, [10, 11]), (2, [26, 20, 21]), (0, [1, 3, 4])], [5, 6, 13, 7, 8, 1, 3, 4]),
+        ([(2, [22, 23, 24]), (2, [25]), (0, [0, 2])], [9, 10, 11, 12, 0, 2])]
+    # every pair once: positions index the concatenation of the rows' texts
+    concatenated = torch.cat(texts)
+    for forward, positions in forwards:
+        assert torch.equal(concatenated[positions], torch.cat([t for _, t in forward]))
+    assert sorted(sum((p.tolist() for _, p in forwards), [])) == list(range(14))
     assert [pass_layout(size) for size in (1024, 200, 7)] == [(16, 64), (3, 64), (1, 7)]
 
 
@@ -33,7 +43,8 @@ def test_fixed_layout_fills_runs_and_passes_to_one_shape_and_keeps_the_real_pair
 
 
 @torch.no_grad()
-def test_packed_itm_logits_match_per_image_chunks():
+def test_packed_itm_logits_match_per_image_chunks(monkeypatch):
+    monkeypatch.setattr(rerank, 'SEGMENT_ROWS', 2)  # passes of 3 runs of 2 texts
     model = build_model()
     generator = torch.Generator().manual_seed(1)
     embeds = model.encode_image(torch.randn(3, 3, 32, 32, generator=generator))
@@ -43,10 +54,11 @@ def test_packed_itm_logits_match_per_image_chunks():
     plain = torch.cat([itm_match_logits(model, embeds[row:row + 1], tokens['input_ids'][t],
                                         tokens['attention_mask'][t], itm_batch_size=3)
                        for row, t in enumerate(texts)])
-    block_kv = model.image_key_values(embeds)
-    packed = torch.cat([packed_match_logits(model, block_kv, forward, tokens, 2, 3)
-                        for forward in packed_forwards(texts, segments=2, segment_rows=3)])
+    packed = packed_logits(model, embeds, texts, tokens, itm_batch_size=6)
     torch.testing.assert_close(packed, plain, atol=1e-5, rtol=1e-5)
+    lengths = tokens['attention_mask'].sum(dim=1)
+    forwards = list(packed_forwards(texts, lengths, segments=3, segment_rows=2))
+    assert not torch.equal(torch.cat([p for _, p in forwards]), torch.arange(11))  # reordered
     assert not torch.equal(plain, plain.flip(0))  # the pairs' logits differ: order is tested
 
 
