@@ -9,12 +9,13 @@ import backbones  # noqa: F401  (registers the models)
 from harness.core.registry import MODELS, TASKS
 from tasks.retrieval import compute_retrieval_scores
 from tasks.retrieval import rerank
-from tasks.retrieval.rerank import (fixed_layout, itm_match_logits, packed_forwards,
-                                    packed_logits, pass_layout)
+from tasks.retrieval.features import trim_padding
+from tasks.retrieval.rerank import (fixed_layout, itm_match_logits, length_grouped,
+                                    packed_forwards, packed_logits, pass_layout)
 from tests.test_retrieval_eval import SETTINGS, TinyRetrievalDataset, build_model
 
 
-def test_packed_forwards_cut_runs_shortest_first_and_fill_every_pass_but_the_last():
+def test_packed_forwards_cut_runs_of_like_lengths_and_fill_every_pass_but_the_last():
     texts = [torch.arange(5), torch.arange(10, 12), torch.arange(20, 27)]
     lengths = torch.zeros(27, dtype=torch.long)
     lengths[[0, 1, 2, 3, 4]] = torch.tensor([9, 5, 9, 5, 7])
@@ -23,7 +24,7 @@ def test_packed_forwards_cut_runs_shortest_first_and_fill_every_pass_but_the_las
     forwards = list(packed_forwards(texts, lengths, segments=3, segment_rows=3))
     assert [([(row, t.tolist()) for row, t in forward], positions.tolist())
             for forward, positions in forwards] == [
-        ([(1, [10, 11]), (2, [26, 20, 21]), (0, [1, 3, 4])], [5, 6, 13, 7, 8, 1, 3, 4]),
+        ([(1, [10, 11]), (2, [20, 21, 26]), (0, [1, 3, 4])], [5, 6, 7, 8, 13, 1, 3, 4]),
         ([(2, [22, 23, 24]), (2, [25]), (0, [0, 2])], [9, 10, 11, 12, 0, 2])]
     # every pair once: positions index the concatenation of the rows' texts
     concatenated = torch.cat(texts)
@@ -31,6 +32,34 @@ def test_packed_forwards_cut_runs_shortest_first_and_fill_every_pass_but_the_las
         assert torch.equal(concatenated[positions], torch.cat([t for _, t in forward]))
     assert sorted(sum((p.tolist() for _, p in forwards), [])) == list(range(14))
     assert [pass_layout(size) for size in (1024, 200, 7)] == [(16, 64), (3, 64), (1, 7)]
+
+
+def test_length_grouped_puts_like_lengths_together_in_position_order():
+    lengths = torch.tensor([9, 5, 9, 5, 7, 5])
+    groups = length_grouped(lengths, 2)
+    assert [g.tolist() for g in groups] == [[1, 3], [4, 5], [0, 2]]
+    assert [g.tolist() for g in length_grouped(lengths, 6)] == [list(range(6))]
+
+
+@torch.no_grad()
+def test_plain_itm_chunks_of_like_lengths_match_one_chunk_and_one_chunk_is_unchanged():
+    model = build_model()
+    generator = torch.Generator().manual_seed(2)
+    embeds = model.encode_image(torch.randn(1, 3, 32, 32, generator=generator))
+    dataset = TinyRetrievalDataset(num_images=3, captions_per_image=3)
+    tokens = model.tokenizer(dataset.texts, 35, padding='max_length')
+    lengths = tokens['attention_mask'].sum(dim=1)
+    assert lengths.unique().numel() > 2  # chunks of 2 regroup the texts
+    whole = itm_match_logits(model, embeds, tokens['input_ids'], tokens['attention_mask'],
+                             itm_batch_size=9)
+    ids, mask = trim_padding(tokens['input_ids'], tokens['attention_mask'])
+    image_kv = [(keys.expand(9, -1, -1, -1), values.expand(9, -1, -1, -1))
+                for keys, values in model.image_key_values(embeds)]
+    direct = model.itm_logits(ids, mask, image_kv=image_kv)[:, 1]
+    assert torch.equal(whole, direct)  # one chunk: the texts as they are, bit for bit
+    chunked = itm_match_logits(model, embeds, tokens['input_ids'], tokens['attention_mask'],
+                               itm_batch_size=2)
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
 
 
 def test_fixed_layout_fills_runs_and_passes_to_one_shape_and_keeps_the_real_pairs():

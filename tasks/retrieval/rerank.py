@@ -2,7 +2,8 @@
 
 An image's cross-attention keys/values (``model.image_key_values``) are computed
 once and expanded (a view) along the batch over its candidate texts, which run in
-chunks of ``itm_batch_size`` trimmed to their longest text. This is what makes a pair cost
+chunks of ``itm_batch_size`` texts of like lengths (:func:`length_grouped`), each trimmed to
+its longest text. This is what makes a pair cost
 ~9 GFLOP instead of ~25 in BLIP-base at 384 px (DESIGN §7).
 
 The chunks come in many (batch, length) shapes, and cuDNN's attention builds an execution
@@ -10,7 +11,7 @@ plan for every new shape: on an H100 (BLIP-base, bf16) that halved the re-rankin
 first run (10k vs 22k pairs/s), so ITM attention runs on the other SDPA backends.
 
 ``itm_packing=True`` (opt-in) runs every forward pass with one number of rows: the block's
-images' texts, each image's shortest first, are cut into runs of at most
+images' texts, each image's of like lengths together, are cut into runs of at most
 :data:`SEGMENT_ROWS`, and each pass holds ``itm_batch_size // SEGMENT_ROWS`` runs of like
 lengths, of one image or several, a short run or pass filled up by repeating a text
 (:func:`packed_forwards`, :func:`fixed_layout`; the fillers' logits are dropped); a pass is
@@ -37,28 +38,42 @@ ITM_ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTEN
                           SDPBackend.MATH]
 
 
+def length_grouped(lengths: torch.Tensor, group_size: int) -> List[torch.Tensor]:
+    """Positions ``0..n-1`` of ``lengths`` (token counts) in groups of at most
+    ``group_size``: the shortest ``group_size`` first, and so on, each group in ascending
+    position order (ties keep their order).
+
+    Trimmed to its longest text, a group of like lengths carries little padding; when one
+    group holds them all, the positions stay as they are (and so do the results, bit for
+    bit).
+    """
+    order = torch.sort(lengths, stable=True).indices
+    return [order[start:start + group_size].sort().values
+            for start in range(0, len(lengths), group_size)]
+
+
 @torch.no_grad()
 @sdpa_kernel(ITM_ATTENTION_BACKENDS)
 def itm_match_logits(model, image_embeds: torch.Tensor, input_ids: torch.Tensor,
                      attention_mask: torch.Tensor, itm_batch_size: int) -> torch.Tensor:
     """Raw ITM match logits (index 1) ``[n]`` of one image ``[1, tokens, width]`` with n texts.
 
-    ``input_ids``/``attention_mask`` (``[n, L]``) stay on the CPU: each chunk is trimmed
-    there and then copied to the image's device, so the accelerator is never waited on.
+    ``input_ids``/``attention_mask`` (``[n, L]``) stay on the CPU: the texts go in chunks of
+    like lengths (:func:`length_grouped`), each trimmed there and then copied to the image's
+    device, so the accelerator is never waited on.
     """
     device = image_embeds.device
     image_kv = model.image_key_values(image_embeds)
-    logits = []
-    for start in range(0, input_ids.shape[0], itm_batch_size):
-        chunk_ids, chunk_mask = trim_padding(input_ids[start:start + itm_batch_size],
-                                             attention_mask[start:start + itm_batch_size])
+    logits = torch.empty(input_ids.shape[0], device=device)
+    for chunk in length_grouped(attention_mask.sum(dim=1), itm_batch_size):
+        chunk_ids, chunk_mask = trim_padding(input_ids[chunk], attention_mask[chunk])
         size = chunk_ids.shape[0]
         chunk_kv = [(keys.expand(size, -1, -1, -1), values.expand(size, -1, -1, -1))
                     for keys, values in image_kv]
-        logits.append(model.itm_logits(chunk_ids.to(device, non_blocking=True),
-                                       chunk_mask.to(device, non_blocking=True),
-                                       image_kv=chunk_kv)[:, 1])
-    return torch.cat(logits).float()
+        logits[chunk.to(device, non_blocking=True)] = model.itm_logits(
+            chunk_ids.to(device, non_blocking=True), chunk_mask.to(device, non_blocking=True),
+            image_kv=chunk_kv)[:, 1].float()
+    return logits
 
 
 Segment = Tuple[int, torch.Tensor]  # (row of the block's images, text indices)
@@ -75,9 +90,9 @@ def pass_layout(itm_batch_size: int) -> Tuple[int, int]:
 def packed_forwards(texts_per_row: Sequence[torch.Tensor], lengths: torch.Tensor,
                     segments: int, segment_rows: int
                     ) -> Iterator[Tuple[List[Segment], torch.Tensor]]:
-    """Cut each row's texts, shortest first, into segments of at most ``segment_rows`` texts,
-    and group the segments, shortest first, into forward passes of ``segments`` (the last
-    may have fewer).
+    """Cut each row's texts into segments of at most ``segment_rows`` texts of like lengths
+    (:func:`length_grouped`), and group the segments, shortest first, into forward passes of
+    ``segments`` (the last may have fewer).
 
     ``lengths`` are every text's token count. A pass is trimmed to its longest text, so
     passes of like lengths spend little on padding (the synthetic protocol's 8-17-token
@@ -88,10 +103,8 @@ def packed_forwards(texts_per_row: Sequence[torch.Tensor], lengths: torch.Tensor
     runs = []  # (longest, row, texts, positions)
     offset = 0
     for row, texts in enumerate(texts_per_row):
-        order = torch.sort(lengths[texts], stable=True).indices
-        for start in range(0, len(texts), segment_rows):
-            picked = order[start:start + segment_rows]
-            runs.append((int(lengths[texts[picked[-1]]]), row, texts[picked], offset + picked))
+        for picked in length_grouped(lengths[texts], segment_rows):
+            runs.append((int(lengths[texts[picked]].max()), row, texts[picked], offset + picked))
         offset += len(texts)
     runs.sort(key=lambda run: run[0])  # stable: equal lengths stay in row order
     for start in range(0, len(runs), segments):
