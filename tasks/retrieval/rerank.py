@@ -1,19 +1,19 @@
 """ITM re-ranking of candidate pairs, one image at a time with its keys/values reused.
 
-An image's cross-attention keys/values (``model.image_key_values``) are computed
-once and expanded (a view) along the batch over its candidate texts, which run in
-chunks of ``itm_batch_size`` texts of like lengths (:func:`length_grouped`), each trimmed to
-its longest text. This is what makes a pair cost
-~9 GFLOP instead of ~25 in BLIP-base at 384 px (DESIGN §7).
+An image's cross-attention keys/values (``model.image_key_values``) are computed once and
+expanded (a view) along the batch over its candidate texts, which run in chunks of
+``itm_batch_size`` texts of like lengths (:func:`length_grouped`), each trimmed to its
+longest text. This is what makes a pair cost ~9 GFLOP instead of ~25 in BLIP-base at
+384 px (DESIGN §7).
 
 The chunks come in many (batch, length) shapes, and cuDNN's attention builds an execution
 plan for every new shape: on an H100 (BLIP-base, bf16) that halved the re-ranking rate of a
 first run (10k vs 22k pairs/s), so ITM attention runs on the other SDPA backends.
 
-``itm_packing=True`` (opt-in) runs every forward pass with one number of rows: the block's
-images' texts, each image's of like lengths together, are cut into runs of at most
-:data:`SEGMENT_ROWS`, and each pass holds ``itm_batch_size // SEGMENT_ROWS`` runs of like
-lengths, of one image or several, a short run or pass filled up by repeating a text
+``itm_packing=True`` (opt-in) runs every forward pass with one number of rows: each of the
+block's images has its texts cut into runs of at most :data:`SEGMENT_ROWS` of like lengths,
+and each pass holds ``itm_batch_size // SEGMENT_ROWS`` runs, shortest first, of one image
+or several, a short run or pass filled up by repeating a text
 (:func:`packed_forwards`, :func:`fixed_layout`; the fillers' logits are dropped); a pass is
 trimmed to its longest text. The text layers see one large batch instead of one per image;
 cross-attention folds each run's texts into one query sequence against its image's
