@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .next_token_loss import shifted_cross_entropy, shifted_smoothed_cross_entropy
+
 try:  # Triton ships with torch's CUDA builds; without it SDPA and the explicit formula serve.
     from . import few_query_kernel
 except ImportError:
@@ -554,16 +556,17 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float =
             reduction: str = 'mean') -> torch.Tensor:
     """Next-token cross-entropy (labels ``-100`` ignored), BLIP's label smoothing 0.1.
 
-    ``reduction='none'`` returns the per-sequence sum (as BLIP's rank-based VQA needs).
+    ``reduction='none'`` returns the per-sequence sum (as BLIP's rank-based VQA needs); the
+    smoothed mean runs :func:`~backbones.next_token_loss.shifted_smoothed_cross_entropy`
+    (``F.cross_entropy``'s numbers with fewer passes over the logits).
     """
-    shifted = logits[:, :-1].float()
-    targets = labels[:, 1:]
-    if reduction == 'none':
-        per_token = F.cross_entropy(shifted.transpose(1, 2), targets, ignore_index=-100,
-                                    label_smoothing=label_smoothing, reduction='none')
-        return per_token.sum(dim=1)
-    return F.cross_entropy(shifted.reshape(-1, shifted.shape[-1]), targets.reshape(-1),
-                           ignore_index=-100, label_smoothing=label_smoothing)
+    if reduction == 'mean':
+        loss = shifted_smoothed_cross_entropy if label_smoothing else shifted_cross_entropy
+        return loss(logits.float(), labels, label_smoothing)
+    per_token = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels[:, 1:],
+                                ignore_index=-100, label_smoothing=label_smoothing,
+                                reduction='none')
+    return per_token.sum(dim=1)
 
 
 SHARING_POLICIES = {
