@@ -100,3 +100,13 @@ def test_train_loop_benchmark_times_both_loops():
     assert [line.split()[0] for line in lines] == ['eager', 'whole', 'whole']
     assert 'image K/V once' in lines[0] and lines[-1].endswith('x')
     assert all(float(line.split('img/s')[0].split()[-1]) > 0 for line in lines[:2])
+
+
+def test_lm_loss_benchmark_trains_both_losses_to_the_same_weights(capsys):
+    from benchmarks import bench_lm_loss
+    result = bench_lm_loss.main(['--steps', '1', '--rounds', '1', '--repeats', '1'])
+    assert result['same_weights']
+    assert set(result['ms_per_step']) == {'F.cross_entropy', 'ours'}
+    assert 'same weights after training: True' in capsys.readouterr().out
+    assert bench_lm_loss.med.shifted_smoothed_cross_entropy is \
+        bench_lm_loss.IMPLEMENTATIONS['ours']  # restored
