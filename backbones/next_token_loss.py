@@ -53,10 +53,12 @@ class ShiftedSmoothedCrossEntropy(torch.autograd.Function):
         smoothing = ctx.label_smoothing
         batch, shifted_length = targets.shape
         vocab = log_probs.shape[1]
+        # nll_loss divides by its float total weight, the smoothing mean by an int64 count
         nll_grad = -((grad * (1 - smoothing)) / kept.to(grad.dtype))
         smooth_grad = ((grad * (smoothing / vocab)) / kept).expand(ignored.shape)
         smooth_grad = -smooth_grad.masked_fill(ignored, 0.0)
-        # Autograd adds the NLL's gradient (zero but at the target) to the smoothing term's.
+        # Autograd adds the NLL's gradient (zeros but at the target) to the smoothing term's:
+        # "+ 0.0" is that zero (it turns an ignored row's -0.0 into +0.0, as the sum does).
         rows = log_probs.new_zeros(batch, shifted_length + 1)
         rows[:, :-1] = smooth_grad + 0.0
         grad_log_probs = rows.view(-1, 1).expand(-1, vocab).contiguous()
@@ -76,9 +78,9 @@ def shifted_smoothed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
 
 def shifted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
                           label_smoothing: float = 0.0) -> torch.Tensor:
-    """The same loss through ``F.cross_entropy`` and autograd: the shifted logits copied,
-    as official BLIP computes it (without smoothing, and as the reference of the tests and
-    ``benchmarks.bench_lm_loss``)."""
+    """The same loss through ``F.cross_entropy`` and autograd on a copy of the shifted logits
+    (official BLIP's formulation): ``lm_loss`` runs it without smoothing, and the tests and
+    ``benchmarks.bench_lm_loss`` take it as the reference."""
     shifted = logits[:, :-1].reshape(-1, logits.shape[-1])
     return F.cross_entropy(shifted, labels[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX,
                            label_smoothing=label_smoothing)
