@@ -212,10 +212,17 @@ class Blip(BlipBase):
 
     @torch.no_grad()
     def momentum_update(self):
-        """``param_m = m * param_m + (1 - m) * param`` for every momentum pair."""
-        for online, averaged in self.momentum_pairs():
-            for param, param_m in zip(online.parameters(), averaged.parameters()):
-                param_m.mul_(self.momentum).add_(param.detach(), alpha=1 - self.momentum)
+        """``param_m = m * param_m + (1 - m) * param`` for every momentum pair.
+
+        Two multi-tensor ops over all pairs (a few kernels on CUDA, where a loop launched two
+        per parameter); on the CPU they run each parameter's ``mul_``/``add_`` as the loop did.
+        """
+        online, averaged = [], []
+        for module, module_m in self.momentum_pairs():
+            online += [param.detach() for param in module.parameters()]
+            averaged += list(module_m.parameters())
+        torch._foreach_mul_(averaged, self.momentum)
+        torch._foreach_add_(averaged, online, alpha=1 - self.momentum)
 
     # ------------------------------------------------------------------ encoders
     def image_features(self, image_embeds: torch.Tensor) -> torch.Tensor:

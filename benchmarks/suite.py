@@ -437,6 +437,10 @@ def training_rows(args, sizes: Sizes, device: torch.device) -> List[Row]:
     texts = random_captions(sizes.train_batch)
     rows = []
     for setting in train_settings(device, args.compile):
+        if setting.compiled_layers:
+            # Compiled as in a new process: the rows before must not use up TorchDynamo's
+            # recompilation limit (past it, layers run eagerly with only a warning).
+            torch._dynamo.reset()
         step, size = pretraining_step(setting, sizes.shape, device, args.vocab, texts)
         torch.backends.cuda.matmul.allow_tf32 = setting.tf32
         torch.backends.cudnn.allow_tf32 = setting.tf32
