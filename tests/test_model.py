@@ -71,6 +71,23 @@ def test_momentum_encoders_start_equal_and_are_excluded_from_counts():
         p.numel() for name, p in model.named_parameters() if '_m.' not in name)
 
 
+def test_momentum_update_is_the_per_parameter_ema_bit_for_bit():
+    model = build(momentum=0.995)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for online, _ in model.momentum_pairs():
+            for p in online.parameters():
+                p.add_(torch.randn_like(p))
+    expected = [p_m.detach().clone().mul_(0.995).add_(p.detach(), alpha=1 - 0.995)
+                for online, averaged in model.momentum_pairs()
+                for p, p_m in zip(online.parameters(), averaged.parameters())]
+    model.momentum_update()
+    updated = [p_m for _, averaged in model.momentum_pairs() for p_m in averaged.parameters()]
+    assert len(updated) == len(expected) > 0
+    assert all(torch.equal(got, want) for got, want in zip(updated, expected))
+    assert not torch.equal(updated[0], model.visual_encoder.cls_token)  # averaged, not copied
+
+
 def test_loss_mode_returns_each_term_and_backpropagates():
     torch.manual_seed(0)
     model = build(prompt='a picture of ')
