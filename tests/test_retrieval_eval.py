@@ -305,3 +305,14 @@ def test_val_loop_evaluates_packed_on_bf16_weights_leaving_the_model_as_it_is(mo
                                   **SETTINGS)
     assert metrics == {f'retrieval/{name}': value for name, value in expected.values().items()}
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_itm_pass_sizes_that_change_the_rounding_are_cached_apart(model, tmp_path):
+    dataset = TinyRetrievalDataset()
+    cached = dict(SETTINGS, work_dir=tmp_path, cache_key='tiny-ckpt')
+
+    def folders():
+        return len(list((tmp_path / CACHE_DIRNAME).iterdir()))
+    for itm_batch_size, expected_folders in ((K, 1), (K + 5, 1), (2, 2), (3, 3), (2, 3)):
+        compute_retrieval_scores(model, dataset, **dict(cached, itm_batch_size=itm_batch_size))
+        assert folders() == expected_folders, itm_batch_size

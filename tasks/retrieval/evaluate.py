@@ -112,7 +112,9 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
             the items' name in progress lines and rates).
         k: ITM re-ranking depth (256 COCO, 128 Flickr30K/MSRVTT), capped at the candidates.
         batch_size: images (texts) per feature-extraction batch.
-        itm_batch_size: texts per ITM forward pass (all on one image).
+        itm_batch_size: texts per ITM forward pass (all on one image). Below ``k`` (an
+            image's candidates in several passes), or with ``itm_packing``, the scores are
+            cached per value: other passes round differently.
         device: where the model runs.
         work_dir: cache folder root; None caches nothing.
         cache_key: the model's identity in the cache (e.g. a checkpoint hash); default: a
@@ -134,7 +136,11 @@ def compute_retrieval_scores(model, dataset, *, k: int, batch_size: int = 64,
     cache = RetrievalCache(None, k, block_size)  # nothing cached without a work dir
     if work_dir is not None:  # the key hashes weights and inputs: only worth it when caching
         digest = evaluation_digest(dataset, max_text_length, numeric_precision(model, device))
-        if itm_packing:  # equal up to float rounding, not bit for bit: cached apart
+        if itm_packing or itm_batch_size < k:
+            # passes of another size group the pairs otherwise: the scores are equal up to
+            # float rounding, not bit for bit, so they are cached apart (as packed ones are)
+            digest += f'-itm{itm_batch_size}'
+        if itm_packing:
             digest += '-itm-packed'
         if compile_layers:
             digest += '-compiled'
