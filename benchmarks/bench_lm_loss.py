@@ -13,7 +13,6 @@ both::
     python -m benchmarks.bench_lm_loss [--steps 8] [--rounds 3] [--repeats 2] [--vocab DIR]
 """
 import argparse
-import hashlib
 import os
 import statistics
 import time
@@ -27,6 +26,7 @@ from backbones.next_token_loss import shifted_cross_entropy, shifted_smoothed_cr
 from benchmarks.models import add_vocab_argument, bert_vocab_dir
 from benchmarks.synthetic import random_caption
 from harness.core.registry import MODELS
+from tasks.cache_keys import model_fingerprint
 
 MAIN_JOB_CONFIG = Path(__file__).resolve().parents[1] / 'configs' / 'ablation_sharing.py'
 IMPLEMENTATIONS = {'F.cross_entropy': shifted_cross_entropy,
@@ -42,16 +42,8 @@ def main_job_model(vocab: str, seed: int = 0) -> torch.nn.Module:
     return MODELS.build(model).train()
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """A short hash of every parameter's bytes."""
-    digest = hashlib.sha256()
-    for parameter in model.parameters():
-        digest.update(parameter.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def timed_training(implementation, steps: int, rounds: int, vocab: str) -> tuple:
-    """``(ms per step of each round, weights digest)`` of training a fresh model."""
+    """``(ms per step of each round, weights fingerprint)`` of training a fresh model."""
     med.shifted_smoothed_cross_entropy = implementation
     model = main_job_model(vocab)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
@@ -69,7 +61,7 @@ def timed_training(implementation, steps: int, rounds: int, vocab: str) -> tuple
             optimizer.zero_grad(set_to_none=True)
         if round_index:
             times.append((time.perf_counter() - start) / steps * 1000)
-    return times, weights_digest(model)
+    return times, model_fingerprint(model)
 
 
 def main(argv=None) -> dict:
