@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from timm.layers import PatchEmbed
 from timm.models import checkpoint_seq
-from timm.models.vision_transformer import VisionTransformer
+from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
+from backbones import fused_linear
 from harness.core.registry import MODELS
 
 VIT_SHAPES = {
@@ -53,6 +54,37 @@ class MatmulPatchEmbed(PatchEmbed):
         return self.norm(F.linear(patches, kernel, self.proj.bias))
 
 
+class FusedEpilogueBlock(Block):
+    """timm's ViT block that can run its MLP as two fused products
+    (:mod:`backbones.fused_linear`): the first with BLIP's exact GELU in its epilogue, the
+    second with the residual add.
+
+    Parameters and names are timm's. With ``fuse_epilogues`` off (the default) this is timm's
+    block. With it on, the fused path runs where the kernels serve (bf16 CUDA inference on a
+    Hopper GPU with the kernels built) and the MLP is the plain one (exact GELU, no MLP norm,
+    no layer scale); everywhere else, training included, timm's forward runs.
+    """
+
+    fuse_epilogues = False
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """The block on ``[B, N, width]`` tokens; extra arguments go to the attention."""
+        mlp = self.mlp
+        if not self.fuse_epilogues or self.training or not (
+                fused_linear.serves(x, mlp.fc1.weight) and self.plain_mlp()):
+            return super().forward(x, *args, **kwargs)
+        x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x), *args, **kwargs)))
+        hidden = fused_linear.linear_gelu(self.norm2(x), mlp.fc1.weight, mlp.fc1.bias)
+        return fused_linear.linear_residual(hidden, mlp.fc2.weight, mlp.fc2.bias, x)
+
+    def plain_mlp(self) -> bool:
+        """Whether the MLP is ``fc2(gelu(fc1(x)))`` with biases and exact GELU."""
+        mlp = self.mlp
+        return (isinstance(mlp.act, nn.GELU) and mlp.act.approximate == 'none'
+                and isinstance(mlp.norm, nn.Identity) and isinstance(self.ls2, nn.Identity)
+                and mlp.fc1.bias is not None and mlp.fc2.bias is not None)
+
+
 @MODELS.register_module()
 class BlipViT(VisionTransformer):
     """ViT image encoder that returns all tokens (``[B, 1 + num_patches, width]``).
@@ -69,6 +101,10 @@ class BlipViT(VisionTransformer):
         grad_checkpointing_layers: with ``grad_checkpointing``, only the last N blocks
             recompute (official BLIP's ``vit_ckpt_layer``); ``None``: every block.
         layer_norm_eps: 1e-6 as official BLIP/timm; Hugging Face BLIP uses 1e-5.
+        fused_epilogues: run each block's MLP as two fused CUTLASS products where they
+            serve (:class:`FusedEpilogueBlock`; bf16 inference on Hopper, needs nvcc and
+            ``$BLIP_CUTLASS_DIR``); :meth:`set_fused_epilogues` switches it later. The
+            parameters are the same either way.
     """
 
     def __init__(self,
@@ -79,6 +115,7 @@ class BlipViT(VisionTransformer):
                  grad_checkpointing_layers: Optional[int] = None,
                  layer_norm_eps=1e-6,
                  mlp_ratio=4.0,
+                 fused_epilogues=False,
                  **shape):
         dims = dict(VIT_SHAPES.get(arch, {}))
         dims.update(shape)
@@ -91,7 +128,7 @@ class BlipViT(VisionTransformer):
             img_size=image_size, num_classes=0, global_pool='', class_token=True,
             qkv_bias=True, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate,
             norm_layer=partial(nn.LayerNorm, eps=layer_norm_eps), embed_layer=MatmulPatchEmbed,
-            **dims)
+            block_fn=FusedEpilogueBlock, **dims)
         self.arch = arch
         self.image_size = image_size
         self.width = dims['embed_dim']
@@ -101,6 +138,13 @@ class BlipViT(VisionTransformer):
                              f'must be between 1 and depth={dims["depth"]}, or None for all')
         self.set_grad_checkpointing(grad_checkpointing and grad_checkpointing_layers is None)
         self.checkpointed_blocks = grad_checkpointing_layers if grad_checkpointing else None
+        self.set_fused_epilogues(fused_epilogues)
+
+    def set_fused_epilogues(self, enabled: bool) -> 'BlipViT':
+        """Switches every block's fused MLP products on or off; returns the encoder."""
+        for block in self.blocks:
+            block.fuse_epilogues = enabled
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Encode ``[B, 3, H, W]`` images into ``[B, 1 + N, width]`` normalised tokens."""

@@ -1,0 +1,259 @@
+"""bf16 linear layers with their GELU or residual add inside the product (Hopper, CUTLASS).
+
+On an H200 the ViT's matrix products run at cuBLAS's speed, and what is left beside them is
+element-wise work: BLIP's exact (erf) GELU after the first MLP product alone costs 0.32 ms a
+block (ViT-B/16, 384 px, batch 128). cuBLAS can only fuse a tanh-approximate GELU, and
+Triton's products are slower than cuBLAS's; CUTLASS's warp-specialized Hopper kernels can
+evaluate any epilogue while the other warp group multiplies. :mod:`backbones.cuda`'s
+``linear_epilogue.cu`` instantiates two of them:
+
+* :func:`linear_gelu`: ``gelu(x @ w^T + b)``, exact GELU;
+* :func:`linear_residual`: ``residual + (x @ w^T + b)``.
+
+Both sum in fp32 and round to bf16 once, where the unfused path rounds the product to bf16
+before the GELU or the add: the fused result is the more accurate of the two.
+
+The kernels are compiled on first use with ``nvcc`` (``$CUDACXX`` or ``nvcc`` on ``PATH``)
+against a CUTLASS checkout named by ``$BLIP_CUTLASS_DIR`` (its ``include/`` is enough), into
+``$XDG_CACHE_HOME/blip_harness/kernels/`` keyed by source, CUTLASS version and compiler.
+:func:`serves` says whether a call can take this path; everywhere else the callers keep
+``F.linear``.
+"""
+import ctypes
+import functools
+import hashlib
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, Optional, Tuple
+
+import torch
+
+SOURCE = pathlib.Path(__file__).with_name('cuda') / 'linear_epilogue.cu'
+CUTLASS_ENV = 'BLIP_CUTLASS_DIR'
+OPERATIONS = {'gelu': 0, 'residual': 1}  # BLIP_OP values in linear_epilogue.cu
+TILE_CONFIGS = (0, 1)  # BLIP_CONFIG values: ping-pong 128x128, cooperative 128x256
+ALIGNMENT = 8  # bf16 elements per 16-byte TMA access: K and N must be multiples of it
+TUNING_REPEATS = 5
+
+_chosen_config: Dict[Tuple[str, int, int, int], int] = {}
+_ready: Dict[int, bool] = {}
+
+
+class FusedLinearUnavailable(RuntimeError):
+    """The fused kernels cannot be built or loaded here (the message says why and how)."""
+
+
+def cache_root() -> pathlib.Path:
+    """``$XDG_CACHE_HOME/blip_harness/kernels`` (``~/.cache`` when the variable is unset)."""
+    cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return pathlib.Path(cache) / 'blip_harness' / 'kernels'
+
+
+def cutlass_include() -> pathlib.Path:
+    """``$BLIP_CUTLASS_DIR/include``, checked to hold CUTLASS's headers."""
+    root = os.environ.get(CUTLASS_ENV)
+    if not root:
+        raise FusedLinearUnavailable(
+            f'fused linear kernels need CUTLASS 3.5 or newer: set {CUTLASS_ENV} to a checkout '
+            f'of https://github.com/NVIDIA/cutlass (only its include/ is read)')
+    include = pathlib.Path(root) / 'include'
+    if not (include / 'cutlass' / 'version.h').is_file():
+        raise FusedLinearUnavailable(
+            f'{CUTLASS_ENV}={root} has no include/cutlass/version.h; point it at the root of a '
+            f'CUTLASS checkout')
+    return include
+
+
+def nvcc_command() -> str:
+    """``$CUDACXX``, else ``nvcc`` on ``PATH``."""
+    nvcc = os.environ.get('CUDACXX') or shutil.which('nvcc')
+    if not nvcc:
+        raise FusedLinearUnavailable('fused linear kernels need nvcc (CUDA 12.3 or newer): put '
+                                     'it on PATH or set CUDACXX')
+    return nvcc
+
+
+def compile_commands(nvcc: str, include: pathlib.Path, out_dir: pathlib.Path) -> Dict[str, list]:
+    """One nvcc command per (operation, tile configuration), keyed by its object file."""
+    commands = {}
+    for op in OPERATIONS.values():
+        for config in TILE_CONFIGS:
+            target = out_dir / f'linear_epilogue_{op}_{config}.o'
+            commands[str(target)] = [
+                nvcc, '-std=c++17', '-O3', '-DNDEBUG', '--expt-relaxed-constexpr',
+                '-gencode=arch=compute_90a,code=sm_90a', '-diag-suppress', '20012',
+                '-Xcompiler', '-fPIC', f'-I{include}', f'-DBLIP_OP={op}',
+                f'-DBLIP_CONFIG={config}', '-c', str(SOURCE), '-o', str(target)]
+    return commands
+
+
+def library_path(nvcc: str, include: pathlib.Path) -> pathlib.Path:
+    """Where the shared library built from this source, CUTLASS and compiler is cached."""
+    version = subprocess.run([nvcc, '--version'], capture_output=True, text=True).stdout
+    digest = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), (include / 'cutlass' / 'version.h').read_bytes(),
+                 version.encode()):
+        digest.update(part)
+    return cache_root() / digest.hexdigest()[:16] / 'liblinear_epilogue.so'
+
+
+def build(nvcc: str, include: pathlib.Path, target: pathlib.Path) -> None:
+    """Compiles the objects in parallel and links them into ``target`` (atomically)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        commands = compile_commands(nvcc, include, pathlib.Path(scratch))
+        with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+            results = list(pool.map(
+                lambda command: subprocess.run(command, capture_output=True, text=True),
+                commands.values()))
+        for result in results:
+            if result.returncode:
+                raise FusedLinearUnavailable(f'compiling {SOURCE} failed:\n{result.stderr}')
+        linked = pathlib.Path(scratch) / target.name
+        result = subprocess.run([nvcc, '-shared', '-o', str(linked), *commands],
+                                capture_output=True, text=True)
+        if result.returncode:
+            raise FusedLinearUnavailable(f'linking {target.name} failed:\n{result.stderr}')
+        os.replace(linked, target)
+
+
+@functools.lru_cache(maxsize=1)
+def library() -> ctypes.CDLL:
+    """The compiled kernels (built on first use), with their C signatures declared."""
+    nvcc, include = nvcc_command(), cutlass_include()
+    path = library_path(nvcc, include)
+    if not path.is_file():
+        build(nvcc, include, path)
+    lib = ctypes.CDLL(str(path))
+    for op in OPERATIONS.values():
+        for config in TILE_CONFIGS:
+            run = getattr(lib, f'blip_linear_run_{op}_{config}')
+            run.restype = ctypes.c_int
+            run.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 5 + [ctypes.c_void_p] * 2
+            workspace = getattr(lib, f'blip_linear_workspace_{op}_{config}')
+            workspace.restype = ctypes.c_size_t
+            workspace.argtypes = [ctypes.c_int] * 4
+    return lib
+
+
+def serves(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether ``x @ weight^T`` can run fused: bf16 CUDA tensors on a Hopper GPU (sm_90),
+    sizes TMA can address, no autograd (there is no backward), and the kernels loadable."""
+    return (x.is_cuda and x.dtype == torch.bfloat16 and weight.dtype == torch.bfloat16
+            and weight.dim() == 2 and x.shape[-1] == weight.shape[1]
+            and weight.shape[0] % ALIGNMENT == 0 and weight.shape[1] % ALIGNMENT == 0
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+            and kernels_ready(x.device.index or 0))
+
+
+@torch.compiler.assume_constant_result
+def kernels_ready(device_index: int) -> bool:
+    """Whether the kernels run on this GPU: a Hopper one, and the library built and loaded
+    (the first failure is warned about once, with its reason; torch.compile takes the answer
+    as a constant)."""
+    if device_index not in _ready:
+        _ready[device_index] = torch.cuda.get_device_capability(device_index) == (9, 0)
+        if _ready[device_index]:
+            try:
+                library()
+            except FusedLinearUnavailable as reason:
+                warnings.warn(f'fused linear kernels unavailable, plain products run: {reason}')
+                _ready[device_index] = False
+    return _ready[device_index]
+
+
+def _launch(op: str, config: int, x, weight, bias, residual, out) -> None:
+    """One kernel launch on the current stream; raises with CUTLASS's status on failure."""
+    rows, (features, inputs) = out.shape[0], weight.shape
+    sms = torch.cuda.get_device_properties(x.device).multi_processor_count
+    code = OPERATIONS[op]
+    lib = library()
+    size = getattr(lib, f'blip_linear_workspace_{code}_{config}')(rows, features, inputs, sms)
+    workspace = torch.empty(size, dtype=torch.uint8, device=x.device) if size else None
+    status = getattr(lib, f'blip_linear_run_{code}_{config}')(
+        x.data_ptr(), weight.data_ptr(), bias.data_ptr(),
+        None if residual is None else residual.data_ptr(), out.data_ptr(),
+        rows, features, inputs, sms, x.device.index or 0,
+        None if workspace is None else workspace.data_ptr(),
+        torch.cuda.current_stream(x.device).cuda_stream)
+    if status:
+        raise RuntimeError(f'fused linear ({op}, tile config {config}) failed with status '
+                           f'{status} for x {tuple(x.shape)}, weight {tuple(weight.shape)}')
+
+
+def _tile_config(op: str, x, weight, bias, residual, out) -> int:
+    """The faster tile configuration for this shape, timed once per shape (config 0 while a
+    CUDA graph is being captured, where nothing can be timed)."""
+    key = (op, out.shape[0], *weight.shape)
+    if key not in _chosen_config:
+        if torch.cuda.is_current_stream_capturing():
+            return TILE_CONFIGS[0]
+        times = {}
+        for config in TILE_CONFIGS:
+            _launch(op, config, x, weight, bias, residual, out)  # warm-up
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(TUNING_REPEATS):
+                _launch(op, config, x, weight, bias, residual, out)
+            end.record()
+            end.synchronize()
+            times[config] = start.elapsed_time(end)
+        _chosen_config[key] = min(times, key=times.get)
+    return _chosen_config[key]
+
+
+def _tma_ready(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` contiguous and 16-byte aligned, as TMA reads it (copied only if not)."""
+    tensor = tensor.contiguous()
+    return tensor if tensor.data_ptr() % 16 == 0 else tensor.clone()
+
+
+def _fused(op: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+           residual: Optional[torch.Tensor]) -> torch.Tensor:
+    """``x @ weight^T + bias`` followed by ``op`` over the flattened leading dimensions."""
+    shape = (*x.shape[:-1], weight.shape[0])
+    if residual is not None and tuple(residual.shape) != shape:
+        raise ValueError(f'linear_residual: residual of shape {tuple(residual.shape)} does not '
+                         f'match the product\'s {shape} (x {tuple(x.shape)}, weight '
+                         f'{tuple(weight.shape)})')
+    rows = _tma_ready(x.reshape(-1, x.shape[-1]))
+    out = torch.empty(rows.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
+    if out.numel() == 0:
+        return out.reshape(shape)
+    flat_residual = None if residual is None else _tma_ready(residual.reshape(out.shape))
+    operands = (rows, _tma_ready(weight), _tma_ready(bias.to(weight.dtype)), flat_residual, out)
+    _launch(op, _tile_config(op, *operands), *operands)
+    return out.reshape(shape)
+
+
+@torch.library.custom_op('blip_harness::linear_gelu', mutates_args=())
+def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``F.gelu(F.linear(x, weight, bias))`` (exact GELU) as one fused product."""
+    return _fused('gelu', x, weight, bias, None)
+
+
+@torch.library.custom_op('blip_harness::linear_residual', mutates_args=())
+def linear_residual(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                    residual: torch.Tensor) -> torch.Tensor:
+    """``residual + F.linear(x, weight, bias)`` as one fused product."""
+    return _fused('residual', x, weight, bias, residual)
+
+
+@linear_gelu.register_fake
+def _linear_gelu_shape(x, weight, bias):
+    return _output_like(x, weight)
+
+
+@linear_residual.register_fake
+def _linear_residual_shape(x, weight, bias, residual):
+    return _output_like(x, weight)
+
+
+def _output_like(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """An empty tensor of the fused product's shape: ``x``'s with ``weight``'s outputs."""
+    return x.new_empty(*x.shape[:-1], weight.shape[0])

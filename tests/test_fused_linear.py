@@ -1,0 +1,155 @@
+"""The CUTLASS fused linear layers' CPU-side contract: when they serve, how they are built,
+what they say when they cannot be, and their shapes under torch.compile's fake tensors.
+(The kernels' values are checked on the GPU by ``benchmarks.bench_fused_linear``.)"""
+import pathlib
+
+import pytest
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from backbones import fused_linear
+
+
+def test_cpu_tensors_are_not_served():
+    x, weight = torch.randn(3, 16).bfloat16(), torch.randn(24, 16).bfloat16()
+    assert not fused_linear.serves(x, weight)
+
+
+def test_missing_cutlass_is_named_with_the_fix(monkeypatch):
+    monkeypatch.delenv(fused_linear.CUTLASS_ENV, raising=False)
+    with pytest.raises(fused_linear.FusedLinearUnavailable, match=fused_linear.CUTLASS_ENV):
+        fused_linear.cutlass_include()
+
+
+def test_a_directory_without_cutlass_headers_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv(fused_linear.CUTLASS_ENV, str(tmp_path))
+    with pytest.raises(fused_linear.FusedLinearUnavailable, match='version.h'):
+        fused_linear.cutlass_include()
+
+
+def test_missing_nvcc_is_named(monkeypatch):
+    monkeypatch.delenv('CUDACXX', raising=False)
+    monkeypatch.setenv('PATH', '')
+    with pytest.raises(fused_linear.FusedLinearUnavailable, match='nvcc'):
+        fused_linear.nvcc_command()
+
+
+def test_one_hopper_object_per_operation_and_tile_config(tmp_path):
+    commands = fused_linear.compile_commands('nvcc', pathlib.Path('/cutlass/include'), tmp_path)
+    assert len(commands) == len(fused_linear.OPERATIONS) * len(fused_linear.TILE_CONFIGS)
+    for target, command in commands.items():
+        assert command[command.index('-o') + 1] == target
+        assert '-gencode=arch=compute_90a,code=sm_90a' in command  # wgmma needs sm_90a
+        assert '-DNDEBUG' in command  # device asserts would serialize the wgmma pipeline
+    defines = {tuple(flag for flag in command if flag.startswith('-DBLIP_'))
+               for command in commands.values()}
+    assert len(defines) == len(commands)
+
+
+def test_the_cache_key_follows_the_source_cutlass_and_compiler(monkeypatch, tmp_path):
+    include = tmp_path / 'include'
+    (include / 'cutlass').mkdir(parents=True)
+    (include / 'cutlass' / 'version.h').write_text('#define CUTLASS_MAJOR 4\n')
+    versions = iter(['release 13.0', 'release 13.0', 'release 13.1'])
+
+    class Finished:
+        def __init__(self):
+            self.stdout = next(versions)
+
+    monkeypatch.setattr(fused_linear.subprocess, 'run', lambda *args, **kwargs: Finished())
+    first = fused_linear.library_path('nvcc', include)
+    assert fused_linear.library_path('nvcc', include) == first
+    assert fused_linear.library_path('nvcc', include) != first  # another compiler
+    monkeypatch.setattr(fused_linear.subprocess, 'run',
+                        lambda *args, **kwargs: type('F', (), {'stdout': 'release 13.0'})())
+    (include / 'cutlass' / 'version.h').write_text('#define CUTLASS_MAJOR 5\n')
+    assert fused_linear.library_path('nvcc', include) != first  # another CUTLASS
+
+
+def test_fake_shapes_match_the_products():
+    with FakeTensorMode():
+        x = torch.empty(2, 5, 16, dtype=torch.bfloat16)
+        weight, bias = torch.empty(24, 16, dtype=torch.bfloat16), torch.empty(24)
+        residual = torch.empty(2, 5, 24, dtype=torch.bfloat16)
+        assert fused_linear.linear_gelu(x, weight, bias).shape == (2, 5, 24)
+        assert fused_linear.linear_residual(x, weight, bias, residual).shape == (2, 5, 24)
+
+
+def tiny_vits():
+    """A plain and a fused-epilogue tiny BlipViT with the same weights, in eval mode."""
+    from backbones.vit import BlipViT
+    torch.manual_seed(0)
+    plain = BlipViT('vit_tiny_patch8', image_size=32).eval()
+    fused = BlipViT('vit_tiny_patch8', image_size=32, fused_epilogues=True).eval()
+    fused.load_state_dict(plain.state_dict())
+    return plain, fused
+
+
+def test_fused_vit_keeps_names_and_falls_back_off_hopper():
+    plain, fused = tiny_vits()
+    assert list(plain.state_dict()) == list(fused.state_dict())
+    images = torch.randn(2, 3, 32, 32)
+    assert torch.equal(plain(images), fused(images))
+
+
+def test_fused_block_wires_the_products_like_timm(monkeypatch):
+    """With the fused ops stood in for by their definitions, the fused blocks compute timm's
+    blocks bit for bit: right weights, GELU after the first product, residual after the
+    second."""
+    plain, fused = tiny_vits()
+    monkeypatch.setattr(fused_linear, 'serves', lambda x, weight: True)
+    calls = []
+
+    def gelu_product(x, weight, bias):
+        calls.append('gelu')
+        return torch.nn.functional.gelu(torch.nn.functional.linear(x, weight, bias))
+
+    def residual_product(x, weight, bias, residual):
+        calls.append('residual')
+        return residual + torch.nn.functional.linear(x, weight, bias)
+
+    monkeypatch.setattr(fused_linear, 'linear_gelu', gelu_product)
+    monkeypatch.setattr(fused_linear, 'linear_residual', residual_product)
+    images = torch.randn(2, 3, 32, 32)
+    assert torch.equal(plain(images), fused(images))
+    assert calls == ['gelu', 'residual'] * len(fused.blocks)
+    calls.clear()
+    fused.train()
+    fused(images)
+    assert calls == []  # training keeps timm's forward (the kernels have no backward)
+    fused.eval().set_fused_epilogues(False)
+    fused(images)
+    assert calls == []  # switched off: timm's forward
+
+
+def test_only_the_plain_mlp_is_fused():
+    _, fused = tiny_vits()
+    block = fused.blocks[0]
+    assert block.plain_mlp()
+    block.mlp.act = torch.nn.GELU(approximate='tanh')
+    assert not block.plain_mlp()
+
+
+def test_benchmark_refuses_without_a_hopper_gpu(monkeypatch):
+    from benchmarks import bench_fused_linear
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(SystemExit, match='Hopper'):
+        bench_fused_linear.main([])
+
+
+def test_operands_are_made_contiguous_and_16_byte_aligned():
+    base = torch.arange(40, dtype=torch.bfloat16)
+    shifted = base[1:33]  # 2 bytes past an aligned start
+    assert shifted.data_ptr() % 16 != 0
+    ready = fused_linear._tma_ready(shifted)
+    assert ready.data_ptr() % 16 == 0 and torch.equal(ready, shifted)
+    aligned = base[8:40]
+    assert fused_linear._tma_ready(aligned).data_ptr() == aligned.data_ptr()  # no copy
+    transposed = torch.randn(8, 16).t()
+    assert fused_linear._tma_ready(transposed).is_contiguous()
+
+
+def test_a_residual_of_another_shape_is_refused_with_both_shapes():
+    x, weight, bias = torch.randn(2, 5, 16), torch.randn(24, 16), torch.randn(24)
+    with pytest.raises(ValueError, match=r'\(2, 5, 8\).*\(2, 5, 24\)'):
+        fused_linear._fused('residual', x, weight, bias, torch.randn(2, 5, 8))
