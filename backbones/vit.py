@@ -55,14 +55,17 @@ class MatmulPatchEmbed(PatchEmbed):
 
 
 class FusedEpilogueBlock(Block):
-    """timm's ViT block that can run its MLP as two fused products
-    (:mod:`backbones.fused_linear`): the first with BLIP's exact GELU in its epilogue, the
-    second with the residual add.
+    """timm's ViT block that can add its residuals and apply the MLP's GELU inside the
+    products (:mod:`backbones.fused_linear`): the attention's output projection and the
+    second MLP product with the residual add in their epilogues, the first MLP product with
+    BLIP's exact GELU in its own.
 
     Parameters and names are timm's. With ``fuse_epilogues`` off (the default) this is timm's
     block. With it on, the fused path runs where the kernels serve (bf16 CUDA inference on a
     Hopper GPU with the kernels built) and the MLP is the plain one (exact GELU, no MLP norm,
-    no layer scale); everywhere else, training included, timm's forward runs.
+    no layer scale); the attention joins when it is plain too (no query/key norms, output
+    norm or gate, no layer scale, no mask). Everywhere else, training included, timm's forward
+    runs.
     """
 
     fuse_epilogues = False
@@ -70,12 +73,28 @@ class FusedEpilogueBlock(Block):
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         """The block on ``[B, N, width]`` tokens; extra arguments go to the attention."""
         mlp = self.mlp
+        # fc1's weight [hidden, width] has every size the other fused products have
         if not self.fuse_epilogues or self.training or not (
                 fused_linear.serves(x, mlp.fc1.weight) and self.plain_mlp()):
             return super().forward(x, *args, **kwargs)
-        x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x), *args, **kwargs)))
+        if not args and not kwargs and self.plain_attention():
+            x = self.attention_plus_residual(self.norm1(x), x)
+        else:
+            x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x), *args, **kwargs)))
         hidden = fused_linear.linear_gelu(self.norm2(x), mlp.fc1.weight, mlp.fc1.bias)
         return fused_linear.linear_residual(hidden, mlp.fc2.weight, mlp.fc2.bias, x)
+
+    def attention_plus_residual(self, normed: torch.Tensor, residual: torch.Tensor
+                                ) -> torch.Tensor:
+        """``residual + attn(normed)``, the output projection fused with the add."""
+        attn = self.attn
+        batch, tokens, _ = normed.shape
+        width, heads = attn.proj.in_features, attn.num_heads
+        qkv = attn.qkv(normed).reshape(batch, tokens, 3, heads, width // heads)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        mixed = F.scaled_dot_product_attention(query, key, value)
+        mixed = mixed.transpose(1, 2).reshape(batch, tokens, width)
+        return fused_linear.linear_residual(mixed, attn.proj.weight, attn.proj.bias, residual)
 
     def plain_mlp(self) -> bool:
         """Whether the MLP is ``fc2(gelu(fc1(x)))`` with biases and exact GELU."""
@@ -83,6 +102,16 @@ class FusedEpilogueBlock(Block):
         return (isinstance(mlp.act, nn.GELU) and mlp.act.approximate == 'none'
                 and isinstance(mlp.norm, nn.Identity) and isinstance(self.ls2, nn.Identity)
                 and mlp.fc1.bias is not None and mlp.fc2.bias is not None)
+
+    def plain_attention(self) -> bool:
+        """Whether the attention is ``proj(sdpa(qkv(x)))`` with a biased projection and
+        nothing else (timm versions differ in which of the optional parts they have)."""
+        attn = self.attn
+        optional_parts = (getattr(attn, name, None) for name in ('q_norm', 'k_norm', 'norm'))
+        return (all(part is None or isinstance(part, nn.Identity) for part in optional_parts)
+                and getattr(attn, 'gate', None) is None and isinstance(self.ls1, nn.Identity)
+                and attn.proj.bias is not None
+                and attn.qkv.out_features == 3 * attn.proj.in_features)
 
 
 @MODELS.register_module()

@@ -94,8 +94,8 @@ def test_fused_vit_keeps_names_and_falls_back_off_hopper():
 
 def test_fused_block_wires_the_products_like_timm(monkeypatch):
     """With the fused ops stood in for by their definitions, the fused blocks compute timm's
-    blocks bit for bit: right weights, GELU after the first product, residual after the
-    second."""
+    blocks bit for bit: right weights, the attention's projection and the second MLP
+    product with the residual, GELU after the first MLP product."""
     plain, fused = tiny_vits()
     monkeypatch.setattr(fused_linear, 'serves', lambda x, weight: True)
     calls = []
@@ -112,7 +112,7 @@ def test_fused_block_wires_the_products_like_timm(monkeypatch):
     monkeypatch.setattr(fused_linear, 'linear_residual', residual_product)
     images = torch.randn(2, 3, 32, 32)
     assert torch.equal(plain(images), fused(images))
-    assert calls == ['gelu', 'residual'] * len(fused.blocks)
+    assert calls == ['residual', 'gelu', 'residual'] * len(fused.blocks)
     calls.clear()
     fused.train()
     fused(images)
@@ -122,12 +122,14 @@ def test_fused_block_wires_the_products_like_timm(monkeypatch):
     assert calls == []  # switched off: timm's forward
 
 
-def test_only_the_plain_mlp_is_fused():
+def test_only_the_plain_mlp_and_attention_are_fused():
     _, fused = tiny_vits()
     block = fused.blocks[0]
-    assert block.plain_mlp()
+    assert block.plain_mlp() and block.plain_attention()
     block.mlp.act = torch.nn.GELU(approximate='tanh')
     assert not block.plain_mlp()
+    block.attn.q_norm = torch.nn.LayerNorm(block.attn.head_dim)
+    assert not block.plain_attention()
 
 
 def test_benchmark_refuses_without_a_hopper_gpu(monkeypatch):
