@@ -36,7 +36,7 @@ import torch
 SOURCE = pathlib.Path(__file__).with_name('cuda') / 'linear_epilogue.cu'
 CUTLASS_ENV = 'BLIP_CUTLASS_DIR'
 OPERATIONS = {'gelu': 0, 'residual': 1}  # BLIP_OP values in linear_epilogue.cu
-TILE_CONFIGS = (0, 1)  # BLIP_CONFIG values: ping-pong 128x128, cooperative 128x256
+TILE_CONFIGS = (0, 1, 2)  # BLIP_CONFIG: ping-pong 128x128, cooperative 128x256 / 256x128
 ALIGNMENT = 8  # bf16 elements per 16-byte TMA access: K and N must be multiples of it
 TUNING_REPEATS = 5
 

@@ -41,8 +41,13 @@ using TileShape = Shape<_128, _256, _64>;
 using ClusterShape = Shape<_1, _2, _1>;
 using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
 using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
+#elif BLIP_CONFIG == 2  // cooperative, the tile taller than wide
+using TileShape = Shape<_256, _128, _64>;
+using ClusterShape = Shape<_2, _1, _1>;
+using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
+using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
 #else
-#error "BLIP_CONFIG must be 0 or 1"
+#error "BLIP_CONFIG must be 0, 1 or 2"
 #endif
 
 #if BLIP_OP == BLIP_OP_GELU
