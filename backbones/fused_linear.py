@@ -27,11 +27,13 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Optional, Tuple
 
 import torch
+from mmengine.logging import print_log
 
 SOURCE = pathlib.Path(__file__).with_name('cuda') / 'linear_epilogue.cu'
 CUTLASS_ENV = 'BLIP_CUTLASS_DIR'
@@ -103,10 +105,14 @@ def library_path(nvcc: str, include: pathlib.Path) -> pathlib.Path:
 
 
 def build(nvcc: str, include: pathlib.Path, target: pathlib.Path) -> None:
-    """Compiles the objects in parallel and links them into ``target`` (atomically)."""
+    """Compiles the objects in parallel and links them into ``target`` (atomically); logs
+    the start (a build takes minutes) and the time it took."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         commands = compile_commands(nvcc, include, pathlib.Path(scratch))
+        print_log(f'building the fused linear kernels: {len(commands)} CUTLASS objects in '
+                  f'parallel (minutes on a few cores) into {target}', logger='current')
         with ThreadPoolExecutor(max_workers=len(commands)) as pool:
             results = list(pool.map(
                 lambda command: subprocess.run(command, capture_output=True, text=True),
@@ -120,6 +126,8 @@ def build(nvcc: str, include: pathlib.Path, target: pathlib.Path) -> None:
         if result.returncode:
             raise FusedLinearUnavailable(f'linking {target.name} failed:\n{result.stderr}')
         os.replace(linked, target)
+    print_log(f'fused linear kernels built in {time.monotonic() - started:.0f} s',
+              logger='current')
 
 
 @functools.lru_cache(maxsize=1)
@@ -167,8 +175,10 @@ def kernels_ready(device_index: int) -> bool:
     return _ready[device_index]
 
 
-def _launch(op: str, config: int, x, weight, bias, residual, out) -> None:
-    """One kernel launch on the current stream; raises with CUTLASS's status on failure."""
+def launch(op: str, config: int, x, weight, bias, residual, out) -> None:
+    """Runs ``op`` with tile configuration ``config`` into ``out`` on the current stream
+    (2-D, contiguous, 16-byte-aligned operands; ``residual`` None for GELU); raises with
+    CUTLASS's status on failure."""
     rows, (features, inputs) = out.shape[0], weight.shape
     sms = torch.cuda.get_device_properties(x.device).multi_processor_count
     code = OPERATIONS[op]
@@ -187,7 +197,7 @@ def _launch(op: str, config: int, x, weight, bias, residual, out) -> None:
 
 
 def _tile_config(op: str, x, weight, bias, residual, out) -> int:
-    """The faster tile configuration for this shape, timed once per shape (config 0 while a
+    """The fastest tile configuration for this shape, timed once per shape (config 0 while a
     CUDA graph is being captured, where nothing can be timed)."""
     key = (op, out.shape[0], *weight.shape)
     if key not in _chosen_config:
@@ -195,11 +205,11 @@ def _tile_config(op: str, x, weight, bias, residual, out) -> int:
             return TILE_CONFIGS[0]
         times = {}
         for config in TILE_CONFIGS:
-            _launch(op, config, x, weight, bias, residual, out)  # warm-up
+            launch(op, config, x, weight, bias, residual, out)  # warm-up
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             for _ in range(TUNING_REPEATS):
-                _launch(op, config, x, weight, bias, residual, out)
+                launch(op, config, x, weight, bias, residual, out)
             end.record()
             end.synchronize()
             times[config] = start.elapsed_time(end)
@@ -227,7 +237,7 @@ def _fused(op: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
         return out.reshape(shape)
     flat_residual = None if residual is None else _tma_ready(residual.reshape(out.shape))
     operands = (rows, _tma_ready(weight), _tma_ready(bias.to(weight.dtype)), flat_residual, out)
-    _launch(op, _tile_config(op, *operands), *operands)
+    launch(op, _tile_config(op, *operands), *operands)
     return out.reshape(shape)
 
 

@@ -58,7 +58,7 @@ def value_errors(op: str, rows: int, outputs: int, inputs: int) -> List[str]:
     failures = []
     for config in fused_linear.TILE_CONFIGS:
         out = torch.full((rows, outputs), float('nan'), device='cuda', dtype=torch.bfloat16)
-        fused_linear._launch(op, config, x, weight, bias, residual, out)
+        fused_linear.launch(op, config, x, weight, bias, residual, out)
         error = (out.float() - exact).norm() / exact.norm()
         unwritten = int(out.isnan().sum())
         ok = unwritten == 0 and error <= 2 * plain_error
@@ -80,7 +80,7 @@ def product_times(op: str, rows: int, outputs: int, inputs: int) -> None:
     out = torch.empty(rows, outputs, device='cuda', dtype=torch.bfloat16)
     for config in fused_linear.TILE_CONFIGS:
         times[f'fused config {config}'] = median_ms(
-            lambda: fused_linear._launch(op, config, x, weight, bias, residual, out))
+            lambda: fused_linear.launch(op, config, x, weight, bias, residual, out))
     best = min(v for k, v in times.items() if k.startswith('fused'))
     print(f'  {op:8s} {rows}x{outputs}x{inputs} ms: ' +
           ', '.join(f'{name} {ms:.4f}' for name, ms in times.items()) +

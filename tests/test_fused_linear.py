@@ -2,6 +2,7 @@
 what they say when they cannot be, and their shapes under torch.compile's fake tensors.
 (The kernels' values are checked on the GPU by ``benchmarks.bench_fused_linear``.)"""
 import pathlib
+import sys
 
 import pytest
 import torch
@@ -154,4 +155,43 @@ def test_operands_are_made_contiguous_and_16_byte_aligned():
 def test_a_residual_of_another_shape_is_refused_with_both_shapes():
     x, weight, bias = torch.randn(2, 5, 16), torch.randn(24, 16), torch.randn(24)
     with pytest.raises(ValueError, match=r'\(2, 5, 8\).*\(2, 5, 24\)'):
-        fused_linear._fused('residual', x, weight, bias, torch.randn(2, 5, 8))
+        fused_linear.linear_residual(x, weight, bias, torch.randn(2, 5, 8))
+
+
+FAKE_NVCC = '''#!{python}
+"""Stands in for nvcc: writes each -o target, or fails when asked to."""
+import os, sys
+args = sys.argv[1:]
+if '--version' in args:
+    print('fake nvcc, release 0.0')
+    sys.exit(0)
+if os.environ.get('FAKE_NVCC_FAIL') and '-c' in args:
+    sys.exit('error: pretend compile failure')
+with open(args[args.index('-o') + 1], 'w') as out:
+    out.write('shared' if '-shared' in args else 'object')
+'''
+
+
+def fake_nvcc(tmp_path) -> str:
+    """An executable stand-in for nvcc that writes its outputs."""
+    path = tmp_path / 'nvcc'
+    path.write_text(FAKE_NVCC.format(python=sys.executable))
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_build_compiles_every_object_and_links_them(tmp_path, monkeypatch):
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    nvcc = fake_nvcc(tmp_path)
+    target = fused_linear.cache_root() / 'key' / 'liblinear_epilogue.so'
+    fused_linear.build(nvcc, tmp_path, target)
+    assert target.read_text() == 'shared'
+    assert list(target.parent.iterdir()) == [target]  # the scratch objects are gone
+
+
+def test_a_failed_build_says_why_and_leaves_no_library(tmp_path, monkeypatch):
+    monkeypatch.setenv('FAKE_NVCC_FAIL', '1')
+    target = tmp_path / 'cache' / 'liblinear_epilogue.so'
+    with pytest.raises(fused_linear.FusedLinearUnavailable, match='pretend compile failure'):
+        fused_linear.build(fake_nvcc(tmp_path), tmp_path, target)
+    assert not target.exists()
