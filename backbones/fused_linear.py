@@ -197,15 +197,20 @@ def launch(op: str, config: int, x, weight, bias, residual, out) -> None:
 
 
 def _tile_config(op: str, x, weight, bias, residual, out) -> int:
-    """The fastest tile configuration for this shape, timed once per shape (config 0 while a
-    CUDA graph is being captured, where nothing can be timed)."""
+    """The fastest tile configuration for this shape, timed once per shape (one CUTLASS
+    refuses is left out; config 0 while a CUDA graph is being captured, where nothing can be
+    timed)."""
     key = (op, out.shape[0], *weight.shape)
     if key not in _chosen_config:
         if torch.cuda.is_current_stream_capturing():
             return TILE_CONFIGS[0]
-        times = {}
+        times, refusals = {}, []
         for config in TILE_CONFIGS:
-            launch(op, config, x, weight, bias, residual, out)  # warm-up
+            try:
+                launch(op, config, x, weight, bias, residual, out)  # warm-up
+            except RuntimeError as refusal:  # CUTLASS cannot run this tile on this shape
+                refusals.append(str(refusal))
+                continue
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             for _ in range(TUNING_REPEATS):
@@ -213,6 +218,8 @@ def _tile_config(op: str, x, weight, bias, residual, out) -> int:
             end.record()
             end.synchronize()
             times[config] = start.elapsed_time(end)
+        if not times:
+            raise RuntimeError('no tile configuration runs: ' + '; '.join(refusals))
         _chosen_config[key] = min(times, key=times.get)
     return _chosen_config[key]
 

@@ -4,8 +4,8 @@ Three parts, all in one process on one GPU, the anchors beside each number:
 
 * values: each fused product (GELU; residual add) and tile configuration against an fp32
   reference from the same bf16 inputs, beside the unfused bf16 path's error; the output is
-  poisoned with NaN first, so an unwritten element fails. A failure stops the run before
-  any timing;
+  poisoned with NaN first, so an unwritten element fails. After a failure the products are
+  still timed but the ViT is not, and the exit code is 1;
 * products at the ViT's shapes: cuBLAS's ``F.linear`` alone, the unfused pair eager and under
   ``torch.compile``, and each fused configuration (median milliseconds, Triton's do_bench);
 * the ViT (bf16 weights, inference): ``BlipViT`` against ``BlipViT(fused_epilogues=True)``
@@ -58,7 +58,12 @@ def value_errors(op: str, rows: int, outputs: int, inputs: int) -> List[str]:
     failures = []
     for config in fused_linear.TILE_CONFIGS:
         out = torch.full((rows, outputs), float('nan'), device='cuda', dtype=torch.bfloat16)
-        fused_linear.launch(op, config, x, weight, bias, residual, out)
+        try:
+            fused_linear.launch(op, config, x, weight, bias, residual, out)
+        except RuntimeError as refusal:
+            print(f'  {op:8s} {rows}x{outputs}x{inputs} config {config}: FAIL, {refusal}')
+            failures.append(f'{op} {rows}x{outputs}x{inputs} config {config} refused')
+            continue
         error = (out.float() - exact).norm() / exact.norm()
         unwritten = int(out.isnan().sum())
         ok = unwritten == 0 and error <= 2 * plain_error
@@ -79,12 +84,16 @@ def product_times(op: str, rows: int, outputs: int, inputs: int) -> None:
              'unfused compiled': median_ms(compiled)}
     out = torch.empty(rows, outputs, device='cuda', dtype=torch.bfloat16)
     for config in fused_linear.TILE_CONFIGS:
-        times[f'fused config {config}'] = median_ms(
-            lambda: fused_linear.launch(op, config, x, weight, bias, residual, out))
-    best = min(v for k, v in times.items() if k.startswith('fused'))
+        try:
+            times[f'fused config {config}'] = median_ms(
+                lambda: fused_linear.launch(op, config, x, weight, bias, residual, out))
+        except RuntimeError:
+            continue  # reported with the values
+    fused = [ms for name, ms in times.items() if name.startswith('fused')]
+    ratio = f'; unfused compiled / best fused {times["unfused compiled"] / min(fused):.2f}' \
+        if fused else ''
     print(f'  {op:8s} {rows}x{outputs}x{inputs} ms: ' +
-          ', '.join(f'{name} {ms:.4f}' for name, ms in times.items()) +
-          f'; unfused compiled / best fused {times["unfused compiled"] / best:.2f}')
+          ', '.join(f'{name} {ms:.4f}' for name, ms in times.items()) + ratio)
 
 
 def vit_rates(arch: str, image_size: int, batch: int, rounds: int) -> None:
@@ -143,14 +152,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     with torch.inference_mode():
         failures = [f for op, cases in shapes.items() for case in cases
                     for f in value_errors(op, *case)]
-    if failures:
-        print('FAILED: ' + '; '.join(failures))
-        return 1
     print('products:')
     with torch.inference_mode():
         for op, cases in shapes.items():
             for case in cases[:1 if op == 'gelu' else 2]:
                 product_times(op, *case)
+    if failures:  # the products' times still tell what a fix would gain
+        print('FAILED values, so no ViT rates: ' + '; '.join(failures))
+        return 1
     print('ViT:')
     vit_rates(args.arch, args.image_size, args.batch, args.rounds)
     return 0

@@ -195,3 +195,57 @@ def test_a_failed_build_says_why_and_leaves_no_library(tmp_path, monkeypatch):
     with pytest.raises(fused_linear.FusedLinearUnavailable, match='pretend compile failure'):
         fused_linear.build(fake_nvcc(tmp_path), tmp_path, target)
     assert not target.exists()
+
+
+class FakeTimer:
+    """Stands in for ``torch.cuda.Event``: the time between two records is the time the
+    launches in between were given (``durations``)."""
+
+    clock = 0.0
+
+    def __init__(self, enable_timing=True):
+        self.at = None
+
+    def record(self):
+        self.at = FakeTimer.clock
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, end):
+        return end.at - self.at
+
+
+def test_the_tuner_keeps_the_fastest_configuration_cutlass_accepts(monkeypatch):
+    durations = {0: 3.0, 1: 1.0, 2: 2.0}
+    launched = []
+
+    def launch(op, config, *operands):
+        launched.append(config)
+        if config == 1:
+            raise RuntimeError('status 7')  # refused: left out although "fastest"
+        FakeTimer.clock += durations[config]
+
+    monkeypatch.setattr(fused_linear, 'launch', launch)
+    monkeypatch.setattr(fused_linear, '_chosen_config', {})
+    monkeypatch.setattr(torch.cuda, 'Event', FakeTimer)
+    monkeypatch.setattr(torch.cuda, 'is_current_stream_capturing', lambda: False)
+    out, weight = torch.empty(10, 8), torch.empty(8, 4)
+    assert fused_linear._tile_config('gelu', None, weight, None, None, out) == 2
+    assert fused_linear._tile_config('gelu', None, weight, None, None, out) == 2
+    assert launched.count(0) == launched.count(2) == 1 + fused_linear.TUNING_REPEATS  # once
+    durations.clear()  # every configuration refused now
+    monkeypatch.setattr(fused_linear, 'launch', lambda *args: (_ for _ in ()).throw(
+        RuntimeError('status 7')))
+    with pytest.raises(RuntimeError, match='no tile configuration runs: status 7'):
+        fused_linear._tile_config('gelu', None, torch.empty(16, 4), None, None, out)
+
+
+def test_the_tuner_times_nothing_while_a_graph_is_captured(monkeypatch):
+    monkeypatch.setattr(fused_linear, 'launch', lambda *args: pytest.fail('launched'))
+    monkeypatch.setattr(fused_linear, '_chosen_config', {})
+    monkeypatch.setattr(torch.cuda, 'is_current_stream_capturing', lambda: True)
+    out, weight = torch.empty(10, 8), torch.empty(8, 4)
+    assert fused_linear._tile_config('gelu', None, weight, None, None, out) == \
+        fused_linear.TILE_CONFIGS[0]
+    assert fused_linear._chosen_config == {}  # chosen again once not capturing
