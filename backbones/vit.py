@@ -130,10 +130,10 @@ class BlipViT(VisionTransformer):
         grad_checkpointing_layers: with ``grad_checkpointing``, only the last N blocks
             recompute (official BLIP's ``vit_ckpt_layer``); ``None``: every block.
         layer_norm_eps: 1e-6 as official BLIP/timm; Hugging Face BLIP uses 1e-5.
-        fused_epilogues: run each block's MLP as two fused CUTLASS products where they
-            serve (:class:`FusedEpilogueBlock`; bf16 inference on Hopper, needs nvcc and
-            ``$BLIP_CUTLASS_DIR``); :meth:`set_fused_epilogues` switches it later. The
-            parameters are the same either way.
+        fused_epilogues: add each block's residuals and apply its GELU inside the products
+            (CUTLASS) where they serve (:class:`FusedEpilogueBlock`; bf16 inference on
+            Hopper, needs nvcc and ``$BLIP_CUTLASS_DIR``); :meth:`set_fused_epilogues`
+            switches it later. The parameters are the same either way.
     """
 
     def __init__(self,
@@ -170,7 +170,7 @@ class BlipViT(VisionTransformer):
         self.set_fused_epilogues(fused_epilogues)
 
     def set_fused_epilogues(self, enabled: bool) -> 'BlipViT':
-        """Switches every block's fused MLP products on or off; returns the encoder."""
+        """Switches every block's fused products on or off; returns the encoder."""
         for block in self.blocks:
             block.fuse_epilogues = enabled
         return self
