@@ -35,6 +35,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from mmengine.logging import print_log
 
+from harness.core.user_cache import user_cache_folder
+
 SOURCE = pathlib.Path(__file__).with_name('cuda') / 'linear_epilogue.cu'
 CUTLASS_ENV = 'BLIP_CUTLASS_DIR'
 OPERATIONS = {'gelu': 0, 'residual': 1}  # BLIP_OP values in linear_epilogue.cu
@@ -52,8 +54,7 @@ class FusedLinearUnavailable(RuntimeError):
 
 def cache_root() -> pathlib.Path:
     """``$XDG_CACHE_HOME/blip_harness/kernels`` (``~/.cache`` when the variable is unset)."""
-    cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return pathlib.Path(cache) / 'blip_harness' / 'kernels'
+    return user_cache_folder('kernels')
 
 
 def cutlass_include() -> pathlib.Path:

@@ -14,7 +14,6 @@ Image ids: a record's ``image_id`` when present (an integer as is; a string thro
 """
 import hashlib
 import json
-import os
 import pathlib
 from typing import Optional, Union
 
@@ -22,6 +21,7 @@ from mmengine.logging import print_log
 
 from harness.core.files import atomic_write_json
 from harness.core.registry import DATASETS
+from harness.core.user_cache import user_cache_folder
 
 from .annotations import IDENTIFIER, TEXT, TEXT_OR_TEXTS, check_records, load_json, load_records
 from .base import PathLike
@@ -71,8 +71,7 @@ def _record_image_id(record: dict) -> Optional[int]:
 
 def derived_gt_folder() -> pathlib.Path:
     """Where derived ground truths go: ``$XDG_CACHE_HOME/blip_harness/caption_gt``."""
-    cache = os.environ.get('XDG_CACHE_HOME') or pathlib.Path.home() / '.cache'
-    return pathlib.Path(cache) / 'blip_harness' / 'caption_gt'
+    return user_cache_folder('caption_gt')
 
 
 def _gt_image_ids(gt_file: pathlib.Path) -> set[int]:

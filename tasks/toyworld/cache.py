@@ -13,6 +13,8 @@ import tempfile
 import time
 from typing import Optional, Union
 
+from harness.core.user_cache import user_cache_folder
+
 from .spec import ToyWorldSpec
 from .writer import DONE_FILE, SPEC_FILE, generate_toyworld
 
@@ -21,8 +23,7 @@ logger = logging.getLogger(__name__)
 
 def default_cache_folder() -> pathlib.Path:
     """``$XDG_CACHE_HOME/blip_harness/toyworld`` (``~/.cache`` when the variable is unset)."""
-    cache = os.environ.get('XDG_CACHE_HOME') or pathlib.Path.home() / '.cache'
-    return pathlib.Path(cache) / 'blip_harness' / 'toyworld'
+    return user_cache_folder('toyworld')
 
 
 def default_root(spec: ToyWorldSpec) -> pathlib.Path:
