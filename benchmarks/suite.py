@@ -5,7 +5,7 @@ Rows (BLIP-base at 384 px on CUDA, bf16 autocast unless stated; the tiny shapes 
 * image encoding, img/s: our ViT vs timm's ``VisionTransformer`` vs Hugging Face's
   ``BlipVisionModel`` (``--compile`` adds ours under ``torch.compile``), then ours and
   timm's with their weights cast to bf16 (no autocast; the difference to ours is noted),
-  and, on Hopper with ``$BLIP_CUTLASS_DIR`` set, ours with fused MLP epilogues
+  and, on Hopper with ``$BLIP_CUTLASS_DIR`` set, ours with fused epilogues
   (``BlipViT.set_fused_epilogues``; :mod:`benchmarks.bench_fused_linear` checks them);
 * beam-3 captions (max 20, min 5), img/s: ours (cached steps, and CUDA-graph steps) vs HF
   ``generate`` at one batch, and each of ours at the best of ``--caption-batches`` (models
