@@ -29,6 +29,10 @@ ablations thus bootstrap the corpus once per seed, not once per variant.
 Every chosen variant name and every value (:func:`harness.config.check_values`) is checked
 before any stage runs.
 
+``jobs`` above 1 (``--jobs N``, or ``experiment.jobs`` in the config) runs the (variant, seed)
+pairs as that many child processes at a time (:mod:`harness.variant_jobs`), each computing
+what it would in one sequential process; the board follows once all have finished.
+
 Several processes (``torchrun --nproc_per_node N harness/run.py CONFIG --launcher pytorch``)
 join their process group before the first stage. Rank 0 alone clears, copies and writes
 (stage folders, the manifest, results records, the board) and every rank waits for it, so
@@ -42,7 +46,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, List, Mapping, Optional
+from typing import Iterable, List, Mapping, Optional, Sequence
 
 from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.logging import print_log
@@ -56,7 +60,9 @@ from harness.distributed import init_distributed
 from harness.leaderboard import write_leaderboard
 from harness.recording import record_evaluation
 from harness.results import collect_records, config_hash
-from harness.stage_times import COPIED, RAN, REUSED, StageTime, stage_time_table
+from harness.stage_times import (COPIED, RAN, REUSED, StageTime, save_stage_times,
+                                 stage_time_table)
+from harness.variant_jobs import VariantJob, job_command, run_variant_jobs
 
 # Config keys that say how results are shown or where the config lives, not what is computed.
 BOOKKEEPING_KEYS = ('leaderboard', 'leaderboard_dir', '_config_file')
@@ -266,30 +272,66 @@ def clear_stage_dir(stage_dir: Path) -> None:
 def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] = None,
                    seeds: Optional[Iterable[int]] = None, force: bool = False,
                    launcher: str = 'none', leaderboard_dir: Optional[Path] = None,
-                   device: Optional[str] = None, limit: Optional[int] = None) -> Optional[Path]:
+                   device: Optional[str] = None, limit: Optional[int] = None,
+                   jobs: int = 1, job_base: Sequence[str] = ()) -> Optional[Path]:
     """Run the chosen variants and seeds in order, then regenerate the leaderboard.
 
     With a ``launcher`` other than ``'none'`` the process group is joined first (the
     config's ``env_cfg.dist_cfg``), so that rank 0's file work (clearing a stage's folder,
     writing the manifest and the board) is fenced by barriers from the first stage on.
+    With ``jobs`` above 1 the runs are child processes, ``jobs`` at a time, started from
+    ``job_base`` (``harness/run.py CONFIG`` and the options every run shares, see
+    :func:`harness.variant_jobs.job_command`).
 
     Returns the leaderboard path (``None`` when no records exist yet), on every rank.
     """
     experiment = cfg['experiment']['name']
     chosen = list(variants or variant_names(cfg))
+    runs = [(variant, seed) for variant in chosen
+            for seed in (seeds or cfg['experiment'].get('seeds', [0]))]
     check_experiment(cfg, chosen)
-    init_distributed(launcher, (cfg.get('env_cfg') or {}).get('dist_cfg'))
-    times: List[StageTime] = []
-    for variant in chosen:
-        for seed in (seeds or cfg['experiment'].get('seeds', [0])):
+    started = time.perf_counter()
+    if jobs > 1 and len(runs) > 1:
+        if launcher != 'none':
+            raise ValueError(f'--jobs {jobs} runs variants as separate processes on this '
+                             f'machine; with --launcher {launcher} the ranks split each run '
+                             f'instead: leave --jobs out')
+        times = run_variant_jobs([VariantJob(f'{variant} seed {seed}',
+                                             job_command(job_base, variant, seed,
+                                                         job_times_file(work_dir, variant,
+                                                                        seed)),
+                                             job_times_file(work_dir, variant, seed))
+                                  for variant, seed in runs], jobs)
+    else:
+        init_distributed(launcher, (cfg.get('env_cfg') or {}).get('dist_cfg'))
+        times = []
+        for variant, seed in runs:
             run_variant(cfg, experiment, variant, seed, work_dir, force, launcher, device,
                         limit, times)
-    print_log(f'Stage times of this run ({experiment}):\n{stage_time_table(times)}',
-              logger='current')
+    print_log(f'Stage times of this run ({experiment}):\n{stage_time_table(times)}\n'
+              f'wall: {time.perf_counter() - started:.1f} s, '
+              f'{min(jobs, len(runs))} run(s) at a time', logger='current')
     board = [write_experiment_board(cfg, work_dir, leaderboard_dir) if is_main_process()
              else None]
     broadcast_object_list(board)  # rank 0 wrote it; the others wait and learn its path
     return board[0]
+
+
+def job_times_file(work_dir: Path, variant: str, seed: int) -> Path:
+    """Where a child run of (variant, seed) leaves its stage times for its parent."""
+    return Path(work_dir).resolve() / variant / f'seed_{seed}' / 'stage_times.json'
+
+
+def run_variant_job(cfg: dict, work_dir: Path, variant: str, seed: int, times_file: Path,
+                    force: bool = False, device: Optional[str] = None,
+                    limit: Optional[int] = None) -> None:
+    """One child run of :func:`run_experiment`'s ``jobs``: every stage of (variant, seed),
+    its stage times written to ``times_file``; the parent prints them and writes the board."""
+    check_experiment(cfg, [variant])
+    times: List[StageTime] = []
+    run_variant(cfg, cfg['experiment']['name'], variant, seed, work_dir, force,
+                device=device, limit=limit, times=times)
+    save_stage_times(times_file, times)
 
 
 def check_experiment(cfg: dict, variants: Iterable[str]) -> None:

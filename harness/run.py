@@ -20,15 +20,16 @@ from harness.config import (DictAction, check_values, config_file, load_config, 
                             resolve_config, resolve_references)
 from harness.distributed import LAUNCHERS, leave_distributed  # noqa: E402
 from harness.experiment import (board_dir, rename_variant,  # noqa: E402
-                                resolved_variant_config, run_experiment, variant_names,
-                                with_limit, write_experiment_board)
+                                resolved_variant_config, run_experiment, run_variant_job,
+                                variant_names, with_limit, write_experiment_board)
 from harness.runner_builder import build_runner  # noqa: E402
+from harness.variant_jobs import VariantJobFailed  # noqa: E402
 from harness.stages import load_weights  # noqa: E402
 
 PROG = 'harness/run.py'
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / 'configs'
 # Exceptions that carry a message meant for the user (our code raises them naming the fix).
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, VariantJobFailed)
 OPTION_KEY = re.compile(r'[A-Za-z_]\w*(\.\w+)*')
 
 EXAMPLES = """\
@@ -73,6 +74,7 @@ class KeyValueAction(DictAction):
                 parser.error(f'{option_string}: {key!r} (in {item!r}) is not a config key; '
                              f'use dotted names such as model.sharing=none')
         super().__call__(parser, namespace, values, option_string)
+        namespace.cfg_option_items = [*namespace.cfg_option_items, *values]  # for --jobs
 
 
 def positive_int(text: str) -> int:
@@ -119,7 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                              'experiment) and exit without running anything')
     parser.add_argument('--debug', action='store_true',
                         help='show the full traceback of an error instead of one line')
+    parser.add_argument('--jobs', type=positive_int, metavar='N',
+                        help='run N (variant, seed) pairs at a time, each in its own process '
+                             '(same scores; default: the config\'s experiment.jobs, else 1)')
+    parser.add_argument('--variant-job', type=Path, help=argparse.SUPPRESS)  # a --jobs child
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    parser.set_defaults(cfg_option_items=[])
     return parser
 
 
@@ -200,10 +207,41 @@ def run(args) -> int:
                                     f'{work_dir}; run the experiment first (or pass its '
                                     f'--work-dir)')
         return 0
+    if args.variant_job:
+        if len(args.variant or ()) != 1 or len(args.seed or ()) != 1:
+            raise ValueError('--variant-job (a --jobs child) takes exactly one --variant and '
+                             'one --seed')
+        run_variant_job(cfg, work_dir, args.variant[0], args.seed[0], args.variant_job,
+                        force=args.force, device=args.device, limit=args.limit)
+        return 0
     run_experiment(cfg, work_dir, variants=args.variant, seeds=args.seed, force=args.force,
                    launcher=args.launcher, leaderboard_dir=args.board_dir,
-                   device=args.device, limit=args.limit)
+                   device=args.device, limit=args.limit, jobs=job_count(cfg, args),
+                   job_base=job_base(args, work_dir))
     return 0
+
+
+def job_count(cfg: dict, args) -> int:
+    """How many runs go at a time: ``--jobs``, else the config's ``experiment.jobs``, else 1."""
+    jobs = args.jobs or cfg['experiment'].get('jobs', 1)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f'{config_file(cfg)}: experiment.jobs={jobs!r} must be a whole '
+                         f'number >= 1 (runs at a time)')
+    return jobs
+
+
+def job_base(args, work_dir: Path) -> list:
+    """``harness/run.py CONFIG`` and the options each ``--jobs`` child shares with this run
+    (the child adds its variant and seed)."""
+    base = [str(Path(__file__).resolve()), args.config, '--work-dir', str(work_dir.resolve())]
+    base += [flag for flag, on in (('--force', args.force), ('--debug', args.debug)) if on]
+    for option, value in (('--device', args.device), ('--limit', args.limit),
+                          ('--name', args.name)):
+        if value is not None:
+            base += [option, str(value)]
+    if args.cfg_option_items:  # last: it takes every value up to the next option
+        base += ['--cfg-options', *args.cfg_option_items]
+    return base
 
 
 def error_message(error: BaseException) -> str:
