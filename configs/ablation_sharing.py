@@ -12,7 +12,7 @@ _base_ = [
 # Set finetune_val_begin=1 with finetune_epochs > 1 to keep the best epoch as BLIP does.
 finetune_val_begin = 2
 
-# Two variants at a time, each in its own process (harness/variant_jobs.py): the same scores
-# bit for bit, and about 10% less wall time on a 2-core CPU, where one process leaves part of
-# the cores idle. `--jobs 1` runs them one after another in this process.
+# Two processes share the four variants, two each (harness/variant_jobs.py): the same scores
+# bit for bit, and less wall time on a 2-core CPU, where one process leaves part of the cores
+# idle (README, "Two processes for the four variants"). `--jobs 1` runs all four here.
 experiment = dict(jobs=2)

@@ -29,9 +29,9 @@ ablations thus bootstrap the corpus once per seed, not once per variant.
 Every chosen variant name and every value (:func:`harness.config.check_values`) is checked
 before any stage runs.
 
-``jobs`` above 1 (``--jobs N``, or ``experiment.jobs`` in the config) runs the (variant, seed)
-pairs as that many child processes at a time (:mod:`harness.variant_jobs`), each computing
-what it would in one sequential process; the board follows once all have finished.
+``jobs`` above 1 (``--jobs N``, or ``experiment.jobs`` in the config) shares the (variant,
+seed) runs among that many child processes (:mod:`harness.variant_jobs`), each computing
+what one sequential process would; the board follows once all have finished.
 
 Several processes (``torchrun --nproc_per_node N harness/run.py CONFIG --launcher pytorch``)
 join their process group before the first stage. Rank 0 alone clears, copies and writes
@@ -60,9 +60,9 @@ from harness.distributed import init_distributed
 from harness.leaderboard import write_leaderboard
 from harness.recording import record_evaluation
 from harness.results import collect_records, config_hash
-from harness.stage_times import (COPIED, RAN, REUSED, StageTime, save_stage_times,
-                                 stage_time_table)
-from harness.variant_jobs import VariantJob, job_command, run_variant_jobs
+from harness.stage_times import COPIED, RAN, REUSED, StageTime, stage_time_table
+from harness.variant_jobs import (VariantJob, finish_job_file, job_command, job_runs,
+                                  run_groups, run_variant_jobs, write_job_file)
 
 # Config keys that say how results are shown or where the config lives, not what is computed.
 BOOKKEEPING_KEYS = ('leaderboard', 'leaderboard_dir', '_config_file')
@@ -279,7 +279,7 @@ def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] 
     With a ``launcher`` other than ``'none'`` the process group is joined first (the
     config's ``env_cfg.dist_cfg``), so that rank 0's file work (clearing a stage's folder,
     writing the manifest and the board) is fenced by barriers from the first stage on.
-    With ``jobs`` above 1 the runs are child processes, ``jobs`` at a time, started from
+    With ``jobs`` above 1 the runs are dealt among ``jobs`` child processes started from
     ``job_base`` (``harness/run.py CONFIG`` and the options every run shares, see
     :func:`harness.variant_jobs.job_command`).
 
@@ -293,45 +293,50 @@ def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] 
     started = time.perf_counter()
     if jobs > 1 and len(runs) > 1:
         if launcher != 'none':
-            raise ValueError(f'--jobs {jobs} runs variants as separate processes on this '
+            raise ValueError(f'--jobs {jobs} shares the runs among processes on this '
                              f'machine; with --launcher {launcher} the ranks split each run '
                              f'instead: leave --jobs out')
-        times = run_variant_jobs([VariantJob(f'{variant} seed {seed}',
-                                             job_command(job_base, variant, seed,
-                                                         job_times_file(work_dir, variant,
-                                                                        seed)),
-                                             job_times_file(work_dir, variant, seed))
-                                  for variant, seed in runs], jobs)
+        groups = run_groups(runs, jobs)
+        times = run_variant_jobs(variant_jobs(groups, work_dir, job_base))
+        where = f'{len(groups)} processes'
     else:
         init_distributed(launcher, (cfg.get('env_cfg') or {}).get('dist_cfg'))
         times = []
         for variant, seed in runs:
             run_variant(cfg, experiment, variant, seed, work_dir, force, launcher, device,
                         limit, times)
+        where = 'this process'
     print_log(f'Stage times of this run ({experiment}):\n{stage_time_table(times)}\n'
-              f'wall: {time.perf_counter() - started:.1f} s, '
-              f'{min(jobs, len(runs))} run(s) at a time', logger='current')
+              f'wall: {time.perf_counter() - started:.1f} s in {where}', logger='current')
     board = [write_experiment_board(cfg, work_dir, leaderboard_dir) if is_main_process()
              else None]
     broadcast_object_list(board)  # rank 0 wrote it; the others wait and learn its path
     return board[0]
 
 
-def job_times_file(work_dir: Path, variant: str, seed: int) -> Path:
-    """Where a child run of (variant, seed) leaves its stage times for its parent."""
-    return Path(work_dir).resolve() / variant / f'seed_{seed}' / 'stage_times.json'
+def variant_jobs(groups: List[List[tuple]], work_dir: Path,
+                 job_base: Sequence[str]) -> List[VariantJob]:
+    """One child per group of runs, its job file (``<work_dir>/.jobs/<n>.json``) written."""
+    jobs = []
+    for index, group in enumerate(groups):
+        job_file = Path(work_dir).resolve() / '.jobs' / f'{index + 1}.json'
+        write_job_file(job_file, group)
+        jobs.append(VariantJob(f'job {index + 1}/{len(groups)}', job_command(job_base, job_file),
+                               job_file))
+    return jobs
 
 
-def run_variant_job(cfg: dict, work_dir: Path, variant: str, seed: int, times_file: Path,
-                    force: bool = False, device: Optional[str] = None,
-                    limit: Optional[int] = None) -> None:
-    """One child run of :func:`run_experiment`'s ``jobs``: every stage of (variant, seed),
-    its stage times written to ``times_file``; the parent prints them and writes the board."""
-    check_experiment(cfg, [variant])
+def run_variant_job(cfg: dict, work_dir: Path, job_file: Path, force: bool = False,
+                    device: Optional[str] = None, limit: Optional[int] = None) -> None:
+    """A ``--jobs`` child: every stage of each run its job file lists, one after another,
+    then the stage times into the job file; the parent prints them and writes the board."""
+    runs = job_runs(job_file)
+    check_experiment(cfg, list(dict.fromkeys(variant for variant, _ in runs)))
     times: List[StageTime] = []
-    run_variant(cfg, cfg['experiment']['name'], variant, seed, work_dir, force,
-                device=device, limit=limit, times=times)
-    save_stage_times(times_file, times)
+    for variant, seed in runs:
+        run_variant(cfg, cfg['experiment']['name'], variant, seed, work_dir, force,
+                    device=device, limit=limit, times=times)
+    finish_job_file(job_file, times)
 
 
 def check_experiment(cfg: dict, variants: Iterable[str]) -> None:

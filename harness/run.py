@@ -122,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--debug', action='store_true',
                         help='show the full traceback of an error instead of one line')
     parser.add_argument('--jobs', type=positive_int, metavar='N',
-                        help='run N (variant, seed) pairs at a time, each in its own process '
-                             '(same scores; default: the config\'s experiment.jobs, else 1)')
+                        help='share the (variant, seed) runs among N processes working at '
+                             'once (same scores; default: the config\'s experiment.jobs, '
+                             'else 1)')
     parser.add_argument('--variant-job', type=Path, help=argparse.SUPPRESS)  # a --jobs child
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
     parser.set_defaults(cfg_option_items=[])
@@ -208,11 +209,8 @@ def run(args) -> int:
                                     f'--work-dir)')
         return 0
     if args.variant_job:
-        if len(args.variant or ()) != 1 or len(args.seed or ()) != 1:
-            raise ValueError('--variant-job (a --jobs child) takes exactly one --variant and '
-                             'one --seed')
-        run_variant_job(cfg, work_dir, args.variant[0], args.seed[0], args.variant_job,
-                        force=args.force, device=args.device, limit=args.limit)
+        run_variant_job(cfg, work_dir, args.variant_job, force=args.force, device=args.device,
+                        limit=args.limit)
         return 0
     run_experiment(cfg, work_dir, variants=args.variant, seeds=args.seed, force=args.force,
                    launcher=args.launcher, leaderboard_dir=args.board_dir,
@@ -222,11 +220,12 @@ def run(args) -> int:
 
 
 def job_count(cfg: dict, args) -> int:
-    """How many runs go at a time: ``--jobs``, else the config's ``experiment.jobs``, else 1."""
+    """How many processes share the runs: ``--jobs``, else the config's ``experiment.jobs``,
+    else 1."""
     jobs = args.jobs or cfg['experiment'].get('jobs', 1)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f'{config_file(cfg)}: experiment.jobs={jobs!r} must be a whole '
-                         f'number >= 1 (runs at a time)')
+                         f'number >= 1 (processes sharing the runs)')
     return jobs
 
 

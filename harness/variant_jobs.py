@@ -1,17 +1,23 @@
-"""An experiment's (variant, seed) runs as child processes, several at a time (``--jobs N``).
+"""An experiment's (variant, seed) runs shared among N child processes (``--jobs N``).
 
-Each run is ``harness/run.py CONFIG --variant V --seed S ... --variant-job FILE`` in its own
-process: the same stages, data and thread count as in one sequential process, so every
-score keeps its bits (the sequential default and ``--jobs 2`` wrote the same main-job board
-on the CPU). What it buys is the idle time of one process: Python, data loading and
-single-threaded operators leave part of the cores unused, which a second run fills.
-Children wait for a busy OpenMP core passively (``OMP_WAIT_POLICY=PASSIVE`` unless set),
-so a spinning wait does not take the core from the other run.
+The runs are dealt round-robin into N groups (the main job's four variants: ``all`` and
+``all_but_sa`` in one, ``all_but_ca`` and ``none`` in the other); each group runs one run
+after another in a child process, ``harness/run.py CONFIG ... --variant-job FILE``, where
+``FILE`` lists its runs and receives their stage times. A child computes each run as one
+sequential process would (same stages, data and thread count), so every score keeps its
+bits. What it buys is the idle time of one process: Python, batch loading and
+single-threaded operators leave part of the cores unused, which the other child fills.
+A child is started once per group, not per run, so imports, the METEOR scorer and decoded
+images are paid for once per group. Children wait for a busy OpenMP core passively
+(``OMP_WAIT_POLICY=PASSIVE`` unless set), so a spinning wait does not take the core from
+the other child.
 
-Runs started together do not copy each other's shareable stages (``Stage.shareable``): each
-copies only what another run finished before it reached that stage, so experiments whose
+Groups run side by side, so they do not copy each other's shareable stages
+(``Stage.shareable``) unless one finished before the other reached it: experiments whose
 variants share stages (the CapFilt ablations) are best run with one job.
 """
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -19,27 +25,67 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, List, Optional, Sequence
+from typing import IO, List, Sequence, Tuple
 
 from mmengine.logging import print_log
 
-from harness.stage_times import StageTime, load_stage_times
+from harness.core.files import atomic_write_json
+from harness.stage_times import StageTime
 
+Run = Tuple[str, int]  # (variant, seed)
 POLL_SECONDS = 0.2
 
 
 class VariantJobFailed(RuntimeError):
-    """One or more child runs ended with an error (their output was shown, prefixed)."""
+    """One or more children ended with an error (their output was shown, prefixed)."""
 
 
 @dataclass(frozen=True)
 class VariantJob:
-    """One child run: its label (``'<variant> seed <seed>'``), command line and the file in
-    which it leaves its stage times."""
+    """One child: its label (``'job 1/2'``), command line and job file (its runs; its
+    stage times once it has finished)."""
 
     label: str
     command: Sequence[str]
-    times_file: Path
+    job_file: Path
+
+
+def run_groups(runs: Sequence[Run], jobs: int) -> List[List[Run]]:
+    """``runs`` dealt round-robin into at most ``jobs`` non-empty groups, order kept."""
+    return [list(runs[index::jobs]) for index in range(min(jobs, len(runs)))]
+
+
+def write_job_file(path: Path, runs: Sequence[Run]) -> None:
+    """List a child's runs in its job file (the parent writes it before starting the child)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, dict(runs=[list(run) for run in runs]))
+
+
+def job_runs(path: Path) -> List[Run]:
+    """The runs a job file lists."""
+    return [(variant, int(seed)) for variant, seed in json.loads(Path(path).read_text())['runs']]
+
+
+def finish_job_file(path: Path, times: Sequence[StageTime]) -> None:
+    """Add the stage times of a child's runs to its job file (the child's last act)."""
+    atomic_write_json(path, dict(runs=[list(run) for run in job_runs(path)],
+                                 times=[dataclasses.asdict(time) for time in times]))
+
+
+def job_times(path: Path) -> List[StageTime]:
+    """The stage times a finished child left in its job file."""
+    return [StageTime(**fields) for fields in json.loads(Path(path).read_text())['times']]
+
+
+def describe_runs(runs: Sequence[Run]) -> str:
+    """``'all seed 0, none seed 0'``."""
+    return ', '.join(f'{variant} seed {seed}' for variant, seed in runs)
+
+
+def job_command(base: Sequence[str], job_file: Path) -> List[str]:
+    """The child's command line: ``base`` (``harness/run.py CONFIG`` and the options every
+    run shares) and its job file."""
+    return [sys.executable, *base, '--variant-job', str(job_file)]
 
 
 def child_environment() -> dict:
@@ -57,75 +103,48 @@ def relay_lines(label: str, stream: IO[str], lock: threading.Lock) -> None:
             print(f'[{label}] {line.rstrip()}', flush=True)
 
 
-class RunningJob:
-    """A started child, the thread relaying its output and its start time."""
-
-    def __init__(self, job: VariantJob, lock: threading.Lock):
-        self.job = job
-        self.started = time.perf_counter()
-        self.process = subprocess.Popen(list(job.command), stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True,
-                                        env=child_environment())
-        self.relay = threading.Thread(target=relay_lines,
-                                      args=(job.label, self.process.stdout, lock), daemon=True)
-        self.relay.start()
-
-    def exit_code(self) -> Optional[int]:
-        """The exit code once the child has ended and its output is relayed, else None."""
-        code = self.process.poll()
-        if code is None:
-            return None
-        self.relay.join()
-        return code
-
-
-def run_variant_jobs(jobs: Sequence[VariantJob], at_once: int) -> List[StageTime]:
-    """Run ``jobs`` in order, at most ``at_once`` at a time; returns their stage times (in
-    the jobs' order).
-
-    After a failure no further job starts; those running finish (their stages are kept),
-    then :class:`VariantJobFailed` names every failed run.
-    """
+def run_variant_jobs(jobs: Sequence[VariantJob]) -> List[StageTime]:
+    """Run every job's child at once and wait for all; returns their stage times (in the
+    jobs' order). A failed child does not stop the others (their stages are kept); once
+    all have ended, :class:`VariantJobFailed` names the failed ones."""
     lock = threading.Lock()
-    waiting, running, failed = list(jobs), [], []
+    started = time.perf_counter()
+    children, relays = [], []
     try:
-        while waiting or running:
-            while waiting and not failed and len(running) < at_once:
-                job = waiting.pop(0)
-                with lock:
-                    print_log(f'[{job.label}] started ({len(jobs) - len(waiting)} of '
-                              f'{len(jobs)} runs, {at_once} at a time)', logger='current')
-                running.append(RunningJob(job, lock))
-            for child in list(running):
-                code = child.exit_code()
-                if code is None:
+        for job in jobs:
+            with lock:
+                print_log(f'[{job.label}] runs {describe_runs(job_runs(job.job_file))}',
+                          logger='current')
+            child = subprocess.Popen(list(job.command), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True,
+                                     env=child_environment())
+            relay = threading.Thread(target=relay_lines, args=(job.label, child.stdout, lock),
+                                     daemon=True)
+            relay.start()
+            children.append(child)
+            relays.append(relay)
+        codes = {}
+        while len(codes) < len(jobs):
+            for index, (job, child) in enumerate(zip(jobs, children)):
+                if index in codes or child.poll() is None:
                     continue
-                running.remove(child)
-                seconds = time.perf_counter() - child.started
-                if code:
-                    failed.append(f'{child.job.label} (exit code {code})')
-                    continue
+                relays[index].join()
+                codes[index] = code = child.returncode
+                outcome = f' with exit code {code}' if code else ''
                 with lock:
-                    print_log(f'[{child.job.label}] finished in {seconds:.1f} s',
-                              logger='current')
-            if running:
-                time.sleep(POLL_SECONDS)
-            elif failed:
-                break
+                    print_log(f'[{job.label}] ended after {time.perf_counter() - started:.1f} '
+                              f's{outcome}', logger='current')
+            time.sleep(POLL_SECONDS)
     finally:
-        for child in running:  # interrupted (Ctrl-C, an error here): leave no orphans
-            child.process.terminate()
-            child.process.wait()
+        for child in children:  # interrupted (Ctrl-C, an error here): leave no orphans
+            if child.poll() is None:
+                child.terminate()
+                child.wait()
+    failed = [f'{jobs[index].label} (exit code {code})' for index, code in sorted(codes.items())
+              if code]
     if failed:
         raise VariantJobFailed(
             f'{", ".join(failed)} failed: its output above, each line prefixed with its '
             f'label, ends with the error; every stage finished so far is kept, so the same '
             f'command goes on from there once the cause is fixed')
-    return [time for job in jobs for time in load_stage_times(job.times_file)]
-
-
-def job_command(base: Sequence[str], variant: str, seed: int, times_file: Path) -> List[str]:
-    """The child's command line: ``base`` (``harness/run.py CONFIG`` and the options every
-    run shares) with this run's variant, seed and stage-times file."""
-    return [sys.executable, *base, '--variant', variant, '--seed', str(seed),
-            '--variant-job', str(times_file)]
+    return [time for job in jobs for time in job_times(job.job_file)]

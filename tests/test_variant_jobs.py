@@ -7,52 +7,62 @@ from pathlib import Path
 import pytest
 
 from harness import run as run_cli_module
-from harness.stage_times import RAN, StageTime, load_stage_times, save_stage_times
+from harness.stage_times import RAN, StageTime
 from harness.variant_jobs import (VariantJob, VariantJobFailed, child_environment,
-                                  run_variant_jobs)
+                                  finish_job_file, job_runs, job_times, run_groups,
+                                  run_variant_jobs, write_job_file)
 from tests.conftest import TINY_TOYWORLD_OPTIONS
 
 
 def script_job(tmp_path: Path, label: str, body: str) -> VariantJob:
     """A child that runs ``body`` (Python) and, when it gets to the end, leaves one stage
-    time; ``TIMES`` in ``body`` is its times file."""
-    times = tmp_path / f'{label}.json'
-    code = (f'import json, os, sys, time\nTIMES = {str(times)!r}\n{body}\n'
-            f'json.dump([dict(variant={label!r}, seed=0, stage="s", status="ran", '
-            f'seconds=1.0)], open(TIMES, "w"))\n')
-    return VariantJob(label, [sys.executable, '-c', code], times)
+    time in its job file."""
+    job_file = tmp_path / f'{label}.json'
+    write_job_file(job_file, [(label, 0)])
+    code = (f'import sys, time\n{body}\n'
+            f'from harness.variant_jobs import finish_job_file\n'
+            f'from harness.stage_times import StageTime\n'
+            f'finish_job_file({str(job_file)!r}, [StageTime({label!r}, 0, "s", "ran", 1.0)])\n')
+    return VariantJob(label, [sys.executable, '-c', code], job_file)
 
 
-def test_stage_times_go_through_a_file_unchanged(tmp_path):
-    times = [StageTime('a', 0, 'pretrain', RAN, 12.5), StageTime('b', 1, 'eval', 'copied', 0.1)]
-    save_stage_times(tmp_path / 'times.json', times)
-    assert load_stage_times(tmp_path / 'times.json') == times
+def test_runs_are_dealt_round_robin_in_order():
+    runs = [('a', 0), ('a', 1), ('b', 0), ('b', 1), ('c', 0)]
+    assert run_groups(runs, 2) == [[('a', 0), ('b', 0), ('c', 0)], [('a', 1), ('b', 1)]]
+    assert run_groups(runs[:1], 4) == [[('a', 0)]]
 
 
-def test_children_run_at_most_n_at_a_time_and_their_lines_are_labelled(tmp_path, capfd):
-    # Each child notes when it starts and ends; with 2 at a time no third overlaps.
-    body = ('open({log!r}, "a").write(f"start {{time.time()}}\\n"); print("hello", flush=True);'
-            ' time.sleep(0.6); open({log!r}, "a").write(f"end {{time.time()}}\\n")')
-    logs = [tmp_path / f'log{index}' for index in range(3)]
-    jobs = [script_job(tmp_path, f'run{index}', body.format(log=str(log)))
+def test_a_job_file_hands_over_runs_and_stage_times(tmp_path):
+    job_file = tmp_path / 'jobs' / '1.json'
+    write_job_file(job_file, [('all', 0), ('none', 2)])
+    assert job_runs(job_file) == [('all', 0), ('none', 2)]
+    times = [StageTime('all', 0, 'pretrain', RAN, 12.5),
+             StageTime('none', 2, 'eval', 'copied', 0.1)]
+    finish_job_file(job_file, times)
+    assert job_times(job_file) == times and job_runs(job_file) == [('all', 0), ('none', 2)]
+
+
+def test_children_run_side_by_side_and_their_lines_are_labelled(tmp_path, capfd):
+    body = ('open({log!r}, "a").write(f"{{time.time()}}\\n"); print("hello", flush=True);'
+            ' time.sleep(0.6); open({log!r}, "a").write(f"{{time.time()}}\\n")')
+    logs = [tmp_path / f'log{index}' for index in range(2)]
+    jobs = [script_job(tmp_path, f'job{index}', body.format(log=str(log)))
             for index, log in enumerate(logs)]
-    times = run_variant_jobs(jobs, at_once=2)
-    assert sorted(time.variant for time in times) == ['run0', 'run1', 'run2']
-    spans = [[float(line.split()[1]) for line in log.read_text().splitlines()] for log in logs]
-    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]  # the first two overlap
-    assert spans[2][0] >= min(spans[0][1], spans[1][1])  # the third waited for a free slot
+    times = run_variant_jobs(jobs)
+    assert [time.variant for time in times] == ['job0', 'job1']
+    (start0, end0), (start1, end1) = [[float(line) for line in log.read_text().split()]
+                                      for log in logs]
+    assert start0 < end1 and start1 < end0  # they overlapped
     out = capfd.readouterr().out
-    assert all(f'[run{index}] hello' in out for index in range(3))
+    assert '[job0] hello' in out and '[job1] hello' in out and '[job0] runs job0 seed 0' in out
 
 
-def test_after_a_failure_no_new_run_starts_and_the_error_names_it(tmp_path, capfd):
+def test_a_failed_child_lets_the_others_finish_and_the_error_names_it(tmp_path, capfd):
     jobs = [script_job(tmp_path, 'bad', 'print("boom: fix the config"); sys.exit(3)'),
-            script_job(tmp_path, 'slow', 'time.sleep(0.5)'),
-            script_job(tmp_path, 'never', '')]
+            script_job(tmp_path, 'slow', 'time.sleep(0.5)')]
     with pytest.raises(VariantJobFailed, match=r'bad \(exit code 3\) failed.*goes on'):
-        run_variant_jobs(jobs, at_once=2)
-    assert (tmp_path / 'slow.json').is_file()  # the run already going was let finish
-    assert not (tmp_path / 'never.json').exists()
+        run_variant_jobs(jobs)
+    assert job_times(tmp_path / 'slow.json')  # the other child finished its runs
     assert '[bad] boom: fix the config' in capfd.readouterr().out
 
 
@@ -96,7 +106,7 @@ def results(work_dir: Path, variant: str) -> list:
 
 
 @pytest.mark.slow
-def test_two_runs_at_a_time_score_as_one_process_bit_for_bit(run_cli, tmp_path):
+def test_two_processes_score_as_one_bit_for_bit(run_cli, tmp_path):
     options = ['pretrain_epochs=1', f'leaderboard_dir={tmp_path / "boards"}']
     runs = {}
     for jobs in ('1', '2'):
@@ -108,5 +118,5 @@ def test_two_runs_at_a_time_score_as_one_process_bit_for_bit(run_cli, tmp_path):
         assert 'Stage times of this run' in done.stdout + done.stderr
     assert runs['1'] == runs['2'] and runs['1']['all'] != runs['1']['none']
     both = done.stdout + done.stderr
-    assert '[all seed 0] started (1 of 2 runs, 2 at a time)' in both
-    assert '[none seed 0]' in both and 'wall:' in both and '2 run(s) at a time' in both
+    assert '[job 1/2] runs all seed 0' in both and '[job 2/2] runs none seed 0' in both
+    assert '[job 2/2] ' in both and 'in 2 processes' in both
