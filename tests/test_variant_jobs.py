@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness import run as run_cli_module
+from harness import variant_jobs
 from harness.stage_times import RAN, StageTime
 from harness.variant_jobs import (VariantJob, VariantJobFailed, child_environment,
                                   finish_job_file, job_runs, job_times, run_groups,
@@ -42,7 +43,9 @@ def test_a_job_file_hands_over_runs_and_stage_times(tmp_path):
     assert job_times(job_file) == times and job_runs(job_file) == [('all', 0), ('none', 2)]
 
 
-def test_children_run_side_by_side_and_their_lines_are_labelled(tmp_path, capfd):
+def test_children_run_side_by_side_and_their_lines_are_labelled(tmp_path, capfd, monkeypatch):
+    logged = []
+    monkeypatch.setattr(variant_jobs, 'print_log', lambda message, **_: logged.append(message))
     body = ('open({log!r}, "a").write(f"{{time.time()}}\\n"); print("hello", flush=True);'
             ' time.sleep(0.6); open({log!r}, "a").write(f"{{time.time()}}\\n")')
     logs = [tmp_path / f'log{index}' for index in range(2)]
@@ -54,7 +57,9 @@ def test_children_run_side_by_side_and_their_lines_are_labelled(tmp_path, capfd)
                                       for log in logs]
     assert start0 < end1 and start1 < end0  # they overlapped
     out = capfd.readouterr().out
-    assert '[job0] hello' in out and '[job1] hello' in out and '[job0] runs job0 seed 0' in out
+    assert '[job0] hello' in out and '[job1] hello' in out
+    assert '[job0] runs job0 seed 0' in logged and '[job1] runs job1 seed 0' in logged
+    assert any(message.startswith('[job1] ended after') for message in logged)
 
 
 def test_a_failed_child_lets_the_others_finish_and_the_error_names_it(tmp_path, capfd):
