@@ -297,7 +297,7 @@ def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] 
                              f'machine; with --launcher {launcher} the ranks split each run '
                              f'instead: leave --jobs out')
         groups = run_groups(runs, jobs)
-        times = run_variant_jobs(variant_jobs(groups, work_dir, job_base))
+        times = run_variant_jobs(child_jobs(groups, work_dir, job_base))
         where = f'{len(groups)} processes'
     else:
         init_distributed(launcher, (cfg.get('env_cfg') or {}).get('dist_cfg'))
@@ -314,8 +314,8 @@ def run_experiment(cfg: dict, work_dir: Path, variants: Optional[Iterable[str]] 
     return board[0]
 
 
-def variant_jobs(groups: List[List[tuple]], work_dir: Path,
-                 job_base: Sequence[str]) -> List[VariantJob]:
+def child_jobs(groups: List[List[tuple]], work_dir: Path,
+               job_base: Sequence[str]) -> List[VariantJob]:
     """One child per group of runs, its job file (``<work_dir>/.jobs/<n>.json``) written."""
     jobs = []
     for index, group in enumerate(groups):

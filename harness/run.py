@@ -231,7 +231,7 @@ def job_count(cfg: dict, args) -> int:
 
 def job_base(args, work_dir: Path) -> list:
     """``harness/run.py CONFIG`` and the options each ``--jobs`` child shares with this run
-    (the child adds its variant and seed)."""
+    (each child adds its job file)."""
     base = [str(Path(__file__).resolve()), args.config, '--work-dir', str(work_dir.resolve())]
     base += [flag for flag, on in (('--force', args.force), ('--debug', args.debug)) if on]
     for option, value in (('--device', args.device), ('--limit', args.limit),
