@@ -321,8 +321,8 @@ def child_jobs(groups: List[List[tuple]], work_dir: Path,
     for index, group in enumerate(groups):
         job_file = Path(work_dir).resolve() / '.jobs' / f'{index + 1}.json'
         write_job_file(job_file, group)
-        jobs.append(VariantJob(f'job {index + 1}/{len(groups)}', job_command(job_base, job_file),
-                               job_file))
+        jobs.append(VariantJob(f'job {index + 1}/{len(groups)}', group,
+                               job_command(job_base, job_file), job_file))
     return jobs
 
 

@@ -1,12 +1,7 @@
 """Where an experiment's time went: one line per stage run, summed into a closing table."""
-import dataclasses
-import json
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import List, Sequence
-
-from harness.core.files import atomic_write_json
 
 #: How a stage was satisfied in this invocation.
 RAN, REUSED, COPIED = 'ran', 'reused', 'copied'
@@ -47,13 +42,3 @@ def stage_time_table(times: Sequence[StageTime]) -> str:
     section('variant', lambda time: time.variant)
     lines.append(f'total: {total:.1f} s ({total / 60:.1f} min) running stages')
     return '\n'.join(lines)
-
-
-def save_stage_times(path: Path, times: Sequence[StageTime]) -> None:
-    """Write ``times`` to ``path`` as JSON (a child run hands them to its parent this way)."""
-    atomic_write_json(path, [dataclasses.asdict(time) for time in times])
-
-
-def load_stage_times(path: Path) -> List[StageTime]:
-    """The stage times :func:`save_stage_times` wrote to ``path``."""
-    return [StageTime(**fields) for fields in json.loads(Path(path).read_text())]

@@ -42,10 +42,11 @@ class VariantJobFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class VariantJob:
-    """One child: its label (``'job 1/2'``), command line and job file (its runs; its
-    stage times once it has finished)."""
+    """One child: its label (``'job 1/2'``), its runs, command line and job file (which
+    lists the runs for the child and gets their stage times once it has finished)."""
 
     label: str
+    runs: Sequence[Run]
     command: Sequence[str]
     job_file: Path
 
@@ -113,8 +114,7 @@ def run_variant_jobs(jobs: Sequence[VariantJob]) -> List[StageTime]:
     try:
         for job in jobs:
             with lock:
-                print_log(f'[{job.label}] runs {describe_runs(job_runs(job.job_file))}',
-                          logger='current')
+                print_log(f'[{job.label}] runs {describe_runs(job.runs)}', logger='current')
             child = subprocess.Popen(list(job.command), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,
                                      env=child_environment())
@@ -134,7 +134,8 @@ def run_variant_jobs(jobs: Sequence[VariantJob]) -> List[StageTime]:
                 with lock:
                     print_log(f'[{job.label}] ended after {time.perf_counter() - started:.1f} '
                               f's{outcome}', logger='current')
-            time.sleep(POLL_SECONDS)
+            if len(codes) < len(jobs):
+                time.sleep(POLL_SECONDS)
     finally:
         for child in children:  # interrupted (Ctrl-C, an error here): leave no orphans
             if child.poll() is None:

@@ -24,7 +24,7 @@ def script_job(tmp_path: Path, label: str, body: str) -> VariantJob:
             f'from harness.variant_jobs import finish_job_file\n'
             f'from harness.stage_times import StageTime\n'
             f'finish_job_file({str(job_file)!r}, [StageTime({label!r}, 0, "s", "ran", 1.0)])\n')
-    return VariantJob(label, [sys.executable, '-c', code], job_file)
+    return VariantJob(label, [(label, 0)], [sys.executable, '-c', code], job_file)
 
 
 def test_runs_are_dealt_round_robin_in_order():
