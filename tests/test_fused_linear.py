@@ -1,6 +1,7 @@
 """The CUTLASS fused linear layers' CPU-side contract: when they serve, how they are built,
 what they say when they cannot be, and their shapes under torch.compile's fake tensors.
 (The kernels' values are checked on the GPU by ``benchmarks.bench_fused_linear``.)"""
+import functools
 import pathlib
 import sys
 
@@ -249,3 +250,24 @@ def test_the_tuner_times_nothing_while_a_graph_is_captured(monkeypatch):
     assert fused_linear._tile_config('gelu', None, weight, None, None, out) == \
         fused_linear.TILE_CONFIGS[0]
     assert fused_linear._chosen_config == {}  # chosen again once not capturing
+
+
+def product_then(activation):
+    """A stand-in for ``fused_linear.launch`` on the CPU: the product in float32, then
+    ``activation``, rounded to bf16 into ``out``."""
+    def launch(op, config, x, weight, bias, residual, out):
+        out.copy_(activation(x.float() @ weight.float().t() + bias.float()).bfloat16())
+    return launch
+
+
+def test_the_gelu_check_passes_exact_gelu_and_counts_an_approximate_one(monkeypatch):
+    from benchmarks import bench_fused_linear
+    sums = bench_fused_linear.every_bf16_and_random_sums(20_000, device='cpu')
+    assert torch.isfinite(sums).all() and sums.numel() == 65280 + 20_000
+    monkeypatch.setattr(fused_linear, 'launch', product_then(torch.nn.functional.gelu))
+    assert bench_fused_linear.gelu_mismatches(sums) == []
+    tanh_gelu = functools.partial(torch.nn.functional.gelu, approximate='tanh')
+    monkeypatch.setattr(fused_linear, 'launch', product_then(tanh_gelu))
+    failures = bench_fused_linear.gelu_mismatches(sums)
+    assert len(failures) == len(fused_linear.TILE_CONFIGS)
+    assert all('of 85280 differ' in failure for failure in failures)
