@@ -8,9 +8,17 @@ sequential process would (same stages, data and thread count), so every score ke
 bits. What it buys is the idle time of one process: Python, batch loading and
 single-threaded operators leave part of the cores unused, which the other child fills.
 A child is started once per group, not per run, so imports, the METEOR scorer and decoded
-images are paid for once per group. Children wait for a busy OpenMP core passively
-(``OMP_WAIT_POLICY=PASSIVE`` unless set), so a spinning wait does not take the core from
-the other child.
+images are paid for once per group.
+
+How children share the CPUs: each keeps the parent's thread count (``OMP_NUM_THREADS`` and
+``MKL_NUM_THREADS`` set to ``torch.get_num_threads()`` unless the user set them), because
+the thread count decides how reductions split and so the bits of the result. When there are
+at least as many CPUs as children, each child is pinned to its own contiguous share of the
+parent's CPUs, so its threads take turns on its cores instead of being preempted by the
+other child's in the middle of a parallel region; children are scheduled as batch work
+(``SCHED_BATCH``: a woken thread does not preempt a running one), and wait for a busy
+OpenMP thread passively (``OMP_WAIT_POLICY=PASSIVE`` unless set), so a spinning wait does
+not hold a core another thread needs.
 
 Groups run side by side, so they do not copy each other's shareable stages
 (``Stage.shareable``) unless one finished before the other reached it: experiments whose
@@ -23,10 +31,12 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, List, Sequence, Tuple
+from typing import IO, Iterator, List, Optional, Sequence, Tuple
 
+import torch
 from mmengine.logging import print_log
 
 from harness.core.files import atomic_write_json
@@ -91,10 +101,64 @@ def job_command(base: Sequence[str], job_file: Path) -> List[str]:
 
 def child_environment() -> dict:
     """The children's environment: this one, with unbuffered output (their lines reach the
-    terminal as they are written) and passive OpenMP waiting unless the user chose."""
+    terminal as they are written), this process's thread count and passive OpenMP waiting
+    unless the user chose."""
     env = dict(os.environ, PYTHONUNBUFFERED='1')
+    threads = str(torch.get_num_threads())
+    env.setdefault('OMP_NUM_THREADS', threads)
+    env.setdefault('MKL_NUM_THREADS', threads)
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     return env
+
+
+def cpu_shares(jobs: int, cpus: Sequence[int]) -> List[Optional[List[int]]]:
+    """The CPUs each of ``jobs`` children is pinned to: ``cpus`` (sorted) cut into ``jobs``
+    contiguous shares as even as they go; ``None`` for every child (not pinned, all share
+    every CPU) when there are fewer CPUs than children."""
+    if len(cpus) < jobs:
+        return [None] * jobs
+    ordered = sorted(cpus)
+    bounds = [len(ordered) * index // jobs for index in range(jobs + 1)]
+    return [ordered[start:end] for start, end in zip(bounds, bounds[1:])]
+
+
+def parent_cpus() -> List[int]:
+    """The CPUs this process may run on (every CPU where the platform cannot say)."""
+    if hasattr(os, 'sched_getaffinity'):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+@contextmanager
+def scheduled_as_child(cpus: Optional[Sequence[int]]) -> Iterator[None]:
+    """Within the block, the calling thread runs on ``cpus`` (Linux), as batch work if it
+    had the normal policy, so a process started there inherits both; the thread's own CPUs
+    and policy come back after. ``None``, or a platform without these calls, changes
+    nothing."""
+    if cpus is None or not hasattr(os, 'sched_setaffinity'):
+        yield
+        return
+    own_cpus, own_policy = os.sched_getaffinity(0), os.sched_getscheduler(0)
+    own_param = os.sched_getparam(0)
+    os.sched_setaffinity(0, cpus)
+    if own_policy == os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_BATCH, own_param)
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, own_policy, own_param)
+        os.sched_setaffinity(0, own_cpus)
+
+
+def describe_cpus(cpus: Optional[Sequence[int]]) -> str:
+    """``' on CPU 0'``, ``' on CPUs 0-3'``, ``' on CPUs 0, 2'``; empty when not pinned."""
+    if cpus is None:
+        return ''
+    if len(cpus) == 1:
+        return f' on CPU {cpus[0]}'
+    if list(cpus) == list(range(cpus[0], cpus[-1] + 1)):
+        return f' on CPUs {cpus[0]}-{cpus[-1]}'
+    return f' on CPUs {", ".join(map(str, cpus))}'
 
 
 def relay_lines(label: str, stream: IO[str], lock: threading.Lock) -> None:
@@ -112,12 +176,14 @@ def run_variant_jobs(jobs: Sequence[VariantJob]) -> List[StageTime]:
     started = time.perf_counter()
     children, relays = [], []
     try:
-        for job in jobs:
+        for job, cpus in zip(jobs, cpu_shares(len(jobs), parent_cpus())):
             with lock:
-                print_log(f'[{job.label}] runs {describe_runs(job.runs)}', logger='current')
-            child = subprocess.Popen(list(job.command), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True,
-                                     env=child_environment())
+                print_log(f'[{job.label}] runs {describe_runs(job.runs)}{describe_cpus(cpus)}',
+                          logger='current')
+            with scheduled_as_child(cpus):
+                child = subprocess.Popen(list(job.command), stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True,
+                                         env=child_environment())
             relay = threading.Thread(target=relay_lines, args=(job.label, child.stdout, lock),
                                      daemon=True)
             relay.start()

@@ -1,17 +1,19 @@
 """``--jobs N``: an experiment's runs as child processes, several at a time, with the scores
 of one sequential process."""
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness import run as run_cli_module
 from harness import variant_jobs
 from harness.stage_times import RAN, StageTime
-from harness.variant_jobs import (VariantJob, VariantJobFailed, child_environment,
-                                  finish_job_file, job_runs, job_times, run_groups,
-                                  run_variant_jobs, write_job_file)
+from harness.variant_jobs import (VariantJob, VariantJobFailed, child_environment, cpu_shares,
+                                  describe_cpus, finish_job_file, job_runs, job_times,
+                                  parent_cpus, run_groups, run_variant_jobs, write_job_file)
 from tests.conftest import TINY_TOYWORLD_OPTIONS
 
 
@@ -58,7 +60,8 @@ def test_children_run_side_by_side_and_their_lines_are_labelled(tmp_path, capfd,
     assert start0 < end1 and start1 < end0  # they overlapped
     out = capfd.readouterr().out
     assert '[job0] hello' in out and '[job1] hello' in out
-    assert '[job0] runs job0 seed 0' in logged and '[job1] runs job1 seed 0' in logged
+    for label in ('job0', 'job1'):
+        assert any(message.startswith(f'[{label}] runs {label} seed 0') for message in logged)
     assert any(message.startswith('[job1] ended after') for message in logged)
 
 
@@ -76,6 +79,41 @@ def test_children_wait_for_openmp_passively_unless_the_user_chose(monkeypatch):
     assert child_environment()['OMP_WAIT_POLICY'] == 'PASSIVE'
     monkeypatch.setenv('OMP_WAIT_POLICY', 'ACTIVE')
     assert child_environment()['OMP_WAIT_POLICY'] == 'ACTIVE'
+
+
+def test_children_keep_this_process_thread_count_unless_the_user_chose(monkeypatch):
+    for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+        monkeypatch.delenv(name, raising=False)
+    env = child_environment()
+    assert env['OMP_NUM_THREADS'] == env['MKL_NUM_THREADS'] == str(torch.get_num_threads())
+    monkeypatch.setenv('OMP_NUM_THREADS', '7')
+    assert child_environment()['OMP_NUM_THREADS'] == '7'
+
+
+def test_cpus_are_cut_into_contiguous_shares_unless_too_few():
+    assert cpu_shares(2, [1, 0]) == [[0], [1]]
+    assert cpu_shares(2, [0, 1, 2]) == [[0], [1, 2]]
+    assert cpu_shares(3, list(range(8))) == [[0, 1], [2, 3, 4], [5, 6, 7]]
+    assert cpu_shares(3, [0, 1]) == [None, None, None]
+    assert [describe_cpus(cpus) for cpus in ([3], [0, 1, 2], [0, 2], None)] == [
+        ' on CPU 3', ' on CPUs 0-2', ' on CPUs 0, 2', '']
+
+
+@pytest.mark.skipif(not hasattr(os, 'sched_setaffinity'), reason='Linux scheduling calls')
+def test_each_child_runs_on_its_share_as_batch_work_with_this_thread_count(tmp_path):
+    body = ('import json, os, torch; open({log!r}, "w").write(json.dumps('
+            '[sorted(os.sched_getaffinity(0)), torch.get_num_threads(), '
+            'os.sched_getscheduler(0)]))')
+    logs = [tmp_path / f'log{index}' for index in range(2)]
+    own = (sorted(os.sched_getaffinity(0)), os.sched_getscheduler(0))
+    run_variant_jobs([script_job(tmp_path, f'job{index}', body.format(log=str(log)))
+                      for index, log in enumerate(logs)])
+    for log, share in zip(logs, cpu_shares(2, parent_cpus())):
+        cpus, threads, policy = json.loads(log.read_text())
+        assert threads == torch.get_num_threads()
+        assert cpus == (share or own[0])
+        assert policy == (os.SCHED_BATCH if share else own[1])
+    assert (sorted(os.sched_getaffinity(0)), os.sched_getscheduler(0)) == own
 
 
 def test_a_child_shares_the_runs_options_and_adds_its_variant_and_seed(tmp_path):
