@@ -7,6 +7,7 @@ our code refuses) ends in one line, ``harness/run.py: error: ...``, and exit cod
 ``--debug`` shows the traceback instead.
 """
 import argparse
+import gc
 import pprint
 import re
 import sys
@@ -16,6 +17,11 @@ if __package__ in (None, ''):  # run as a script: import from the repository roo
     # this folder's modules (config.py, hooks.py...) from shadowing top-level imports
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+# The imports below leave some 600,000 long-lived objects: garbage collection while they
+# load is wasted work (a fifth of their time), and frozen afterwards, later collections skip
+# them (1.5 s less per process on the main job's 2-core CPU).
+_COLLECTING = gc.isenabled()
+gc.disable()
 from harness.config import (DictAction, check_values, config_file, load_config,  # noqa: E402
                             resolve_config, resolve_references)
 from harness.distributed import LAUNCHERS, leave_distributed  # noqa: E402
@@ -25,6 +31,9 @@ from harness.experiment import (board_dir, rename_variant,  # noqa: E402
 from harness.runner_builder import build_runner  # noqa: E402
 from harness.variant_jobs import VariantJobFailed  # noqa: E402
 from harness.stages import load_weights  # noqa: E402
+gc.freeze()
+if _COLLECTING:
+    gc.enable()
 
 PROG = 'harness/run.py'
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / 'configs'

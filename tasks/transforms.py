@@ -7,7 +7,7 @@ fine-tuning, 0.2-1 for pre-training), horizontal flip, then BLIP's own RandAugme
 Randomness comes only from torch's generator, so training augmentation is reproducible
 under ``torch.manual_seed`` (per DataLoader worker, through torch's worker seeding).
 """
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -161,15 +161,17 @@ class BlipRandAugment:
 
     Per image: ``num_ops`` operations drawn uniformly *with* replacement; each applied with
     probability 1/2; a signed op (shear, translate, rotate) is negated with probability 1/2.
-    PIL image in, PIL image out.
+    PIL image in; PIL image out, or the uint8 HxWx3 array with ``as_array=True`` (for
+    :class:`ToNormalisedTensor` next, without a round trip through PIL).
     """
 
-    def __init__(self, num_ops: int = 2, magnitude: float = 5):
+    def __init__(self, num_ops: int = 2, magnitude: float = 5, as_array: bool = False):
         if not 0 <= magnitude <= MAX_MAGNITUDE:
             raise ValueError(f'BlipRandAugment: magnitude={magnitude} is outside BLIP\'s '
                              f'0-{MAX_MAGNITUDE} scale; BLIP uses 5')
         self.num_ops = num_ops
         self.magnitude = magnitude
+        self.as_array = as_array
 
     def sample(self) -> list[tuple[str, int]]:
         """The (operation, sign) pairs to apply to one image, in order."""
@@ -183,14 +185,41 @@ class BlipRandAugment:
             plan.append((name, -1 if negate else 1))
         return plan
 
-    def __call__(self, image: Image.Image) -> Image.Image:
+    def __call__(self, image: Image.Image) -> Union[Image.Image, np.ndarray]:
         array = np.array(image.convert('RGB'))
         for name, sign in self.sample():
             array = apply_op(array, name, self.magnitude, sign)
-        return Image.fromarray(array)
+        return array if self.as_array else Image.fromarray(array)
 
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(num_ops={self.num_ops}, magnitude={self.magnitude})'
+        return (f'{type(self).__name__}(num_ops={self.num_ops}, magnitude={self.magnitude}, '
+                f'as_array={self.as_array})')
+
+
+class ToNormalisedTensor:
+    """An 8-bit RGB image (PIL, or a uint8 HxWx3 array) → float tensor [3, H, W] of
+    ``(pixel / 255 - mean) / std``: torchvision's ``ToTensor`` then ``Normalize``, value for
+    value, in a third of their operations (it runs once per training sample)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+        if not bool((self.std != 0).all()):
+            raise ValueError(f'{type(self).__name__}: std={list(std)} has a zero, which would '
+                             'divide by zero; use the backbone\'s own std')
+
+    def __call__(self, image: Union[Image.Image, np.ndarray]) -> torch.Tensor:
+        array = np.array(image) if isinstance(image, Image.Image) else image
+        if array.dtype != np.uint8 or array.ndim != 3:
+            raise ValueError(f'{type(self).__name__}: expected an 8-bit HxWxC image, got '
+                             f'{array.dtype} values of shape {array.shape}')
+        pixels = torch.from_numpy(array).permute(2, 0, 1)
+        pixels = pixels.to(torch.float32, memory_format=torch.contiguous_format)
+        return pixels.div_(255).sub_(self.mean).div_(self.std)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(mean={self.mean.flatten().tolist()}, '
+                f'std={self.std.flatten().tolist()})')
 
 
 def _check_crop_scale(crop_scale: Sequence[float]) -> tuple[float, float]:
@@ -236,13 +265,13 @@ def build_image_transform(image_size: int, train: bool, hflip: bool = True,
     """
     pixels = resolved_preprocessing(preprocessing)
     interpolation = InterpolationMode(pixels['interpolation'])
-    normalise = [transforms.ToTensor(), transforms.Normalize(pixels['mean'], pixels['std'])]
+    normalise = ToNormalisedTensor(pixels['mean'], pixels['std'])
     if not train:
         return transforms.Compose([
             transforms.Resize((image_size, image_size), interpolation=interpolation),
-            *normalise])
+            normalise])
     flip = [transforms.RandomHorizontalFlip()] if hflip else []
     return transforms.Compose([
         transforms.RandomResizedCrop(image_size, scale=_check_crop_scale(crop_scale),
                                      interpolation=interpolation),
-        *flip, BlipRandAugment(), *normalise])
+        *flip, BlipRandAugment(as_array=True), normalise])

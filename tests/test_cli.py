@@ -58,6 +58,15 @@ def test_help_lists_examples_and_every_shipped_config(capsys):
     assert 'The CI score-regression benchmark' in text  # the first comment line
 
 
+def test_the_entry_point_freezes_its_imports_and_leaves_collection_on():
+    probe = ('import gc, sys; sys.argv = ["x"]; import harness.run; '
+             'print(gc.isenabled(), gc.get_freeze_count())')
+    done = subprocess.run([sys.executable, '-c', probe], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    enabled, frozen = done.stdout.split()
+    assert enabled == 'True' and int(frozen) > 100_000
+
+
 def test_missing_config_file_is_one_line_exit_2():
     done = subprocess.run([sys.executable, 'harness/run.py', 'configs/no_such.py'], cwd=REPO,
                           capture_output=True, text=True)

@@ -20,8 +20,8 @@ from PIL import Image, ImageOps
 from torchvision import transforms
 
 from tasks.datasets import ImageTextPairDataset
-from tasks.transforms import (BLIP_AUGMENTATIONS, BlipRandAugment, apply_op,
-                              build_image_transform)
+from tasks.transforms import (BLIP_AUGMENTATIONS, CLIP_MEAN, CLIP_STD, BlipRandAugment,
+                              ToNormalisedTensor, apply_op, build_image_transform)
 
 GREY = 128
 
@@ -220,7 +220,7 @@ def test_training_transform_is_blips_pipeline():
     pipeline = build_image_transform(32, train=True).transforms
     assert [type(t) for t in pipeline] == [
         transforms.RandomResizedCrop, transforms.RandomHorizontalFlip, BlipRandAugment,
-        transforms.ToTensor, transforms.Normalize]
+        ToNormalisedTensor]
     assert pipeline[0].scale == (0.5, 1.0)  # BLIP create_dataset(min_scale=0.5), fine-tuning
     assert _crop(build_image_transform(32, train=True, crop_scale=[0.2, 1.0])).scale == (0.2, 1.0)
     for bad in ((0.0, 1.0), (0.6, 0.5), (0.2, 1.5), (0.5,)):
@@ -236,3 +236,41 @@ def test_image_text_pairs_pass_the_crop_scale_on(tmp_path):
     assert _crop(default.transform).scale == (0.5, 1.0)
     assert _crop(pretrain.transform).scale == (0.2, 1.0)
     assert pretrain[0]['image'].shape == (3, 16, 16)
+
+
+# --- to a normalised tensor, as torchvision's ToTensor + Normalize ----------------------------
+
+def _torchvision_pipeline(train: bool, size: int = 20):
+    """The same pipeline spelt with torchvision's ToTensor and Normalize and a PIL RandAugment."""
+    resize = (transforms.RandomResizedCrop(size, scale=(0.2, 1.0),
+                                           interpolation=transforms.InterpolationMode.BICUBIC)
+              if train else transforms.Resize((size, size),
+                                              interpolation=transforms.InterpolationMode.BICUBIC))
+    return transforms.Compose([resize, *([BlipRandAugment()] if train else []),
+                               transforms.ToTensor(), transforms.Normalize(CLIP_MEAN, CLIP_STD)])
+
+
+@pytest.mark.parametrize('train', [True, False])
+def test_the_pipeline_gives_torchvisions_tensors_bit_for_bit(train):
+    rng = np.random.default_rng(1)
+    images = [Image.fromarray(rng.integers(0, 256, (17 + i % 9, 23 + i % 5, 3), dtype=np.uint8))
+              for i in range(120)]
+    ours = build_image_transform(20, train=train, hflip=False, crop_scale=(0.2, 1.0))
+    theirs = _torchvision_pipeline(train)
+    torch.manual_seed(5)
+    expected = [theirs(image) for image in images]
+    torch.manual_seed(5)
+    got = [ours(image) for image in images]
+    assert all(torch.equal(a, b) and b.is_contiguous() and b.shape == (3, 20, 20)
+               for a, b in zip(expected, got))
+
+
+def test_to_normalised_tensor_takes_arrays_and_refuses_what_it_cannot_scale(image):
+    to_tensor = ToNormalisedTensor(CLIP_MEAN, CLIP_STD)
+    reference = transforms.Normalize(CLIP_MEAN, CLIP_STD)(transforms.ToTensor()(image))
+    assert torch.equal(to_tensor(image), reference)
+    assert torch.equal(to_tensor(Image.fromarray(image)), reference)
+    with pytest.raises(ValueError, match='8-bit HxWxC'):
+        to_tensor(image.astype(np.float32))
+    with pytest.raises(ValueError, match='has a zero'):
+        ToNormalisedTensor(CLIP_MEAN, (0.5, 0.0, 0.5))
