@@ -130,23 +130,32 @@ def parent_cpus() -> List[int]:
 
 
 @contextmanager
-def scheduled_as_child(cpus: Optional[Sequence[int]]) -> Iterator[None]:
+def scheduled_as_child(cpus: Optional[Sequence[int]]) -> Iterator[Optional[Sequence[int]]]:
     """Within the block, the calling thread runs on ``cpus`` (Linux), as batch work if it
     had the normal policy, so a process started there inherits both; the thread's own CPUs
-    and policy come back after. ``None``, or a platform without these calls, changes
-    nothing."""
+    and policy come back after. Yields ``cpus``, or ``None`` where nothing was changed:
+    ``cpus`` None, a platform without these calls, or a system that refused them (a
+    container's policy), where the child simply shares every CPU."""
     if cpus is None or not hasattr(os, 'sched_setaffinity'):
-        yield
+        yield None
         return
     own_cpus, own_policy = os.sched_getaffinity(0), os.sched_getscheduler(0)
     own_param = os.sched_getparam(0)
-    os.sched_setaffinity(0, cpus)
-    if own_policy == os.SCHED_OTHER:
-        os.sched_setscheduler(0, os.SCHED_BATCH, own_param)
     try:
-        yield
+        os.sched_setaffinity(0, cpus)
+    except OSError:
+        yield None
+        return
+    try:
+        if own_policy == os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_BATCH, own_param)
+    except OSError:
+        pass  # pinned still; the batch policy only spares some context switches
+    try:
+        yield cpus
     finally:
-        os.sched_setscheduler(0, own_policy, own_param)
+        if os.sched_getscheduler(0) != own_policy:
+            os.sched_setscheduler(0, own_policy, own_param)
         os.sched_setaffinity(0, own_cpus)
 
 
@@ -176,11 +185,11 @@ def run_variant_jobs(jobs: Sequence[VariantJob]) -> List[StageTime]:
     started = time.perf_counter()
     children, relays = [], []
     try:
-        for job, cpus in zip(jobs, cpu_shares(len(jobs), parent_cpus())):
-            with lock:
-                print_log(f'[{job.label}] runs {describe_runs(job.runs)}{describe_cpus(cpus)}',
-                          logger='current')
-            with scheduled_as_child(cpus):
+        for job, share in zip(jobs, cpu_shares(len(jobs), parent_cpus())):
+            with scheduled_as_child(share) as cpus:
+                with lock:
+                    print_log(f'[{job.label}] runs {describe_runs(job.runs)}'
+                              f'{describe_cpus(cpus)}', logger='current')
                 child = subprocess.Popen(list(job.command), stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, text=True,
                                          env=child_environment())

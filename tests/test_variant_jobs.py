@@ -116,6 +116,21 @@ def test_each_child_runs_on_its_share_as_batch_work_with_this_thread_count(tmp_p
     assert (sorted(os.sched_getaffinity(0)), os.sched_getscheduler(0)) == own
 
 
+@pytest.mark.skipif(not hasattr(os, 'sched_setaffinity'), reason='Linux scheduling calls')
+def test_a_refused_pinning_leaves_the_child_on_every_cpu(tmp_path, monkeypatch):
+    def refuse(pid, cpus):
+        raise PermissionError('not in this container')
+    logged = []
+    monkeypatch.setattr(variant_jobs, 'print_log', lambda message, **_: logged.append(message))
+    monkeypatch.setattr(os, 'sched_setaffinity', refuse)
+    log = tmp_path / 'log'
+    body = (f'import json, os; '
+            f'open({str(log)!r}, "w").write(json.dumps(sorted(os.sched_getaffinity(0))))')
+    run_variant_jobs([script_job(tmp_path, 'job0', body), script_job(tmp_path, 'job1', '')])
+    assert json.loads(log.read_text()) == parent_cpus()
+    assert logged[0] == '[job0] runs job0 seed 0'  # no CPUs named
+
+
 def test_a_child_shares_the_runs_options_and_adds_its_variant_and_seed(tmp_path):
     args = run_cli_module.parse_args(['configs/ablation_sharing.py', '--cfg-options',
                                       'retrieval_k=4', 'model.sharing=none', '--force',
