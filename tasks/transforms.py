@@ -209,10 +209,11 @@ class ToNormalisedTensor:
                              'divide by zero; use the backbone\'s own std')
 
     def __call__(self, image: Union[Image.Image, np.ndarray]) -> torch.Tensor:
-        array = np.array(image) if isinstance(image, Image.Image) else image
+        array = np.array(image) if isinstance(image, Image.Image) else np.ascontiguousarray(image)
         if array.dtype != np.uint8 or array.ndim != 3:
             raise ValueError(f'{type(self).__name__}: expected an 8-bit HxWxC image, got '
-                             f'{array.dtype} values of shape {array.shape}')
+                             f'{array.dtype} values of shape {array.shape}; convert it to RGB '
+                             f'first (PIL: image.convert("RGB"))')
         pixels = torch.from_numpy(array).permute(2, 0, 1)
         pixels = pixels.to(torch.float32, memory_format=torch.contiguous_format)
         return pixels.div_(255).sub_(self.mean).div_(self.std)

@@ -270,7 +270,12 @@ def test_to_normalised_tensor_takes_arrays_and_refuses_what_it_cannot_scale(imag
     reference = transforms.Normalize(CLIP_MEAN, CLIP_STD)(transforms.ToTensor()(image))
     assert torch.equal(to_tensor(image), reference)
     assert torch.equal(to_tensor(Image.fromarray(image)), reference)
+    flipped = image[:, ::-1]  # a view with a negative stride
+    assert torch.equal(to_tensor(flipped), transforms.Normalize(CLIP_MEAN, CLIP_STD)(
+        transforms.ToTensor()(flipped.copy())))
     with pytest.raises(ValueError, match='8-bit HxWxC'):
         to_tensor(image.astype(np.float32))
+    with pytest.raises(ValueError, match='convert it to RGB'):
+        to_tensor(Image.fromarray(image).convert('L'))
     with pytest.raises(ValueError, match='has a zero'):
         ToNormalisedTensor(CLIP_MEAN, (0.5, 0.0, 0.5))
