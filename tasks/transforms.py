@@ -202,11 +202,12 @@ class ToNormalisedTensor:
     value, in a third of their operations (it runs once per training sample)."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
-        if not bool((self.std != 0).all()):
+        self.mean, self.std = tuple(mean), tuple(std)
+        if 0 in self.std:
             raise ValueError(f'{type(self).__name__}: std={list(std)} has a zero, which would '
                              'divide by zero; use the backbone\'s own std')
+        self._mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
+        self._std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
 
     def __call__(self, image: Union[Image.Image, np.ndarray]) -> torch.Tensor:
         array = np.array(image) if isinstance(image, Image.Image) else np.ascontiguousarray(image)
@@ -216,11 +217,10 @@ class ToNormalisedTensor:
                              f'first (PIL: image.convert("RGB"))')
         pixels = torch.from_numpy(array).permute(2, 0, 1)
         pixels = pixels.to(torch.float32, memory_format=torch.contiguous_format)
-        return pixels.div_(255).sub_(self.mean).div_(self.std)
+        return pixels.div_(255).sub_(self._mean).div_(self._std)
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(mean={self.mean.flatten().tolist()}, '
-                f'std={self.std.flatten().tolist()})')
+        return f'{type(self).__name__}(mean={self.mean}, std={self.std})'
 
 
 def _check_crop_scale(crop_scale: Sequence[float]) -> tuple[float, float]:
