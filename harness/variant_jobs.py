@@ -123,10 +123,9 @@ def cpu_shares(jobs: int, cpus: Sequence[int]) -> List[Optional[List[int]]]:
 
 
 def parent_cpus() -> List[int]:
-    """The CPUs this process may run on (every CPU where the platform cannot say)."""
-    if hasattr(os, 'sched_getaffinity'):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))
+    """The CPUs this process may run on; none where the platform cannot say or pin (then
+    children are not pinned)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else []
 
 
 @contextmanager
