@@ -1,5 +1,6 @@
 """Config references (``'${name}'``, whole or inside a string) and ``data_root`` resolution;
 every config under configs/ loads and resolves with no reference left over."""
+import inspect
 import re
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from conftest import TINY_TOYWORLD_CFG
 
 from harness.config import load_config, resolve_config, resolve_references
 from harness.experiment import variant_config, variant_names
+from tasks.caption.evaluate import evaluate_caption
 
 CONFIGS = sorted(str(path) for path in Path('configs').glob('*.py'))
 
@@ -92,15 +94,22 @@ def dataset_roots(value) -> set:
     return set()
 
 
+def placeholder_paths(plain: dict, folder: Path) -> dict:
+    """The options a real-data config needs from its user (data, BERT and checkpoint
+    paths), as paths under ``folder``."""
+    options = {}
+    if plain.get('data_root') is None:  # real data: the user names the folders
+        options.update(data_root=str(folder), bert_dir=str(folder / 'bert'))
+    if 'checkpoint' in plain:
+        options.update(checkpoint=str(folder / 'model.pth'))
+    return options
+
+
 @pytest.mark.parametrize('config', CONFIGS)
 def test_every_config_loads_and_resolves(config, tiny_toyworld, tmp_path):
-    options = dict(TINY_TOYWORLD_CFG, toyworld_dir=str(tiny_toyworld))
     plain = load_config(config)
-    if plain.get('data_root') is None:  # real data: the user names the folders
-        options.update(data_root=str(tmp_path), bert_dir=str(tmp_path / 'bert'))
-    if 'checkpoint' in plain:
-        options.update(checkpoint=str(tmp_path / 'model.pth'))
-    cfg = load_config(config, options)
+    cfg = load_config(config, dict(TINY_TOYWORLD_CFG, toyworld_dir=str(tiny_toyworld),
+                                   **placeholder_paths(plain, tmp_path)))
     folder = str(tmp_path if plain.get('data_root') is None else tiny_toyworld)
     if 'experiment' not in cfg:
         resolved = resolve_config(cfg)
@@ -113,6 +122,33 @@ def test_every_config_loads_and_resolves(config, tiny_toyworld, tmp_path):
         assert not leftover_references([settings, stages]), variant
         assert dataset_roots(stages) == {folder}, variant
     assert not leftover_references(resolve_references(cfg.get('leaderboard'), cfg))
+
+
+def caption_metric_families(stage: dict) -> set:
+    """The caption metric families an ``EvaluateStage`` of task ``caption`` computes."""
+    default = inspect.signature(evaluate_caption).parameters['metrics'].default
+    return set(stage.get('options', {}).get('metrics', default))
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_every_caption_metric_a_board_shows_is_computed(config, tmp_path):
+    cfg = load_config(config, placeholder_paths(load_config(config), tmp_path))
+    if 'experiment' not in cfg or not cfg.get('leaderboard'):
+        return
+    shown = {'BLEU' if metric.startswith('BLEU-') else metric
+             for task, _, _, metric in cfg['leaderboard'].get('primary_metrics', [])
+             if task == 'caption'}
+    for variant in variant_names(cfg):
+        for stage in resolve_references(cfg['experiment']['stages'], variant_config(cfg, variant)):
+            if stage.get('type') == 'EvaluateStage' and stage.get('task') == 'caption':
+                assert shown <= caption_metric_families(stage), (variant, stage['name'])
+
+
+def test_the_main_job_computes_only_the_caption_metrics_of_blip_table_3():
+    cfg = load_config('configs/ablation_sharing.py')
+    stages = resolve_references(cfg['experiment']['stages'], variant_config(cfg, 'all'))
+    [caption] = [stage for stage in stages if stage.get('task') == 'caption']
+    assert caption_metric_families(caption) == {'BLEU', 'CIDEr'}  # no METEOR JVM to start
 
 
 def test_importing_the_readers_does_not_import_the_toyworld_generator():

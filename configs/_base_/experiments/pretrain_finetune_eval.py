@@ -49,6 +49,10 @@ retrieval_selection = dict(
 finetune_train_cfg = dict(by_epoch=True, max_epochs='${finetune_epochs}',
                           val_begin='${finetune_val_begin}')
 caption_model = dict(losses=('lm',), prompt='a picture of ', max_text_length=40)
+# The caption test metrics: COCOEvalCap's five (SPICE only where its CoreNLP jars are
+# installed). An experiment whose board shows fewer can compute fewer: METEOR starts a JVM
+# that loads its paraphrase tables (~7 s of one core per process).
+caption_test_metrics = ['BLEU', 'METEOR', 'ROUGE-L', 'CIDEr', 'SPICE']
 retrieval_model = dict(losses=('itc', 'itm'), max_text_length=35)
 
 experiment = dict(
@@ -74,7 +78,7 @@ experiment = dict(
              checkpoint_from='finetune_caption', params_from='pretrain',
              dataset='${caption_test_dataset}', dataset_name='${eval_dataset_name}',
              split='test', model='${caption_model}',
-             options=dict(batch_size='${eval_batch_size}')),
+             options=dict(batch_size='${eval_batch_size}', metrics='${caption_test_metrics}')),
         dict(type='EvaluateStage', name='eval_retrieval', task='retrieval',
              checkpoint_from='pretrain', params_from='pretrain',
              dataset='${retrieval_test_dataset}', dataset_name='${eval_dataset_name}',

@@ -2,6 +2,11 @@
 # Four variants through the pre-train -> fine-tune -> evaluate stages.
 _base_ = ['./pretrain_finetune_eval.py']
 
+# BLIP's Table 3 reports BLEU-4 and CIDEr for captioning, and so does this board: METEOR,
+# ROUGE-L and SPICE are not computed (METEOR alone costs each process a ~7 s JVM start).
+# Add them here to have them in each run's results record.
+caption_test_metrics = ['BLEU', 'CIDEr']
+
 experiment = dict(
     name='ablation_sharing',
     variants=dict(
