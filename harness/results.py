@@ -15,11 +15,12 @@ import os
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from harness.core.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    import pandas
 
 RESULTS_FILENAME = 'results.jsonl'
 
@@ -187,7 +188,7 @@ def collect_records(roots: Iterable[str | Path]) -> list[ResultRecord]:
     return records
 
 
-def records_to_frame(records: Iterable[ResultRecord]) -> pd.DataFrame:
+def records_to_frame(records: Iterable[ResultRecord]) -> 'pandas.DataFrame':
     """One row per record; ``metrics`` and ``throughput`` flattened into columns
     ``metrics.<name>`` and ``throughput.<unit>``; ``extra`` is left out."""
     rows = []
@@ -197,7 +198,8 @@ def records_to_frame(records: Iterable[ResultRecord]) -> pd.DataFrame:
         row.update({f'metrics.{name}': _as_float(value) for name, value in record.metrics.items()})
         row.update({f'throughput.{unit}': value for unit, value in record.throughput.items()})
         rows.append(row)
-    return pd.DataFrame(rows)
+    import pandas  # here, not at the top: only boards and reports build frames
+    return pandas.DataFrame(rows)
 
 
 def _as_float(value: Any) -> float:

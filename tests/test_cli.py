@@ -67,6 +67,16 @@ def test_the_entry_point_freezes_its_imports_and_leaves_collection_on():
     assert enabled == 'True' and int(frozen) > 100_000
 
 
+def test_a_run_that_writes_no_board_imports_neither_scipy_nor_pandas():
+    # Every --jobs child imports the entry point and every registry plugin; only the
+    # parent's board needs SciPy's tests and pandas' frames (0.6 s of imports together).
+    probe = ('import sys; sys.argv = ["x"]; import harness.run, tasks, backbones; '
+             'print(sorted({"scipy", "pandas"} & set(sys.modules)))')
+    done = subprocess.run([sys.executable, '-c', probe], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == ['[]']
+
+
 def test_missing_config_file_is_one_line_exit_2():
     done = subprocess.run([sys.executable, 'harness/run.py', 'configs/no_such.py'], cwd=REPO,
                           capture_output=True, text=True)

@@ -10,8 +10,6 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from scipy import stats
-
 from harness.boards.aggregate import MetricKey, mean_std, records_by_variant, seed_values
 from harness.boards.spec import BoardSpec
 from harness.core.paper import PaperTable, paper_reference
@@ -60,6 +58,7 @@ def rank_agreement(key: MetricKey, spec: BoardSpec, records: Sequence[ResultReco
     if len(variants) < 2:
         return None
     ours = [mean_std(seed_values(by_variant[v], key[3]))[0] for v in variants]
+    from scipy import stats  # here, not at the top: only a board needs SciPy (0.7 s to import)
     result = stats.kendalltau(ours, [paper[v] for v in variants])
     return RankAgreement(key, float(result.statistic), float(result.pvalue), variants)
 
