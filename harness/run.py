@@ -17,7 +17,7 @@ if __package__ in (None, ''):  # run as a script: import from the repository roo
     # this folder's modules (config.py, hooks.py...) from shadowing top-level imports
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-# The imports below leave some 600,000 long-lived objects: garbage collection while they
+# The imports below leave some 500,000 long-lived objects: garbage collection while they
 # load is wasted work (a fifth of their time), and frozen afterwards, later collections skip
 # them (1.5 s less per process on the main job's 2-core CPU).
 _COLLECTING = gc.isenabled()
