@@ -70,7 +70,10 @@ def test_the_entry_point_freezes_its_imports_and_leaves_collection_on():
 def test_a_run_that_writes_no_board_imports_neither_scipy_nor_pandas():
     # Every --jobs child imports the entry point and every registry plugin; only the
     # parent's board needs SciPy's tests and pandas' frames (0.6 s of imports together).
-    probe = ('import sys; sys.argv = ["x"]; import harness.run, tasks, backbones; '
+    probe = ('import importlib, sys; sys.argv = ["x"]; import harness.run; '
+             'from harness.core.registry import plugin_modules; '
+             '[importlib.import_module(name) for name in '
+             'plugin_modules("backbones") + plugin_modules("tasks")]; '
              'print(sorted({"scipy", "pandas"} & set(sys.modules)))')
     done = subprocess.run([sys.executable, '-c', probe], cwd=REPO, capture_output=True,
                           text=True, check=True)
