@@ -15,7 +15,7 @@ from ..batch_inference import infer_dataset, on_main_process, settings_tag
 from ..cache_keys import results_key
 from ..datasets.device_decode import images_on_device
 from ..precision import at_precision, numeric_precision
-from ..metrics.caption import coco_caption_metrics
+from ..metrics.caption import CAPTION_METRIC_FAMILIES, coco_caption_metrics
 
 # BLIP's captioning decoding; length_normalization is spelled out so that the cache tag
 # (a hash of these options) tells captions of the transformers-4.15 rule from others.
@@ -66,7 +66,7 @@ def caption_dataset(model, dataset, *, device='cpu', work_dir=None, cache_key=No
 @TASKS.register_module(name='caption')
 def evaluate_caption(model, dataset, *, device='cpu', work_dir=None, cache_key=None,
                      batch_size=32, num_workers=0, decoding=None, save_every=10, seed=0,
-                     metrics=('BLEU', 'METEOR', 'ROUGE-L', 'CIDEr', 'SPICE'),
+                     metrics=CAPTION_METRIC_FAMILIES,
                      autocast_dtype: Optional[str] = None,
                      weights_dtype: Optional[str] = None) -> TaskResult:
     """Caption every image of a ``CaptionEvalDataset`` and score against its ``gt_file``.
