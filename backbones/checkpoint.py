@@ -3,11 +3,12 @@
 ``load_checkpoint`` reads a checkpoint (a ``.pth``/``.bin``/``.safetensors`` file, a
 ``save_pretrained`` directory, or an in-memory state dict), tells its kind from its keys,
 renames the keys (:mod:`backbones.key_maps`), fits what can be fitted (``pos_embed`` at
-another resolution (timm's and open_clip's tables), a vocabulary grown by ``[DEC]``/``[ENC]``, size-1 dimensions of
-``class_embedding``; a tensor of the right element count but another layout, e.g. a
-transposed projection, is a mismatch, never reshaped), sets model settings the checkpoint was trained with (Hugging Face
-BLIP's LayerNorm eps) and returns a :class:`LoadReport` naming every key that was missing,
-unexpected, dropped, reshaped or mismatched: unlike the official loader, nothing is dropped
+another resolution (timm's and open_clip's tables), a vocabulary grown by
+``[DEC]``/``[ENC]``, size-1 dimensions of ``class_embedding``; a tensor of the right element
+count but another layout, e.g. a transposed projection, is a mismatch, never reshaped), sets
+model settings the checkpoint was trained with (Hugging Face BLIP's LayerNorm eps) and
+returns a :class:`LoadReport` naming every key that was missing, unexpected, dropped,
+reshaped or mismatched: unlike the official loader, nothing is dropped
 silently. Pickled files are always read with ``weights_only=True``; a file that needs
 more is refused, never re-read unsafely.
 

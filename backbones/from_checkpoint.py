@@ -157,8 +157,8 @@ def official_architecture(state: Mapping[str, torch.Tensor], where: str) -> dict
     text_prefix = next((p for p in TEXT_PREFIXES if f'{p}embeddings.word_embeddings.weight'
                         in state), None)
     if text_prefix is None:
-        raise CheckpointError(f'{where} holds no text transformer (no '
-                              f'{" or ".join(p + "embeddings.word_embeddings.weight" for p in TEXT_PREFIXES)})')
+        expected = ' or '.join(f'{p}embeddings.word_embeddings.weight' for p in TEXT_PREFIXES)
+        raise CheckpointError(f'{where} holds no text transformer (no {expected})')
     vocab_size, hidden = shape(f'{text_prefix}embeddings.word_embeddings.weight')
     layer = f'{text_prefix}encoder.layer.0.'
     cross_width = shape(f'{layer}crossattention.self.key.weight')[1]

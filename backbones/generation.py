@@ -167,7 +167,8 @@ class CachedDecoderSteps:
 
 
 def repeat_rows(tensor: torch.Tensor, times: int) -> torch.Tensor:
-    """Each row of ``tensor`` repeated ``times`` times consecutively (``[B, ...] -> [B*times, ...]``)."""
+    """Each row of ``tensor`` repeated ``times`` times consecutively
+    (``[B, ...] -> [B*times, ...]``)."""
     return tensor if times == 1 else tensor.repeat_interleave(times, dim=0)
 
 

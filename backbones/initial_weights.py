@@ -11,9 +11,10 @@ A training stage describes this with
 
 where ``type='random'`` keeps the constructor's weights on purpose. Each part's ``type`` is
 a key of :data:`VISION_INITS` / :data:`TEXT_INITS` (``'open_clip'``: a CLIP image tower for
-an ``OpenClipTower`` image encoder; add an entry for a new source). :func:`initialise_weights` loads both parts strictly (a file that does not
-fit fails), logs the reports and returns a JSON-ready record of where the weights came
-from: path, the sha256 of every file read and the report's counts.
+an ``OpenClipTower`` image encoder; add an entry for a new source).
+:func:`initialise_weights` loads both parts strictly (a file that does not fit fails), logs
+the reports and returns a JSON-ready record of where the weights came from: path, the
+sha256 of every file read and the report's counts.
 """
 import hashlib
 from pathlib import Path

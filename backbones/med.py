@@ -586,7 +586,8 @@ def share_encoder_decoder(encoder: MedTextModel, decoder: MedTextModel, policy: 
     (as BLIP's ``tie_encoder_decoder_weights``, which skips only the named part).
     """
     if policy not in SHARING_POLICIES:
-        raise ValueError(f'sharing policy must be one of {sorted(SHARING_POLICIES)}, got {policy!r}')
+        raise ValueError(f'sharing policy must be one of {sorted(SHARING_POLICIES)}, '
+                         f'got {policy!r}')
     parts = SHARING_POLICIES[policy]
     if policy != 'none':
         decoder.embeddings = encoder.embeddings

@@ -1,6 +1,7 @@
 # BLIP's retrieval protocol (ITC top-k re-ranked by ITM match logit + cosine) for a given
 # checkpoint, its architecture and resolution read from the checkpoint. Inheriting configs
-# add a dataset base (with the test set's image_size None: the model's) and set `eval_dataset_name` and `retrieval_k` (256 COCO, 128 Flickr30K).
+# add a dataset base (with the test set's image_size None: the model's) and set
+# `eval_dataset_name` and `retrieval_k` (256 COCO, 128 Flickr30K).
 _base_ = ['./evaluate_checkpoint.py']
 
 model = dict(max_text_length=35)
