@@ -44,6 +44,7 @@ OPERATIONS = {'gelu': 0, 'residual': 1}  # BLIP_OP values in linear_epilogue.cu
 TILE_CONFIGS = (0, 1, 2)  # BLIP_CONFIG: ping-pong 128x128, cooperative 128x256 / 256x128
 ALIGNMENT = 8  # bf16 elements per 16-byte TMA access: K and N must be multiples of it
 TUNING_REPEATS = 5
+COMPILE_PEAK_BYTES = 3 << 30  # one CUTLASS object's nvcc peaks near 2.3 GiB (measured)
 
 _chosen_config: Dict[Tuple[str, int, int, int], int] = {}
 _ready: Dict[int, bool] = {}
@@ -106,6 +107,28 @@ def library_path(nvcc: str, include: pathlib.Path) -> pathlib.Path:
     return cache_root() / digest.hexdigest()[:16] / 'liblinear_epilogue.so'
 
 
+def available_memory_bytes() -> Optional[int]:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes; None where the system does not say."""
+    try:
+        for line in pathlib.Path('/proc/meminfo').read_text().splitlines():
+            if line.startswith('MemAvailable:'):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def parallel_compiles(objects: int) -> int:
+    """How many nvcc processes to run at once: one per object, but no more than there are
+    CPUs, nor than the available memory holds (ten at once ran a 24 GiB machine out of it);
+    at least one."""
+    limits = [objects, os.cpu_count() or 1]
+    memory = available_memory_bytes()
+    if memory is not None:
+        limits.append(memory // COMPILE_PEAK_BYTES)
+    return max(1, min(limits))
+
+
 def build(nvcc: str, include: pathlib.Path, target: pathlib.Path) -> None:
     """Compiles the objects in parallel and links them into ``target`` (atomically); logs
     the start (a build takes minutes) and the time it took."""
@@ -113,9 +136,11 @@ def build(nvcc: str, include: pathlib.Path, target: pathlib.Path) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         commands = compile_commands(nvcc, include, pathlib.Path(scratch))
-        print_log(f'building the fused linear kernels: {len(commands)} CUTLASS objects in '
-                  f'parallel (minutes on a few cores) into {target}', logger='current')
-        with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        workers = parallel_compiles(len(commands))
+        print_log(f'building the fused linear kernels: {len(commands)} CUTLASS objects, '
+                  f'{workers} at a time (minutes on a few cores) into {target}',
+                  logger='current')
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(
                 lambda command: subprocess.run(command, capture_output=True, text=True),
                 commands.values()))
