@@ -107,10 +107,10 @@ def library_path(nvcc: str, include: pathlib.Path) -> pathlib.Path:
     return cache_root() / digest.hexdigest()[:16] / 'liblinear_epilogue.so'
 
 
-def available_memory_bytes() -> Optional[int]:
-    """``MemAvailable`` of ``/proc/meminfo`` in bytes; None where the system does not say."""
+def available_memory_bytes(meminfo: str = '/proc/meminfo') -> Optional[int]:
+    """``MemAvailable`` of ``meminfo`` in bytes; None where the system does not say."""
     try:
-        for line in pathlib.Path('/proc/meminfo').read_text().splitlines():
+        for line in pathlib.Path(meminfo).read_text().splitlines():
             if line.startswith('MemAvailable:'):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
@@ -118,11 +118,18 @@ def available_memory_bytes() -> Optional[int]:
     return None
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the platform says, else all)."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def parallel_compiles(objects: int) -> int:
-    """How many nvcc processes to run at once: one per object, but no more than there are
-    CPUs, nor than the available memory holds (ten at once ran a 24 GiB machine out of it);
-    at least one."""
-    limits = [objects, os.cpu_count() or 1]
+    """How many nvcc processes to run at once: one per object, but no more than the CPUs
+    this process may use, nor than the available memory holds (ten at once ran a 24 GiB
+    machine out of it); at least one."""
+    limits = [objects, usable_cpus()]
     memory = available_memory_bytes()
     if memory is not None:
         limits.append(memory // COMPILE_PEAK_BYTES)

@@ -191,12 +191,12 @@ def test_build_compiles_every_object_and_links_them(tmp_path, monkeypatch):
 
 
 def test_compiles_at_once_are_bounded_by_objects_cpus_and_memory(monkeypatch):
-    monkeypatch.setattr(fused_linear.os, 'cpu_count', lambda: 16)
+    monkeypatch.setattr(fused_linear, 'usable_cpus', lambda: 16)
     monkeypatch.setattr(fused_linear, 'available_memory_bytes', lambda: 64 << 30)
     assert fused_linear.parallel_compiles(6) == 6
-    monkeypatch.setattr(fused_linear.os, 'cpu_count', lambda: 2)
+    monkeypatch.setattr(fused_linear, 'usable_cpus', lambda: 2)
     assert fused_linear.parallel_compiles(6) == 2
-    monkeypatch.setattr(fused_linear.os, 'cpu_count', lambda: 16)
+    monkeypatch.setattr(fused_linear, 'usable_cpus', lambda: 16)
     monkeypatch.setattr(fused_linear, 'available_memory_bytes', lambda: 10 << 30)
     assert fused_linear.parallel_compiles(6) == 3
     monkeypatch.setattr(fused_linear, 'available_memory_bytes', lambda: 1 << 30)
@@ -205,10 +205,15 @@ def test_compiles_at_once_are_bounded_by_objects_cpus_and_memory(monkeypatch):
     assert fused_linear.parallel_compiles(6) == 6
 
 
-def test_available_memory_is_read_from_meminfo_on_linux():
-    memory = fused_linear.available_memory_bytes()
-    if pathlib.Path('/proc/meminfo').is_file():
-        assert memory is not None and memory > 1 << 20
+def test_available_memory_is_read_from_meminfo(tmp_path):
+    meminfo = tmp_path / 'meminfo'
+    meminfo.write_text('MemTotal:       24000000 kB\nMemFree:  100 kB\n'
+                       'MemAvailable:   12345678 kB\n')
+    assert fused_linear.available_memory_bytes(str(meminfo)) == 12345678 * 1024
+    meminfo.write_text('MemTotal:       24000000 kB\n')  # an old kernel: no estimate
+    assert fused_linear.available_memory_bytes(str(meminfo)) is None
+    assert fused_linear.available_memory_bytes(str(tmp_path / 'absent')) is None
+    assert fused_linear.usable_cpus() >= 1
 
 
 def test_a_failed_build_says_why_and_leaves_no_library(tmp_path, monkeypatch):
