@@ -4,15 +4,15 @@ On an H200 the ViT's matrix products run at cuBLAS's speed, and what is left bes
 element-wise work: BLIP's exact (erf) GELU after the first MLP product alone costs 0.32 ms a
 block (ViT-B/16, 384 px, batch 128). cuBLAS can only fuse a tanh-approximate GELU, and
 Triton's products are slower than cuBLAS's; CUTLASS's warp-specialized Hopper kernels take
-any epilogue. :mod:`backbones.cuda`'s ``linear_epilogue.cu`` instantiates two of them (on an
-H200 the residual epilogue comes nearly free, while the erf of the GELU epilogue costs about
-0.21 ms over the bare product at the ViT's first MLP shape: README, "Fused ViT epilogues"):
+any epilogue. :mod:`backbones.cuda`'s ``linear_epilogue.cu`` instantiates two of them (README,
+"Fused ViT epilogues"):
 
-* :func:`linear_gelu`: ``gelu(x @ w^T + b)``, exact GELU;
-* :func:`linear_residual`: ``residual + (x @ w^T + b)``.
-
-Both sum in fp32 and round to bf16 once, where the unfused path rounds the product to bf16
-before the GELU or the add: the fused result is the more accurate of the two.
+* :func:`linear_gelu`: ``F.gelu`` of the bf16 product ``x @ w^T + b``, exact GELU: the sum is
+  rounded to bf16 as the unfused path rounds it, and its GELU read from a table of
+  ``F.gelu``'s own results for every bf16 value in [2^-10, 8) in magnitude (:func:`gelu_table`;
+  the rest follow from the formula), which costs less than computing the erf in the epilogue;
+* :func:`linear_residual`: ``residual + (x @ w^T + b)``, summed in fp32 and rounded to bf16
+  once, where the unfused path rounds the product before the add.
 
 The kernels are compiled on first use with ``nvcc`` (``$CUDACXX`` or ``nvcc`` on ``PATH``)
 against a CUTLASS checkout named by ``$BLIP_CUTLASS_DIR`` (its ``include/`` is enough), into
@@ -31,7 +31,7 @@ import tempfile
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -45,9 +45,11 @@ TILE_CONFIGS = (0, 1, 2)  # BLIP_CONFIG: ping-pong 128x128, cooperative 128x256 
 ALIGNMENT = 8  # bf16 elements per 16-byte TMA access: K and N must be multiples of it
 TUNING_REPEATS = 5
 COMPILE_PEAK_BYTES = 3 << 30  # one CUTLASS object's nvcc peaks near 2.3 GiB (measured)
+TABLE_LOW_EXPONENT, TABLE_EXPONENTS = 117, 13  # GeluOfBf16's table: magnitudes [2^-10, 8)
 
 _chosen_config: Dict[Tuple[str, int, int, int], int] = {}
 _ready: Dict[int, bool] = {}
+_gelu_table_loaded: Set[int] = set()
 
 
 class FusedLinearUnavailable(RuntimeError):
@@ -180,6 +182,10 @@ def library() -> ctypes.CDLL:
             workspace = getattr(lib, f'blip_linear_workspace_{op}_{config}')
             workspace.restype = ctypes.c_size_t
             workspace.argtypes = [ctypes.c_int] * 4
+    for config in TILE_CONFIGS:
+        set_table = getattr(lib, f'blip_linear_set_table_{OPERATIONS["gelu"]}_{config}')
+        set_table.restype = ctypes.c_int
+        set_table.argtypes = [ctypes.c_void_p] * 2
     return lib
 
 
@@ -209,6 +215,39 @@ def kernels_ready(device_index: int) -> bool:
     return _ready[device_index]
 
 
+def gelu_table(device: torch.device) -> torch.Tensor:
+    """``F.gelu`` of every bf16 value the GELU epilogue looks up, computed by ``F.gelu`` itself
+    on ``device``, as int16 bit patterns in the kernel's order: sign, then exponent from
+    ``TABLE_LOW_EXPONENT``, then the 7 mantissa bits."""
+    entry = torch.arange(2 * TABLE_EXPONENTS * 128, dtype=torch.int32)
+    sign, magnitude = entry // (TABLE_EXPONENTS * 128), entry % (TABLE_EXPONENTS * 128)
+    bits = (sign << 15) | ((TABLE_LOW_EXPONENT << 7) + magnitude)
+    values = bits.to(torch.int16).view(torch.bfloat16).to(device)
+    return torch.nn.functional.gelu(values).view(torch.int16)
+
+
+def _load_gelu_table(device: torch.device) -> None:
+    """Copies :func:`gelu_table` to where each GELU kernel on ``device`` reads it: once per
+    device, before its first GELU product, which must not be inside a CUDA graph capture."""
+    index = device.index or 0
+    if index in _gelu_table_loaded:
+        return
+    if torch.cuda.is_current_stream_capturing():
+        raise RuntimeError('the fused GELU product first ran inside a CUDA graph capture: run it '
+                           'once outside the capture (a warm-up call) so that its table is set')
+    table = gelu_table(device)
+    stream = torch.cuda.current_stream(device)
+    lib = library()
+    with torch.cuda.device(index):
+        for config in TILE_CONFIGS:
+            status = getattr(lib, f'blip_linear_set_table_{OPERATIONS["gelu"]}_{config}')(
+                table.data_ptr(), stream.cuda_stream)
+            if status:
+                raise RuntimeError(f'copying the GELU table failed with CUDA error {status}')
+    stream.synchronize()
+    _gelu_table_loaded.add(index)
+
+
 def launch(op: str, config: int, x, weight, bias, residual, out) -> None:
     """Runs ``op`` with tile configuration ``config`` into ``out`` on the current stream
     (2-D, contiguous, 16-byte-aligned operands; ``residual`` None for GELU); raises with
@@ -217,6 +256,8 @@ def launch(op: str, config: int, x, weight, bias, residual, out) -> None:
     sms = torch.cuda.get_device_properties(x.device).multi_processor_count
     code = OPERATIONS[op]
     lib = library()
+    if op == 'gelu':
+        _load_gelu_table(x.device)
     size = getattr(lib, f'blip_linear_workspace_{code}_{config}')(rows, features, inputs, sms)
     workspace = torch.empty(size, dtype=torch.uint8, device=x.device) if size else None
     status = getattr(lib, f'blip_linear_run_{code}_{config}')(
@@ -284,7 +325,8 @@ def _fused(op: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
 
 @torch.library.custom_op('blip_harness::linear_gelu', mutates_args=())
 def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``F.gelu(F.linear(x, weight, bias))`` (exact GELU) as one fused product."""
+    """``F.gelu(F.linear(x, weight, bias))`` (exact GELU of the bf16 product) as one fused
+    product."""
     return _fused('gelu', x, weight, bias, None)
 
 

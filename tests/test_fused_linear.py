@@ -1,7 +1,6 @@
 """The CUTLASS fused linear layers' CPU-side contract: when they serve, how they are built,
 what they say when they cannot be, and their shapes under torch.compile's fake tensors.
 (The kernels' values are checked on the GPU by ``benchmarks.bench_fused_linear``.)"""
-import functools
 import pathlib
 import sys
 
@@ -280,20 +279,39 @@ def test_the_tuner_times_nothing_while_a_graph_is_captured(monkeypatch):
 
 def product_then(activation):
     """A stand-in for ``fused_linear.launch`` on the CPU: the product in float32, then
-    ``activation``, rounded to bf16 into ``out``."""
+    ``activation`` of that float32 sum, rounded to bf16 into ``out``."""
     def launch(op, config, x, weight, bias, residual, out):
         out.copy_(activation(x.float() @ weight.float().t() + bias.float()).bfloat16())
     return launch
 
 
-def test_the_gelu_check_passes_exact_gelu_and_counts_an_approximate_one(monkeypatch):
+def test_the_gelu_check_passes_the_unfused_bf16_gelu_and_counts_others(monkeypatch):
     from benchmarks import bench_fused_linear
     sums = bench_fused_linear.every_bf16_and_random_sums(20_000, device='cpu')
-    assert torch.isfinite(sums).all() and sums.numel() == 65280 + 20_000
-    monkeypatch.setattr(fused_linear, 'launch', product_then(torch.nn.functional.gelu))
+    assert sums.numel() == 65283 + 20_000  # every bf16 value but 253 of the 254 NaN patterns
+    assert sums.isinf().sum() == 2 and sums.isnan().sum() == 1
+    gelu = torch.nn.functional.gelu
+    monkeypatch.setattr(fused_linear, 'launch', product_then(lambda s: gelu(s.bfloat16())))
     assert bench_fused_linear.gelu_mismatches(sums) == []
-    tanh_gelu = functools.partial(torch.nn.functional.gelu, approximate='tanh')
-    monkeypatch.setattr(fused_linear, 'launch', product_then(tanh_gelu))
-    failures = bench_fused_linear.gelu_mismatches(sums)
-    assert len(failures) == len(fused_linear.TILE_CONFIGS)
-    assert all('of 85280 differ' in failure for failure in failures)
+    for not_unfused in (gelu, lambda s: gelu(s.bfloat16(), approximate='tanh')):
+        monkeypatch.setattr(fused_linear, 'launch', product_then(not_unfused))
+        failures = bench_fused_linear.gelu_mismatches(sums)
+        assert len(failures) == len(fused_linear.TILE_CONFIGS)
+        assert all('of 85283 differ' in failure for failure in failures)
+
+
+def test_the_gelu_table_is_in_the_order_the_kernel_reads_it():
+    """Mirrors ``gelu_of_bf16_bits`` in linear_epilogue.cu: an in-range bf16 value's entry is
+    its magnitude's offset from 2^-10, plus the entries of one sign for a negative value."""
+    table = fused_linear.gelu_table(torch.device('cpu'))
+    per_sign = fused_linear.TABLE_EXPONENTS * 128
+    assert table.shape == (2 * per_sign,) and table.dtype == torch.int16
+    values = torch.tensor([2 ** -10, 0.1, 1.0, 7.96875, -2 ** -10, -0.5, -7.96875],
+                          dtype=torch.bfloat16)
+    bits = values.view(torch.int16).to(torch.int32) & 0xFFFF
+    index = (bits & 0x7FFF) - (fused_linear.TABLE_LOW_EXPONENT << 7) + (bits >> 15) * per_sign
+    assert ((0 <= index) & (index < 2 * per_sign)).all()
+    assert torch.equal(table[index], torch.nn.functional.gelu(values).view(torch.int16))
+    below, above = torch.tensor([2 ** -11, 8.0], dtype=torch.bfloat16).view(torch.int16)
+    assert (below & 0x7FFF) < fused_linear.TABLE_LOW_EXPONENT << 7
+    assert (above & 0x7FFF) - (fused_linear.TABLE_LOW_EXPONENT << 7) == per_sign
