@@ -277,6 +277,15 @@ def test_the_tuner_times_nothing_while_a_graph_is_captured(monkeypatch):
     assert fused_linear._chosen_config == {}  # chosen again once not capturing
 
 
+def test_the_gelu_table_is_not_first_set_inside_a_graph_capture(monkeypatch):
+    monkeypatch.setattr(fused_linear, '_gelu_table_loaded', set())
+    monkeypatch.setattr(fused_linear, 'library', lambda: pytest.fail('table copied'))
+    monkeypatch.setattr(torch.cuda, 'is_current_stream_capturing', lambda: True)
+    with pytest.raises(RuntimeError, match='outside the capture'):
+        fused_linear._load_gelu_table(torch.device('cuda', 0))
+    assert fused_linear._gelu_table_loaded == set()
+
+
 def product_then(activation):
     """A stand-in for ``fused_linear.launch`` on the CPU: the product in float32, then
     ``activation`` of that float32 sum, rounded to bf16 into ``out``."""
