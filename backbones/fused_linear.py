@@ -182,10 +182,10 @@ def library() -> ctypes.CDLL:
             workspace = getattr(lib, f'blip_linear_workspace_{op}_{config}')
             workspace.restype = ctypes.c_size_t
             workspace.argtypes = [ctypes.c_int] * 4
-    for config in TILE_CONFIGS:
-        set_table = getattr(lib, f'blip_linear_set_table_{OPERATIONS["gelu"]}_{config}')
-        set_table.restype = ctypes.c_int
-        set_table.argtypes = [ctypes.c_void_p] * 2
+            if op == OPERATIONS['gelu']:
+                set_table = getattr(lib, f'blip_linear_set_table_{op}_{config}')
+                set_table.restype = ctypes.c_int
+                set_table.argtypes = [ctypes.c_void_p] * 2
     return lib
 
 
