@@ -10,7 +10,8 @@ any epilogue. :mod:`backbones.cuda`'s ``linear_epilogue.cu`` instantiates two of
 * :func:`linear_gelu`: ``F.gelu`` of the bf16 product ``x @ w^T + b``, exact GELU: the sum is
   rounded to bf16 as the unfused path rounds it, and its GELU read from a table of
   ``F.gelu``'s own results for every bf16 value in [2^-10, 8) in magnitude (:func:`gelu_table`;
-  the rest follow from the formula), which costs less than computing the erf in the epilogue;
+  outside that range the value times a multiplier from the same table: 0.5 below, 1 or 0
+  above), which costs less than computing the erf in the epilogue;
 * :func:`linear_residual`: ``residual + (x @ w^T + b)``, summed in fp32 and rounded to bf16
   once, where the unfused path rounds the product before the add.
 
@@ -41,7 +42,7 @@ from harness.core.user_cache import user_cache_folder
 SOURCE = pathlib.Path(__file__).with_name('cuda') / 'linear_epilogue.cu'
 CUTLASS_ENV = 'BLIP_CUTLASS_DIR'
 OPERATIONS = {'gelu': 0, 'residual': 1}  # BLIP_OP values in linear_epilogue.cu
-TILE_CONFIGS = (0, 1, 2)  # BLIP_CONFIG: ping-pong 128x128, cooperative 128x256 / 256x128
+TILE_CONFIGS = (0, 1, 2, 3, 4)  # BLIP_CONFIG values (tile shapes); the tuner picks per shape
 ALIGNMENT = 8  # bf16 elements per 16-byte TMA access: K and N must be multiples of it
 TUNING_REPEATS = 5
 COMPILE_PEAK_BYTES = 3 << 30  # one CUTLASS object's nvcc peaks near 2.3 GiB (measured)
@@ -216,14 +217,21 @@ def kernels_ready(device_index: int) -> bool:
 
 
 def gelu_table(device: torch.device) -> torch.Tensor:
-    """``F.gelu`` of every bf16 value the GELU epilogue looks up, computed by ``F.gelu`` itself
-    on ``device``, as int16 bit patterns in the kernel's order: sign, then exponent from
-    ``TABLE_LOW_EXPONENT``, then the 7 mantissa bits."""
-    entry = torch.arange(2 * TABLE_EXPONENTS * 128, dtype=torch.int32)
-    sign, magnitude = entry // (TABLE_EXPONENTS * 128), entry % (TABLE_EXPONENTS * 128)
-    bits = (sign << 15) | ((TABLE_LOW_EXPONENT << 7) + magnitude)
-    values = bits.to(torch.int16).view(torch.bfloat16).to(device)
-    return torch.nn.functional.gelu(values).view(torch.int16)
+    """The GELU epilogue's table as int16 bit patterns of bf16 values, in the kernel's order:
+    for each sign, the multiplier 0.5 for magnitudes below 2^-10, ``F.gelu`` (computed by
+    ``F.gelu`` itself on ``device``) of each magnitude from 2^-10 on (``TABLE_EXPONENTS``
+    exponents, 128 mantissas each), the multiplier for 8 and above (1 positive, 0 negative);
+    zeros pad it to whole 16-byte copies."""
+    in_range = TABLE_EXPONENTS * 128
+    magnitudes = (TABLE_LOW_EXPONENT << 7) + torch.arange(in_range, dtype=torch.int32)
+    parts = []
+    for sign, multiplier_above in ((0, 1.0), (1, 0.0)):
+        values = ((sign << 15) | magnitudes).to(torch.int16).view(torch.bfloat16).to(device)
+        parts += [values.new_tensor([0.5]), torch.nn.functional.gelu(values),
+                  values.new_tensor([multiplier_above])]
+    table = torch.cat(parts)
+    padding = table.new_zeros(-table.numel() % 8)
+    return torch.cat([table, padding]).view(torch.int16)
 
 
 def _load_gelu_table(device: torch.device) -> None:

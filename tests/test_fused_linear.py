@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from backbones import fused_linear
@@ -252,6 +253,7 @@ def test_the_tuner_keeps_the_fastest_configuration_cutlass_accepts(monkeypatch):
             raise RuntimeError('status 7')  # refused: left out although "fastest"
         FakeTimer.clock += durations[config]
 
+    monkeypatch.setattr(fused_linear, 'TILE_CONFIGS', tuple(durations))
     monkeypatch.setattr(fused_linear, 'launch', launch)
     monkeypatch.setattr(fused_linear, '_chosen_config', {})
     monkeypatch.setattr(torch.cuda, 'Event', FakeTimer)
@@ -309,18 +311,40 @@ def test_the_gelu_check_passes_the_unfused_bf16_gelu_and_counts_others(monkeypat
         assert all('of 85283 differ' in failure for failure in failures)
 
 
-def test_the_gelu_table_is_in_the_order_the_kernel_reads_it():
-    """Mirrors ``gelu_of_bf16_bits`` in linear_epilogue.cu: an in-range bf16 value's entry is
-    its magnitude's offset from 2^-10, plus the entries of one sign for a negative value."""
-    table = fused_linear.gelu_table(torch.device('cpu'))
-    per_sign = fused_linear.TABLE_EXPONENTS * 128
-    assert table.shape == (2 * per_sign,) and table.dtype == torch.int16
-    values = torch.tensor([2 ** -10, 0.1, 1.0, 7.96875, -2 ** -10, -0.5, -7.96875],
-                          dtype=torch.bfloat16)
+def gelu_as_the_kernel_reads_it(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """A mirror of ``gelu_of_bf16_bits`` in linear_epilogue.cu on bf16 ``values``."""
+    in_range = fused_linear.TABLE_EXPONENTS * 128
     bits = values.view(torch.int16).to(torch.int32) & 0xFFFF
-    index = (bits & 0x7FFF) - (fused_linear.TABLE_LOW_EXPONENT << 7) + (bits >> 15) * per_sign
-    assert ((0 <= index) & (index < 2 * per_sign)).all()
-    assert torch.equal(table[index], torch.nn.functional.gelu(values).view(torch.int16))
-    below, above = torch.tensor([2 ** -11, 8.0], dtype=torch.bfloat16).view(torch.int16)
-    assert (below & 0x7FFF) < fused_linear.TABLE_LOW_EXPONENT << 7
-    assert (above & 0x7FFF) - (fused_linear.TABLE_LOW_EXPONENT << 7) == per_sign
+    offset = (bits & 0x7FFF) - (fused_linear.TABLE_LOW_EXPONENT << 7)
+    clamped = offset.clamp(-1, in_range)
+    entry = table[clamped + 1 + (bits >> 15) * (in_range + 2)].view(torch.bfloat16).float()
+    in_range = (offset >= 0) & (offset < in_range)
+    return torch.where(in_range, entry, values.float() * entry).bfloat16()
+
+
+def test_the_gelu_table_read_as_the_kernel_reads_it_gives_the_gelu_of_every_bf16_value():
+    """Every bf16 bit pattern, the infinities and NaNs included, through the kernel's lookup
+    (mirrored): in [2^-10, 8) in magnitude, ``F.gelu`` of the value (the table's source, on the
+    CPU here); outside, CUDA's ``F.gelu`` formula ``x * 0.5 * (1 + erf(x / sqrt 2))`` in float
+    rounded to bf16 (the CPU's ``F.gelu`` of a bf16 tensor flushes subnormal results to zero and
+    overflows from 2^127 on, CUDA's does neither). Bit patterns compared; any NaN for a NaN."""
+    table = fused_linear.gelu_table(torch.device('cpu'))
+    assert table.dtype == torch.int16 and table.numel() % 8 == 0
+    values = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(
+        torch.bfloat16)
+    x = values.float()
+    in_range = (x.abs() >= 2 ** -10) & (x.abs() < 8)
+    expected = torch.where(in_range, F.gelu(values).float(),
+                           x * 0.5 * (1 + torch.erf(x * 0.5 ** 0.5))).bfloat16()
+
+    def mismatches(table: torch.Tensor) -> torch.Tensor:
+        looked_up = gelu_as_the_kernel_reads_it(values, table)
+        same = (looked_up.view(torch.int16) == expected.view(torch.int16)) | (
+            looked_up.isnan() & expected.isnan())
+        return values[~same]
+
+    assert mismatches(table).numel() == 0, mismatches(table)[:8]
+    assert mismatches(torch.cat([table[1:], table[:1]])).numel() > 0  # one entry off
+    above_8 = table.clone()
+    above_8[fused_linear.TABLE_EXPONENTS * 128 + 1] = 0  # the positive multiplier for x >= 8
+    assert mismatches(above_8).numel() > 0

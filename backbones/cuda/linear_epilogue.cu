@@ -14,7 +14,6 @@
 // exports C functions named after the pair (see BLIP_EXPORT below), loaded by
 // backbones/fused_linear.py through ctypes.
 #include <cstdint>
-#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include "cute/tensor.hpp"
@@ -33,38 +32,35 @@ namespace {
 using namespace cute;
 
 #if BLIP_OP == BLIP_OP_GELU
-// GELU of a float sum rounded to bf16, as F.gelu computes it on a bf16 tensor, without an erf
-// (whose polynomial made the epilogue cost more than the table read does): bf16 values of
-// magnitude in [2^-10, 8) read their result from a table the caller fills with F.gelu's own
-// outputs (sign, exponent, 7 mantissa bits -> 2 x 13 x 128 bf16 entries); the rest follow from
-// F.gelu's formula 0.5x(1 + erf(x/sqrt 2)) in float: below 2^-10, erf(x/sqrt 2) moves 1 + erf
-// by less than half a bf16 unit, so the result rounds to x/2; at 8 and above, erf rounds to 1
-// in float (x); at -8 and below to -1 (-0.0, and NaN for -inf); NaN stays NaN.
-constexpr uint32_t kTableLowExponent = 117;  // 2^-10, as a biased bf16/float exponent
-constexpr uint32_t kTableExponents = 13;     // up to 2^3 = 8 (exclusive)
-constexpr int kTableEntries = 2 * kTableExponents * 128;
-constexpr int kTableBytes = kTableEntries * int(sizeof(uint16_t));
+// GELU of a sum rounded to bf16, as F.gelu computes it on a bf16 tensor, without an erf (whose
+// polynomial made the epilogue cost more than a table read does). The caller fills the table
+// with F.gelu's own outputs; for each sign it holds, in order:
+//   - a multiplier for magnitudes below 2^-10: 0.5 (there erf(x/sqrt 2) moves 1 + erf by less
+//     than half a bf16 unit, so F.gelu's 0.5x(1 + erf(x/sqrt 2)) in float rounds to x/2);
+//   - F.gelu of every bf16 magnitude in [2^-10, 8) (13 exponents x 128 mantissas);
+//   - a multiplier for 8 and above: 1 for x > 0 (erf rounds to 1 in float), 0 for x < 0
+//     (-0.0 as the formula gives, NaN for -inf); NaN stays NaN either way.
+// A value's magnitude, as an offset from 2^-10 clamped to one entry either side of the range,
+// picks its entry: inside the range the entry is the result, outside it multiplies the value.
+constexpr int kTableLowExponent = 117;  // 2^-10, as a biased bf16/float exponent
+constexpr int kTableExponents = 13;     // up to 2^3 = 8 (exclusive)
+constexpr int kInRange = kTableExponents * 128;
+constexpr int kEntriesPerSign = kInRange + 2;
+constexpr int kTableBytes = (2 * kEntriesPerSign * int(sizeof(uint16_t)) + 15) / 16 * 16;
 
 // The table's source in global memory (set by blip_linear_set_table_*); each CTA copies it
 // into shared memory behind the kernel's own storage before the kernel starts.
-__device__ __align__(16) uint16_t gelu_table_source[kTableEntries];
+__device__ __align__(16) uint16_t gelu_table_source[kTableBytes / sizeof(uint16_t)];
 
 // F.gelu of one bf16 value (its bit pattern), branch-free so that an unrolled fragment issues
 // all of its table reads before it waits for them.
 CUTLASS_DEVICE float gelu_of_bf16_bits(uint32_t bits, const uint16_t* table) {
-  // The table's rows of one sign are consecutive bf16 magnitudes from 2^-10 on.
-  constexpr uint32_t kFirstMagnitude = kTableLowExponent << 7;
-  constexpr uint32_t kEntriesPerSign = kTableExponents << 7;
-  uint32_t magnitude = bits & 0x7FFFu;
-  uint32_t position = magnitude - kFirstMagnitude;  // wraps above the table below 2^-10
-  bool in_table = position < kEntriesPerSign;
-  uint32_t index = in_table ? position + (bits >> 15) * kEntriesPerSign : 0u;
-  float looked_up = __uint_as_float(uint32_t(table[index]) << 16);
-  float rounded = __uint_as_float(bits << 16);
-  // x * 0 gives -0.0 for x <= -8 and NaN for -inf, as the formula does.
-  float large = (bits >> 15) ? rounded * 0.0f : rounded;
-  float outside = magnitude < kFirstMagnitude ? rounded * 0.5f : large;
-  return in_table ? looked_up : outside;
+  int offset = int(bits & 0x7FFFu) - (kTableLowExponent << 7);
+  int clamped = min(max(offset, -1), kInRange);
+  int index = clamped + 1 + int(bits >> 15) * kEntriesPerSign;
+  float entry = __uint_as_float(uint32_t(table[index]) << 16);
+  bool in_range = uint32_t(offset) < uint32_t(kInRange);
+  return in_range ? entry : __uint_as_float(bits << 16) * entry;
 }
 
 CUTLASS_DEVICE const uint16_t* gelu_table(int table_offset) {
@@ -78,27 +74,26 @@ struct GeluTableArguments {
 };
 
 // CUTLASS's epilogue takes the activation's argument type from its scalar form and calls the
-// fragment form (below) only.
+// fragment form (below) only, on the sums already rounded to bf16 (the node's compute type).
 template <class T>
 struct GeluOfBf16 {
   using Arguments = GeluTableArguments;
 };
 
-template <class T, int N>
-struct GeluOfBf16<cutlass::Array<T, N>> {
-  static_assert(N % 2 == 0, "fragments are rounded to bf16 in pairs");
+template <int N>
+struct GeluOfBf16<cutlass::Array<cutlass::bfloat16_t, N>> {
+  static_assert(N % 2 == 0, "fragments are read as pairs of bf16 values");
   using Arguments = GeluTableArguments;
 
-  CUTLASS_DEVICE cutlass::Array<T, N> operator()(cutlass::Array<T, N> const& sums,
-                                                 Arguments const& args) const {
+  CUTLASS_DEVICE cutlass::Array<float, N> operator()(
+      cutlass::Array<cutlass::bfloat16_t, N> const& sums, Arguments const& args) const {
     const uint16_t* table = gelu_table(args.table_offset);
-    cutlass::Array<T, N> out;
+    const uint32_t* pairs = reinterpret_cast<const uint32_t*>(&sums);
+    cutlass::Array<float, N> out;
     CUTLASS_PRAGMA_UNROLL
     for (int i = 0; i < N; i += 2) {
-      __nv_bfloat162 pair = __floats2bfloat162_rn(sums[i], sums[i + 1]);
-      uint32_t bits = *reinterpret_cast<uint32_t*>(&pair);
-      out[i] = gelu_of_bf16_bits(bits & 0xFFFFu, table);
-      out[i + 1] = gelu_of_bf16_bits(bits >> 16, table);
+      out[i] = gelu_of_bf16_bits(pairs[i / 2] & 0xFFFFu, table);
+      out[i + 1] = gelu_of_bf16_bits(pairs[i / 2] >> 16, table);
     }
     return out;
   }
@@ -107,30 +102,55 @@ struct GeluOfBf16<cutlass::Array<T, N>> {
 
 using Bf16 = cutlass::bfloat16_t;
 constexpr int kAlignment = 8;  // bf16 elements per 16-byte access
+// CUTLASS's epilogue subtiles: 128 x 32 for the cooperative schedules, 64 x 32 for ping-pong
+using AutoEpilogueTile = cutlass::epilogue::collective::EpilogueTileAuto;
 
 #if BLIP_CONFIG == 0  // one tile per consumer warp group, the two alternating (ping-pong)
 using TileShape = Shape<_128, _128, _64>;
 using ClusterShape = Shape<_2, _1, _1>;
 using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
 using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
+using EpilogueTile = AutoEpilogueTile;
 #elif BLIP_CONFIG == 1  // both consumer warp groups on one larger tile (cooperative)
 using TileShape = Shape<_128, _256, _64>;
 using ClusterShape = Shape<_1, _2, _1>;
 using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
 using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
+using EpilogueTile = AutoEpilogueTile;
 #elif BLIP_CONFIG == 2  // cooperative, the tile taller than wide
 using TileShape = Shape<_256, _128, _64>;
 using ClusterShape = Shape<_2, _1, _1>;
 using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
 using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
+using EpilogueTile = AutoEpilogueTile;
+#elif BLIP_CONFIG == 3  // ping-pong as 0, epilogue in 64x64 subtiles (the GELU product's best)
+using TileShape = Shape<_128, _128, _64>;
+using ClusterShape = Shape<_2, _1, _1>;
+using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
+using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
+using EpilogueTile = Shape<_64, _64>;
+#elif BLIP_CONFIG == 4  // ping-pong as 3, clustered along N (the residual products' best)
+using TileShape = Shape<_128, _128, _64>;
+using ClusterShape = Shape<_1, _2, _1>;
+using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
+using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
+using EpilogueTile = Shape<_64, _64>;
 #else
-#error "BLIP_CONFIG must be 0, 1 or 2"
+#error "BLIP_CONFIG must be 0 to 4"
 #endif
 
 #if BLIP_OP == BLIP_OP_GELU
 using Source = void;  // no C operand
-using Fusion = cutlass::epilogue::fusion::LinCombPerColBiasEltAct<
-    GeluOfBf16, Bf16, float, Bf16, Bf16, float>;
+// GeluOfBf16(bf16(acc + bias)): the sum in fp32 (no alpha or beta to apply), rounded to bf16
+// to nearest by the GELU node's conversion to its compute type.
+namespace fusion = cutlass::epilogue::fusion;
+constexpr auto kToNearest = cutlass::FloatRoundStyle::round_to_nearest;
+using Fusion = fusion::Sm90EVT<
+    fusion::Sm90Compute<GeluOfBf16, Bf16, Bf16, kToNearest>,
+    fusion::Sm90EVT<fusion::Sm90Compute<cutlass::plus, float, float, kToNearest>,
+                    fusion::Sm90AccFetch,
+                    fusion::Sm90RowBroadcast<0, TileShape, Bf16, float, Stride<_0, _1, int64_t>,
+                                             kAlignment>>>;
 constexpr int kTableCarveout = kTableBytes + 128;  // the table, aligned behind the kernel's own
 #elif BLIP_OP == BLIP_OP_RESIDUAL
 using Source = Bf16;  // the residual, added with beta = 1
@@ -145,7 +165,7 @@ using ColumnMajor = cutlass::layout::ColumnMajor;  // w as CUTLASS's K x N opera
 
 using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
     cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
-    cutlass::epilogue::collective::EpilogueTileAuto, float, float,
+    EpilogueTile, float, float,
     Source, RowMajor, kAlignment, Bf16, RowMajor, kAlignment,
     EpilogueSchedule, Fusion>::CollectiveOp;
 
@@ -196,11 +216,14 @@ Gemm::Arguments arguments(const void* x, const void* w, const void* bias,
       {static_cast<const Bf16*>(x), stride_x, static_cast<const Bf16*>(w), stride_w},
       {{}, static_cast<const typename Epilogue::ElementC*>(residual), stride_residual,
        static_cast<Bf16*>(out), stride_out}};
-  args.epilogue.thread.alpha = 1.0f;
-  args.epilogue.thread.beta = residual == nullptr ? 0.0f : 1.0f;
-  args.epilogue.thread.bias_ptr = static_cast<const Bf16*>(bias);
 #if BLIP_OP == BLIP_OP_GELU
-  args.epilogue.thread.activation.table_offset = Kernel::TableOffset;
+  // the tree's arguments, children first: {{acc, bias, plus}, GELU}
+  args.epilogue.thread = {{{}, {static_cast<const Bf16*>(bias), Bf16(0), {}}, {}},
+                          {Kernel::TableOffset}};
+#else
+  args.epilogue.thread.alpha = 1.0f;
+  args.epilogue.thread.beta = 1.0f;
+  args.epilogue.thread.bias_ptr = static_cast<const Bf16*>(bias);
 #endif
   args.hw_info.device_id = device;
   args.hw_info.sm_count = sm_count;
@@ -220,7 +243,7 @@ extern "C" size_t BLIP_EXPORT(blip_linear_workspace)(int m, int n, int k, int sm
 }
 
 #if BLIP_OP == BLIP_OP_GELU
-// Copies the GELU table (kTableEntries bf16 bit patterns, in GeluOfBf16's order, on the
+// Copies the GELU table (kTableBytes of bf16 bit patterns, in gelu_of_bf16_bits' order, on the
 // current device) to where each kernel reads it from; before the first product on a device.
 extern "C" int BLIP_EXPORT(blip_linear_set_table)(const void* source, cudaStream_t stream) {
   return static_cast<int>(cudaMemcpyToSymbolAsync(gelu_table_source, source, kTableBytes, 0,
