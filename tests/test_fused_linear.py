@@ -313,13 +313,13 @@ def test_the_gelu_check_passes_the_unfused_bf16_gelu_and_counts_others(monkeypat
 
 def gelu_as_the_kernel_reads_it(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """A mirror of ``gelu_of_bf16_bits`` in linear_epilogue.cu on bf16 ``values``."""
-    in_range = fused_linear.TABLE_EXPONENTS * 128
+    looked_up = fused_linear.TABLE_EXPONENTS * 128  # magnitudes per sign
     bits = values.view(torch.int16).to(torch.int32) & 0xFFFF
     offset = (bits & 0x7FFF) - (fused_linear.TABLE_LOW_EXPONENT << 7)
-    clamped = offset.clamp(-1, in_range)
-    entry = table[clamped + 1 + (bits >> 15) * (in_range + 2)].view(torch.bfloat16).float()
-    in_range = (offset >= 0) & (offset < in_range)
-    return torch.where(in_range, entry, values.float() * entry).bfloat16()
+    clamped = offset.clamp(-1, looked_up)
+    entry = table[clamped + 1 + (bits >> 15) * (looked_up + 2)].view(torch.bfloat16).float()
+    inside = (offset >= 0) & (offset < looked_up)
+    return torch.where(inside, entry, values.float() * entry).bfloat16()
 
 
 def test_the_gelu_table_read_as_the_kernel_reads_it_gives_the_gelu_of_every_bf16_value():
