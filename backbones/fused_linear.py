@@ -47,6 +47,7 @@ ALIGNMENT = 8  # bf16 elements per 16-byte TMA access: K and N must be multiples
 TUNING_REPEATS = 5
 COMPILE_PEAK_BYTES = 3 << 30  # one CUTLASS object's nvcc peaks near 2.3 GiB (measured)
 TABLE_LOW_EXPONENT, TABLE_EXPONENTS = 117, 13  # GeluOfBf16's table: magnitudes [2^-10, 8)
+TABLE_MAGNITUDES = TABLE_EXPONENTS * 128  # bf16 magnitudes looked up, per sign
 
 _chosen_config: Dict[Tuple[str, int, int, int], int] = {}
 _ready: Dict[int, bool] = {}
@@ -219,11 +220,10 @@ def kernels_ready(device_index: int) -> bool:
 def gelu_table(device: torch.device) -> torch.Tensor:
     """The GELU epilogue's table as int16 bit patterns of bf16 values, in the kernel's order:
     for each sign, the multiplier 0.5 for magnitudes below 2^-10, ``F.gelu`` (computed by
-    ``F.gelu`` itself on ``device``) of each magnitude from 2^-10 on (``TABLE_EXPONENTS``
-    exponents, 128 mantissas each), the multiplier for 8 and above (1 positive, 0 negative);
-    zeros pad it to whole 16-byte copies."""
-    in_range = TABLE_EXPONENTS * 128
-    magnitudes = (TABLE_LOW_EXPONENT << 7) + torch.arange(in_range, dtype=torch.int32)
+    ``F.gelu`` itself on ``device``) of each magnitude from 2^-10 on (``TABLE_MAGNITUDES``:
+    ``TABLE_EXPONENTS`` exponents, 128 mantissas each), the multiplier for 8 and above
+    (1 positive, 0 negative); zeros pad it to whole 16-byte copies."""
+    magnitudes = (TABLE_LOW_EXPONENT << 7) + torch.arange(TABLE_MAGNITUDES, dtype=torch.int32)
     parts = []
     for sign, multiplier_above in ((0, 1.0), (1, 0.0)):
         values = ((sign << 15) | magnitudes).to(torch.int16).view(torch.bfloat16).to(device)

@@ -96,14 +96,18 @@ def gelu_mismatches(sums: torch.Tensor) -> List[str]:
     for config in fused_linear.TILE_CONFIGS:
         out = torch.full_like(x, float('nan'))
         fused_linear.launch('gelu', config, x, weight, bias, None, out)
-        same = (out[:, 0].view(torch.int16) == expected.view(torch.int16)) | (
-            out[:, 0].isnan() & expected.isnan())
-        differ = int((~same).sum())
+        differ = int((~same_bits(out[:, 0], expected)).sum())
         print(f'  gelu epilogue config {config} against F.gelu of the sum rounded to bf16 on '
               f'{sums.numel()} sums: {differ} differ  {"ok" if differ == 0 else "FAIL"}')
         if differ:
             failures.append(f'gelu epilogue config {config}: {differ} of {sums.numel()} differ')
     return failures
+
+
+def same_bits(actual: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
+    """Where two bf16 tensors hold the same bit pattern, or both a NaN (of any pattern)."""
+    return (actual.view(torch.int16) == expected.view(torch.int16)) | (
+        actual.isnan() & expected.isnan())
 
 
 def every_bf16_and_random_sums(count: int, device: str = 'cuda') -> torch.Tensor:

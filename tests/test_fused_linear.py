@@ -313,12 +313,12 @@ def test_the_gelu_check_passes_the_unfused_bf16_gelu_and_counts_others(monkeypat
 
 def gelu_as_the_kernel_reads_it(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """A mirror of ``gelu_of_bf16_bits`` in linear_epilogue.cu on bf16 ``values``."""
-    looked_up = fused_linear.TABLE_EXPONENTS * 128  # magnitudes per sign
+    magnitudes = fused_linear.TABLE_MAGNITUDES
     bits = values.view(torch.int16).to(torch.int32) & 0xFFFF
     offset = (bits & 0x7FFF) - (fused_linear.TABLE_LOW_EXPONENT << 7)
-    clamped = offset.clamp(-1, looked_up)
-    entry = table[clamped + 1 + (bits >> 15) * (looked_up + 2)].view(torch.bfloat16).float()
-    inside = (offset >= 0) & (offset < looked_up)
+    clamped = offset.clamp(-1, magnitudes)
+    entry = table[clamped + 1 + (bits >> 15) * (magnitudes + 2)].view(torch.bfloat16).float()
+    inside = (offset >= 0) & (offset < magnitudes)
     return torch.where(inside, entry, values.float() * entry).bfloat16()
 
 
@@ -328,6 +328,7 @@ def test_the_gelu_table_read_as_the_kernel_reads_it_gives_the_gelu_of_every_bf16
     CPU here); outside, CUDA's ``F.gelu`` formula ``x * 0.5 * (1 + erf(x / sqrt 2))`` in float
     rounded to bf16 (the CPU's ``F.gelu`` of a bf16 tensor flushes subnormal results to zero and
     overflows from 2^127 on, CUDA's does neither). Bit patterns compared; any NaN for a NaN."""
+    from benchmarks import bench_fused_linear
     table = fused_linear.gelu_table(torch.device('cpu'))
     assert table.dtype == torch.int16 and table.numel() % 8 == 0
     values = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(
@@ -339,12 +340,10 @@ def test_the_gelu_table_read_as_the_kernel_reads_it_gives_the_gelu_of_every_bf16
 
     def mismatches(table: torch.Tensor) -> torch.Tensor:
         looked_up = gelu_as_the_kernel_reads_it(values, table)
-        same = (looked_up.view(torch.int16) == expected.view(torch.int16)) | (
-            looked_up.isnan() & expected.isnan())
-        return values[~same]
+        return values[~bench_fused_linear.same_bits(looked_up, expected)]
 
     assert mismatches(table).numel() == 0, mismatches(table)[:8]
     assert mismatches(torch.cat([table[1:], table[:1]])).numel() > 0  # one entry off
     above_8 = table.clone()
-    above_8[fused_linear.TABLE_EXPONENTS * 128 + 1] = 0  # the positive multiplier for x >= 8
+    above_8[fused_linear.TABLE_MAGNITUDES + 1] = 0  # the positive multiplier for x >= 8
     assert mismatches(above_8).numel() > 0
