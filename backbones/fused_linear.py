@@ -15,180 +15,24 @@ any epilogue. :mod:`backbones.cuda`'s ``linear_epilogue.cu`` instantiates two of
 * :func:`linear_residual`: ``residual + (x @ w^T + b)``, summed in fp32 and rounded to bf16
   once, where the unfused path rounds the product before the add.
 
-The kernels are compiled on first use with ``nvcc`` (``$CUDACXX`` or ``nvcc`` on ``PATH``)
-against a CUTLASS checkout named by ``$BLIP_CUTLASS_DIR`` (its ``include/`` is enough), into
-``$XDG_CACHE_HOME/blip_harness/kernels/`` keyed by source, CUTLASS version and compiler.
-:func:`serves` says whether a call can take this path; everywhere else the callers keep
-``F.linear``.
+The kernels are built on first use (:mod:`backbones.cutlass_kernels`). :func:`serves` says
+whether a call can take this path; everywhere else the callers keep ``F.linear``.
 """
-import ctypes
-import functools
-import hashlib
-import os
-import pathlib
-import shutil
-import subprocess
-import tempfile
-import time
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Optional, Set, Tuple
 
 import torch
-from mmengine.logging import print_log
 
-from harness.core.user_cache import user_cache_folder
+from backbones import cutlass_kernels
+from backbones.cutlass_kernels import tma_ready
 
-SOURCE = pathlib.Path(__file__).with_name('cuda') / 'linear_epilogue.cu'
-CUTLASS_ENV = 'BLIP_CUTLASS_DIR'
-OPERATIONS = {'gelu': 0, 'residual': 1}  # BLIP_OP values in linear_epilogue.cu
-TILE_CONFIGS = (0, 1, 2, 3, 4)  # BLIP_CONFIG values (tile shapes); the tuner picks per shape
+OPERATIONS = cutlass_kernels.LINEAR_OPERATIONS
+TILE_CONFIGS = cutlass_kernels.LINEAR_CONFIGS  # the tuner picks one per shape
 ALIGNMENT = 8  # bf16 elements per 16-byte TMA access: K and N must be multiples of it
-TUNING_REPEATS = 5
-COMPILE_PEAK_BYTES = 3 << 30  # one CUTLASS object's nvcc peaks near 2.3 GiB (measured)
 TABLE_LOW_EXPONENT, TABLE_EXPONENTS = 117, 13  # GeluOfBf16's table: magnitudes [2^-10, 8)
 TABLE_MAGNITUDES = TABLE_EXPONENTS * 128  # bf16 magnitudes looked up, per sign
 
 _chosen_config: Dict[Tuple[str, int, int, int], int] = {}
-_ready: Dict[int, bool] = {}
 _gelu_table_loaded: Set[int] = set()
-
-
-class FusedLinearUnavailable(RuntimeError):
-    """The fused kernels cannot be built or loaded here (the message says why and how)."""
-
-
-def cache_root() -> pathlib.Path:
-    """``$XDG_CACHE_HOME/blip_harness/kernels`` (``~/.cache`` when the variable is unset)."""
-    return user_cache_folder('kernels')
-
-
-def cutlass_include() -> pathlib.Path:
-    """``$BLIP_CUTLASS_DIR/include``, checked to hold CUTLASS's headers."""
-    root = os.environ.get(CUTLASS_ENV)
-    if not root:
-        raise FusedLinearUnavailable(
-            f'fused linear kernels need CUTLASS 3.5 or newer: set {CUTLASS_ENV} to a checkout '
-            f'of https://github.com/NVIDIA/cutlass (only its include/ is read)')
-    include = pathlib.Path(root) / 'include'
-    if not (include / 'cutlass' / 'version.h').is_file():
-        raise FusedLinearUnavailable(
-            f'{CUTLASS_ENV}={root} has no include/cutlass/version.h; point it at the root of a '
-            f'CUTLASS checkout')
-    return include
-
-
-def nvcc_command() -> str:
-    """``$CUDACXX``, else ``nvcc`` on ``PATH``."""
-    nvcc = os.environ.get('CUDACXX') or shutil.which('nvcc')
-    if not nvcc:
-        raise FusedLinearUnavailable('fused linear kernels need nvcc (CUDA 12.3 or newer): put '
-                                     'it on PATH or set CUDACXX')
-    return nvcc
-
-
-def compile_commands(nvcc: str, include: pathlib.Path, out_dir: pathlib.Path) -> Dict[str, list]:
-    """One nvcc command per (operation, tile configuration), keyed by its object file."""
-    commands = {}
-    for op in OPERATIONS.values():
-        for config in TILE_CONFIGS:
-            target = out_dir / f'linear_epilogue_{op}_{config}.o'
-            commands[str(target)] = [
-                nvcc, '-std=c++17', '-O3', '-DNDEBUG', '--expt-relaxed-constexpr',
-                '-gencode=arch=compute_90a,code=sm_90a', '-diag-suppress', '20012',
-                '-Xcompiler', '-fPIC', f'-I{include}', f'-DBLIP_OP={op}',
-                f'-DBLIP_CONFIG={config}', '-c', str(SOURCE), '-o', str(target)]
-    return commands
-
-
-def library_path(nvcc: str, include: pathlib.Path) -> pathlib.Path:
-    """Where the shared library built from this source, CUTLASS and compiler is cached."""
-    version = subprocess.run([nvcc, '--version'], capture_output=True, text=True).stdout
-    digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), (include / 'cutlass' / 'version.h').read_bytes(),
-                 version.encode()):
-        digest.update(part)
-    return cache_root() / digest.hexdigest()[:16] / 'liblinear_epilogue.so'
-
-
-def available_memory_bytes(meminfo: str = '/proc/meminfo') -> Optional[int]:
-    """``MemAvailable`` of ``meminfo`` in bytes; None where the system does not say."""
-    try:
-        for line in pathlib.Path(meminfo).read_text().splitlines():
-            if line.startswith('MemAvailable:'):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity where the platform says, else all)."""
-    if hasattr(os, 'sched_getaffinity'):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def parallel_compiles(objects: int) -> int:
-    """How many nvcc processes to run at once: one per object, but no more than the CPUs
-    this process may use, nor than the available memory holds (ten at once ran a 24 GiB
-    machine out of it); at least one."""
-    limits = [objects, usable_cpus()]
-    memory = available_memory_bytes()
-    if memory is not None:
-        limits.append(memory // COMPILE_PEAK_BYTES)
-    return max(1, min(limits))
-
-
-def build(nvcc: str, include: pathlib.Path, target: pathlib.Path) -> None:
-    """Compiles the objects in parallel and links them into ``target`` (atomically); logs
-    the start (a build takes minutes) and the time it took."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        commands = compile_commands(nvcc, include, pathlib.Path(scratch))
-        workers = parallel_compiles(len(commands))
-        print_log(f'building the fused linear kernels: {len(commands)} CUTLASS objects, '
-                  f'{workers} at a time (minutes on a few cores) into {target}',
-                  logger='current')
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(
-                lambda command: subprocess.run(command, capture_output=True, text=True),
-                commands.values()))
-        for result in results:
-            if result.returncode:
-                raise FusedLinearUnavailable(f'compiling {SOURCE} failed:\n{result.stderr}')
-        linked = pathlib.Path(scratch) / target.name
-        result = subprocess.run([nvcc, '-shared', '-o', str(linked), *commands],
-                                capture_output=True, text=True)
-        if result.returncode:
-            raise FusedLinearUnavailable(f'linking {target.name} failed:\n{result.stderr}')
-        os.replace(linked, target)
-    print_log(f'fused linear kernels built in {time.monotonic() - started:.0f} s',
-              logger='current')
-
-
-@functools.lru_cache(maxsize=1)
-def library() -> ctypes.CDLL:
-    """The compiled kernels (built on first use), with their C signatures declared."""
-    nvcc, include = nvcc_command(), cutlass_include()
-    path = library_path(nvcc, include)
-    if not path.is_file():
-        build(nvcc, include, path)
-    lib = ctypes.CDLL(str(path))
-    for op in OPERATIONS.values():
-        for config in TILE_CONFIGS:
-            run = getattr(lib, f'blip_linear_run_{op}_{config}')
-            run.restype = ctypes.c_int
-            run.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 5 + [ctypes.c_void_p] * 2
-            workspace = getattr(lib, f'blip_linear_workspace_{op}_{config}')
-            workspace.restype = ctypes.c_size_t
-            workspace.argtypes = [ctypes.c_int] * 4
-            if op == OPERATIONS['gelu']:
-                set_table = getattr(lib, f'blip_linear_set_table_{op}_{config}')
-                set_table.restype = ctypes.c_int
-                set_table.argtypes = [ctypes.c_void_p] * 2
-    return lib
 
 
 def serves(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -198,23 +42,7 @@ def serves(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and weight.dim() == 2 and x.shape[-1] == weight.shape[1]
             and weight.shape[0] % ALIGNMENT == 0 and weight.shape[1] % ALIGNMENT == 0
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
-            and kernels_ready(x.device.index or 0))
-
-
-@torch.compiler.assume_constant_result
-def kernels_ready(device_index: int) -> bool:
-    """Whether the kernels run on this GPU: a Hopper one, and the library built and loaded
-    (the first failure is warned about once, with its reason; torch.compile takes the answer
-    as a constant)."""
-    if device_index not in _ready:
-        _ready[device_index] = torch.cuda.get_device_capability(device_index) == (9, 0)
-        if _ready[device_index]:
-            try:
-                library()
-            except FusedLinearUnavailable as reason:
-                warnings.warn(f'fused linear kernels unavailable, plain products run: {reason}')
-                _ready[device_index] = False
-    return _ready[device_index]
+            and cutlass_kernels.kernels_ready(x.device.index or 0))
 
 
 def gelu_table(device: torch.device) -> torch.Tensor:
@@ -245,7 +73,7 @@ def _load_gelu_table(device: torch.device) -> None:
                            'once outside the capture (a warm-up call) so that its table is set')
     table = gelu_table(device)
     stream = torch.cuda.current_stream(device)
-    lib = library()
+    lib = cutlass_kernels.library()
     with torch.cuda.device(index):
         for config in TILE_CONFIGS:
             status = getattr(lib, f'blip_linear_set_table_{OPERATIONS["gelu"]}_{config}')(
@@ -263,7 +91,7 @@ def launch(op: str, config: int, x, weight, bias, residual, out) -> None:
     rows, (features, inputs) = out.shape[0], weight.shape
     sms = torch.cuda.get_device_properties(x.device).multi_processor_count
     code = OPERATIONS[op]
-    lib = library()
+    lib = cutlass_kernels.library()
     if op == 'gelu':
         _load_gelu_table(x.device)
     size = getattr(lib, f'blip_linear_workspace_{code}_{config}')(rows, features, inputs, sms)
@@ -280,37 +108,10 @@ def launch(op: str, config: int, x, weight, bias, residual, out) -> None:
 
 
 def _tile_config(op: str, x, weight, bias, residual, out) -> int:
-    """The fastest tile configuration for this shape, timed once per shape (one CUTLASS
-    refuses is left out; config 0 while a CUDA graph is being captured, where nothing can be
-    timed)."""
-    key = (op, out.shape[0], *weight.shape)
-    if key not in _chosen_config:
-        if torch.cuda.is_current_stream_capturing():
-            return TILE_CONFIGS[0]
-        times, refusals = {}, []
-        for config in TILE_CONFIGS:
-            try:
-                launch(op, config, x, weight, bias, residual, out)  # warm-up
-            except RuntimeError as refusal:  # CUTLASS cannot run this tile on this shape
-                refusals.append(str(refusal))
-                continue
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(TUNING_REPEATS):
-                launch(op, config, x, weight, bias, residual, out)
-            end.record()
-            end.synchronize()
-            times[config] = start.elapsed_time(end)
-        if not times:
-            raise RuntimeError('no tile configuration runs: ' + '; '.join(refusals))
-        _chosen_config[key] = min(times, key=times.get)
-    return _chosen_config[key]
-
-
-def _tma_ready(tensor: torch.Tensor) -> torch.Tensor:
-    """``tensor`` contiguous and 16-byte aligned, as TMA reads it (copied only if not)."""
-    tensor = tensor.contiguous()
-    return tensor if tensor.data_ptr() % 16 == 0 else tensor.clone()
+    """The fastest tile configuration for this shape (:func:`cutlass_kernels.fastest_config`)."""
+    return cutlass_kernels.fastest_config(
+        _chosen_config, (op, out.shape[0], *weight.shape), TILE_CONFIGS,
+        lambda config: launch(op, config, x, weight, bias, residual, out))
 
 
 def _fused(op: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
@@ -321,12 +122,12 @@ def _fused(op: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
         raise ValueError(f'linear_residual: residual of shape {tuple(residual.shape)} does not '
                          f'match the product\'s {shape} (x {tuple(x.shape)}, weight '
                          f'{tuple(weight.shape)})')
-    rows = _tma_ready(x.reshape(-1, x.shape[-1]))
+    rows = tma_ready(x.reshape(-1, x.shape[-1]))
     out = torch.empty(rows.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
     if out.numel() == 0:
         return out.reshape(shape)
-    flat_residual = None if residual is None else _tma_ready(residual.reshape(out.shape))
-    operands = (rows, _tma_ready(weight), _tma_ready(bias.to(weight.dtype)), flat_residual, out)
+    flat_residual = None if residual is None else tma_ready(residual.reshape(out.shape))
+    operands = (rows, tma_ready(weight), tma_ready(bias.to(weight.dtype)), flat_residual, out)
     launch(op, _tile_config(op, *operands), *operands)
     return out.reshape(shape)
 

@@ -15,7 +15,7 @@ from timm.models import checkpoint_seq
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
-from backbones import fused_linear
+from backbones import fused_attention, fused_linear
 from harness.core.registry import MODELS
 
 VIT_SHAPES = {
@@ -64,11 +64,14 @@ class FusedEpilogueBlock(Block):
     block. With it on, the fused path runs where the kernels serve (bf16 CUDA inference on a
     Hopper GPU with the kernels built) and the MLP is the plain one (exact GELU, no MLP norm,
     no layer scale); the attention joins when it is plain too (no query/key norms, output
-    norm or gate, no layer scale, no mask). Everywhere else, training included, timm's forward
+    norm or gate, no layer scale, no mask), and with ``fuse_attention`` on as well, its
+    softmax(q k^T) v runs in CUTLASS's attention kernel where that serves
+    (:mod:`backbones.fused_attention`). Everywhere else, training included, timm's forward
     runs.
     """
 
     fuse_epilogues = False
+    fuse_attention = False
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         """The block on ``[B, N, width]`` tokens; extra arguments go to the attention."""
@@ -91,9 +94,10 @@ class FusedEpilogueBlock(Block):
         batch, tokens, _ = normed.shape
         width, heads = attn.proj.in_features, attn.num_heads
         qkv = attn.qkv(normed).reshape(batch, tokens, 3, heads, width // heads)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        mixed = F.scaled_dot_product_attention(query, key, value)
-        mixed = mixed.transpose(1, 2).reshape(batch, tokens, width)
+        if self.fuse_attention and fused_attention.serves(qkv):
+            mixed = fused_attention.packed_attention(qkv)
+        else:
+            mixed = fused_attention.sdpa_of_packed(qkv)
         return fused_linear.linear_residual(mixed, attn.proj.weight, attn.proj.bias, residual)
 
     def plain_mlp(self) -> bool:
@@ -134,6 +138,9 @@ class BlipViT(VisionTransformer):
             (CUTLASS) where they serve (:class:`FusedEpilogueBlock`; bf16 inference on
             Hopper, needs nvcc and ``$BLIP_CUTLASS_DIR``); :meth:`set_fused_epilogues`
             switches it later. The parameters are the same either way.
+        fused_attention: with ``fused_epilogues``, run each block's attention in CUTLASS's
+            kernel on the packed QKV product where it serves (:mod:`backbones.fused_attention`;
+            its bf16 results differ from cuDNN's by rounding).
     """
 
     def __init__(self,
@@ -145,6 +152,7 @@ class BlipViT(VisionTransformer):
                  layer_norm_eps=1e-6,
                  mlp_ratio=4.0,
                  fused_epilogues=False,
+                 fused_attention=False,
                  **shape):
         dims = dict(VIT_SHAPES.get(arch, {}))
         dims.update(shape)
@@ -167,12 +175,16 @@ class BlipViT(VisionTransformer):
                              f'must be between 1 and depth={dims["depth"]}, or None for all')
         self.set_grad_checkpointing(grad_checkpointing and grad_checkpointing_layers is None)
         self.checkpointed_blocks = grad_checkpointing_layers if grad_checkpointing else None
-        self.set_fused_epilogues(fused_epilogues)
+        self.set_fused_epilogues(fused_epilogues, attention=fused_attention)
 
-    def set_fused_epilogues(self, enabled: bool) -> 'BlipViT':
-        """Switches every block's fused products on or off; returns the encoder."""
+    def set_fused_epilogues(self, enabled: bool, attention: bool = False) -> 'BlipViT':
+        """Switches every block's fused products on or off, and with them on, its CUTLASS
+        attention (``attention``); returns the encoder."""
+        if attention and not enabled:
+            raise ValueError('BlipViT: the fused attention runs inside the fused-epilogue '
+                             'blocks; set fused_epilogues=True as well')
         for block in self.blocks:
-            block.fuse_epilogues = enabled
+            block.fuse_epilogues, block.fuse_attention = enabled, attention
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,6 @@ Needs a Hopper GPU, nvcc and ``$BLIP_CUTLASS_DIR`` (:mod:`backbones.fused_linear
     BLIP_CUTLASS_DIR=~/src/cutlass python -m benchmarks.bench_fused_linear
 """
 import argparse
-import copy
 import sys
 import time
 from typing import Callable, Dict, List, Optional
@@ -27,7 +26,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
-from backbones import fused_linear
+from backbones import cutlass_kernels, fused_linear
 from backbones.vit import VIT_SHAPES, BlipViT
 
 
@@ -141,13 +140,19 @@ def product_times(op: str, rows: int, outputs: int, inputs: int) -> None:
           ', '.join(f'{name} {ms:.4f}' for name, ms in times.items()) + ratio)
 
 
-def vit_rates(arch: str, image_size: int, batch: int, rounds: int) -> None:
-    """Prints plain vs fused ViT images/s (eager, compiled) and [CLS] cosines to fp32."""
+def vit_rates(arch: str, image_size: int, batch: int, rounds: int,
+              variants: Optional[Dict[str, dict]] = None) -> None:
+    """Prints each variant's ViT images/s (eager, compiled; bf16 weights, same weights) and
+    [CLS] cosine to the fp32 ViT, then the last variant's rate over the first's.
+    ``variants`` maps names to ``BlipViT`` keywords (default: plain against fused)."""
+    variants = variants or {'plain': {}, 'fused': dict(fused_epilogues=True)}
     torch.manual_seed(0)
     reference = BlipViT(arch, image_size=image_size).eval().cuda()
-    fused = BlipViT(arch, image_size=image_size, fused_epilogues=True).eval().cuda()
-    fused.load_state_dict(reference.state_dict())
-    models = {'plain': copy.deepcopy(reference).bfloat16(), 'fused': fused.bfloat16()}
+    models = {}
+    for name, options in variants.items():
+        models[name] = BlipViT(arch, image_size=image_size, **options).eval().cuda()
+        models[name].load_state_dict(reference.state_dict())
+        models[name].bfloat16()
     images = torch.randn(batch, 3, image_size, image_size, device='cuda')
     with torch.inference_mode():
         exact_cls = reference(images)[:, 0].float()
@@ -169,25 +174,34 @@ def vit_rates(arch: str, image_size: int, batch: int, rounds: int) -> None:
     for name, values in rates.items():
         print(f'  {arch} {image_size} px batch {batch}, {name}: ' +
               ' / '.join(f'{v:.0f}' for v in values) + ' img/s')
+    first, last = list(variants)[0], list(variants)[-1]
     for mode in ('eager', 'compiled'):
-        print(f'  fused / plain, {mode}: '
-              f'{max(rates["fused " + mode]) / max(rates["plain " + mode]):.3f}')
+        print(f'  {last} / {first}, {mode}: '
+              f'{max(rates[f"{last} {mode}"]) / max(rates[f"{first} {mode}"]):.3f}')
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Check values, then time the products and the ViT; 1 on a value failure."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def vit_arguments_on_hopper(program: str, doc: str,
+                            argv: Optional[List[str]]) -> argparse.Namespace:
+    """A CUTLASS benchmark's options (the ViT's arch, image size, batch, timing rounds), after
+    refusing to run without a Hopper GPU and building the kernels (with the time it took)."""
+    parser = argparse.ArgumentParser(prog=program, description=doc.split('\n\n')[0])
     parser.add_argument('--arch', choices=sorted(VIT_SHAPES), default='vit_base_patch16')
     parser.add_argument('--image-size', type=int, default=384)
     parser.add_argument('--batch', type=int, default=128)
     parser.add_argument('--rounds', type=int, default=2, help='alternating timing rounds')
     args = parser.parse_args(argv)
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
-        sys.exit('bench_fused_linear needs a Hopper GPU (sm_90)')
-    torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 reference stays fp32
+        sys.exit(f'{program} needs a Hopper GPU (sm_90)')
     start = time.perf_counter()
-    fused_linear.library()  # raises with the reason if the kernels cannot be built
+    cutlass_kernels.library()  # raises with the reason if the kernels cannot be built
     print(f'kernels ready in {time.perf_counter() - start:.0f} s')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Check values, then time the products and the ViT; 1 on a value failure."""
+    args = vit_arguments_on_hopper('bench_fused_linear', __doc__, argv)
+    torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 reference stays fp32
     width = VIT_SHAPES[args.arch]['embed_dim']
     tokens = (args.image_size // VIT_SHAPES[args.arch]['patch_size']) ** 2 + 1
     rows = args.batch * tokens

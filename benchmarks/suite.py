@@ -5,8 +5,10 @@ Rows (BLIP-base at 384 px on CUDA, bf16 autocast unless stated; the tiny shapes 
 * image encoding, img/s: our ViT vs timm's ``VisionTransformer`` vs Hugging Face's
   ``BlipVisionModel`` (``--compile`` adds ours under ``torch.compile``), then ours and
   timm's with their weights cast to bf16 (no autocast; the difference to ours is noted),
-  and, on Hopper with ``$BLIP_CUTLASS_DIR`` set, ours with fused epilogues
-  (``BlipViT.set_fused_epilogues``; :mod:`benchmarks.bench_fused_linear` checks them);
+  and, on Hopper with ``$BLIP_CUTLASS_DIR`` set, ours with fused epilogues, then with
+  CUTLASS's attention as well (``BlipViT.set_fused_epilogues``;
+  :mod:`benchmarks.bench_fused_linear` and :mod:`benchmarks.bench_fused_attention` check
+  them);
 * beam-3 captions (max 20, min 5), img/s: ours (cached steps, and CUDA-graph steps) vs HF
   ``generate`` at one batch, and each of ours at the best of ``--caption-batches`` (models
   cast to bf16, as ``bench_caption``; ``--compile`` adds the CUDA-graph decoder at its best
@@ -45,7 +47,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval
 
-from backbones import fused_linear
+from backbones import cutlass_kernels
 from backbones.generation import DecodingConfig, caption_prompt_ids, generate_ids
 from backbones.graphed_step import GraphedTrainStep
 from backbones.vit import VIT_SHAPES
@@ -149,13 +151,15 @@ def image_encoding_rows(args, sizes: Sizes, device: torch.device, bf16: bool) ->
     if args.compile:
         encoders['ours, bf16 weights + torch.compile'] = (torch.compile(cast_vit), cast_images,
                                                           False)
-    if device.type == 'cuda' and os.environ.get(fused_linear.CUTLASS_ENV) and \
-            fused_linear.kernels_ready(device.index or 0):
-        fused_vit = copy.deepcopy(cast_vit).set_fused_epilogues(True)
-        encoders['ours, bf16 weights, fused epilogues'] = (fused_vit, cast_images, False)
-        if args.compile:
-            encoders['ours, bf16 weights, fused epilogues + torch.compile'] = (
-                torch.compile(fused_vit), cast_images, False)
+    if device.type == 'cuda' and os.environ.get(cutlass_kernels.CUTLASS_ENV) and \
+            cutlass_kernels.kernels_ready(device.index or 0):
+        for fused, attention in (('fused epilogues', False),
+                                 ('fused epilogues and attention', True)):
+            fused_vit = copy.deepcopy(cast_vit).set_fused_epilogues(True, attention=attention)
+            encoders[f'ours, bf16 weights, {fused}'] = (fused_vit, cast_images, False)
+            if args.compile:
+                encoders[f'ours, bf16 weights, {fused} + torch.compile'] = (
+                    torch.compile(fused_vit), cast_images, False)
     with torch.no_grad():
         with autocast(device, bf16):
             reference = ours_vit(images).float()

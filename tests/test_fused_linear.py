@@ -1,8 +1,7 @@
-"""The CUTLASS fused linear layers' CPU-side contract: when they serve, how they are built,
-what they say when they cannot be, and their shapes under torch.compile's fake tensors.
-(The kernels' values are checked on the GPU by ``benchmarks.bench_fused_linear``.)"""
-import pathlib
-import sys
+"""The CUTLASS fused linear layers' CPU-side contract: when they serve, how the ViT's blocks
+wire them, how they are tuned, their GELU table, and their shapes under torch.compile's fake
+tensors. (The kernels' values are checked on the GPU by ``benchmarks.bench_fused_linear``;
+their build by ``tests/test_cutlass_kernels.py``.)"""
 
 import pytest
 import torch
@@ -15,57 +14,6 @@ from backbones import fused_linear
 def test_cpu_tensors_are_not_served():
     x, weight = torch.randn(3, 16).bfloat16(), torch.randn(24, 16).bfloat16()
     assert not fused_linear.serves(x, weight)
-
-
-def test_missing_cutlass_is_named_with_the_fix(monkeypatch):
-    monkeypatch.delenv(fused_linear.CUTLASS_ENV, raising=False)
-    with pytest.raises(fused_linear.FusedLinearUnavailable, match=fused_linear.CUTLASS_ENV):
-        fused_linear.cutlass_include()
-
-
-def test_a_directory_without_cutlass_headers_is_refused(monkeypatch, tmp_path):
-    monkeypatch.setenv(fused_linear.CUTLASS_ENV, str(tmp_path))
-    with pytest.raises(fused_linear.FusedLinearUnavailable, match='version.h'):
-        fused_linear.cutlass_include()
-
-
-def test_missing_nvcc_is_named(monkeypatch):
-    monkeypatch.delenv('CUDACXX', raising=False)
-    monkeypatch.setenv('PATH', '')
-    with pytest.raises(fused_linear.FusedLinearUnavailable, match='nvcc'):
-        fused_linear.nvcc_command()
-
-
-def test_one_hopper_object_per_operation_and_tile_config(tmp_path):
-    commands = fused_linear.compile_commands('nvcc', pathlib.Path('/cutlass/include'), tmp_path)
-    assert len(commands) == len(fused_linear.OPERATIONS) * len(fused_linear.TILE_CONFIGS)
-    for target, command in commands.items():
-        assert command[command.index('-o') + 1] == target
-        assert '-gencode=arch=compute_90a,code=sm_90a' in command  # wgmma needs sm_90a
-        assert '-DNDEBUG' in command  # device asserts would serialize the wgmma pipeline
-    defines = {tuple(flag for flag in command if flag.startswith('-DBLIP_'))
-               for command in commands.values()}
-    assert len(defines) == len(commands)
-
-
-def test_the_cache_key_follows_the_source_cutlass_and_compiler(monkeypatch, tmp_path):
-    include = tmp_path / 'include'
-    (include / 'cutlass').mkdir(parents=True)
-    (include / 'cutlass' / 'version.h').write_text('#define CUTLASS_MAJOR 4\n')
-    versions = iter(['release 13.0', 'release 13.0', 'release 13.1'])
-
-    class Finished:
-        def __init__(self):
-            self.stdout = next(versions)
-
-    monkeypatch.setattr(fused_linear.subprocess, 'run', lambda *args, **kwargs: Finished())
-    first = fused_linear.library_path('nvcc', include)
-    assert fused_linear.library_path('nvcc', include) == first
-    assert fused_linear.library_path('nvcc', include) != first  # another compiler
-    monkeypatch.setattr(fused_linear.subprocess, 'run',
-                        lambda *args, **kwargs: type('F', (), {'stdout': 'release 13.0'})())
-    (include / 'cutlass' / 'version.h').write_text('#define CUTLASS_MAJOR 5\n')
-    assert fused_linear.library_path('nvcc', include) != first  # another CUTLASS
 
 
 def test_fake_shapes_match_the_products():
@@ -141,147 +89,33 @@ def test_benchmark_refuses_without_a_hopper_gpu(monkeypatch):
         bench_fused_linear.main([])
 
 
-def test_operands_are_made_contiguous_and_16_byte_aligned():
-    base = torch.arange(40, dtype=torch.bfloat16)
-    shifted = base[1:33]  # 2 bytes past an aligned start
-    assert shifted.data_ptr() % 16 != 0
-    ready = fused_linear._tma_ready(shifted)
-    assert ready.data_ptr() % 16 == 0 and torch.equal(ready, shifted)
-    aligned = base[8:40]
-    assert fused_linear._tma_ready(aligned).data_ptr() == aligned.data_ptr()  # no copy
-    transposed = torch.randn(8, 16).t()
-    assert fused_linear._tma_ready(transposed).is_contiguous()
-
-
 def test_a_residual_of_another_shape_is_refused_with_both_shapes():
     x, weight, bias = torch.randn(2, 5, 16), torch.randn(24, 16), torch.randn(24)
     with pytest.raises(ValueError, match=r'\(2, 5, 8\).*\(2, 5, 24\)'):
         fused_linear.linear_residual(x, weight, bias, torch.randn(2, 5, 8))
 
 
-FAKE_NVCC = '''#!{python}
-"""Stands in for nvcc: writes each -o target, or fails when asked to."""
-import os, sys
-args = sys.argv[1:]
-if '--version' in args:
-    print('fake nvcc, release 0.0')
-    sys.exit(0)
-if os.environ.get('FAKE_NVCC_FAIL') and '-c' in args:
-    sys.exit('error: pretend compile failure')
-with open(args[args.index('-o') + 1], 'w') as out:
-    out.write('shared' if '-shared' in args else 'object')
-'''
+def test_each_operation_and_shape_is_tuned_over_the_linear_configurations(monkeypatch):
+    asked, launched = [], []
 
+    def fastest(chosen, key, configs, launch):
+        asked.append((chosen is fused_linear._chosen_config, key, configs))
+        launch(configs[-1])
+        return configs[-1]
 
-def fake_nvcc(tmp_path) -> str:
-    """An executable stand-in for nvcc that writes its outputs."""
-    path = tmp_path / 'nvcc'
-    path.write_text(FAKE_NVCC.format(python=sys.executable))
-    path.chmod(0o755)
-    return str(path)
-
-
-def test_build_compiles_every_object_and_links_them(tmp_path, monkeypatch):
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
-    nvcc = fake_nvcc(tmp_path)
-    target = fused_linear.cache_root() / 'key' / 'liblinear_epilogue.so'
-    fused_linear.build(nvcc, tmp_path, target)
-    assert target.read_text() == 'shared'
-    assert list(target.parent.iterdir()) == [target]  # the scratch objects are gone
-
-
-def test_compiles_at_once_are_bounded_by_objects_cpus_and_memory(monkeypatch):
-    monkeypatch.setattr(fused_linear, 'usable_cpus', lambda: 16)
-    monkeypatch.setattr(fused_linear, 'available_memory_bytes', lambda: 64 << 30)
-    assert fused_linear.parallel_compiles(6) == 6
-    monkeypatch.setattr(fused_linear, 'usable_cpus', lambda: 2)
-    assert fused_linear.parallel_compiles(6) == 2
-    monkeypatch.setattr(fused_linear, 'usable_cpus', lambda: 16)
-    monkeypatch.setattr(fused_linear, 'available_memory_bytes', lambda: 10 << 30)
-    assert fused_linear.parallel_compiles(6) == 3
-    monkeypatch.setattr(fused_linear, 'available_memory_bytes', lambda: 1 << 30)
-    assert fused_linear.parallel_compiles(6) == 1
-    monkeypatch.setattr(fused_linear, 'available_memory_bytes', lambda: None)
-    assert fused_linear.parallel_compiles(6) == 6
-
-
-def test_available_memory_is_read_from_meminfo(tmp_path):
-    meminfo = tmp_path / 'meminfo'
-    meminfo.write_text('MemTotal:       24000000 kB\nMemFree:  100 kB\n'
-                       'MemAvailable:   12345678 kB\n')
-    assert fused_linear.available_memory_bytes(str(meminfo)) == 12345678 * 1024
-    meminfo.write_text('MemTotal:       24000000 kB\n')  # an old kernel: no estimate
-    assert fused_linear.available_memory_bytes(str(meminfo)) is None
-    assert fused_linear.available_memory_bytes(str(tmp_path / 'absent')) is None
-    assert fused_linear.usable_cpus() >= 1
-
-
-def test_a_failed_build_says_why_and_leaves_no_library(tmp_path, monkeypatch):
-    monkeypatch.setenv('FAKE_NVCC_FAIL', '1')
-    target = tmp_path / 'cache' / 'liblinear_epilogue.so'
-    with pytest.raises(fused_linear.FusedLinearUnavailable, match='pretend compile failure'):
-        fused_linear.build(fake_nvcc(tmp_path), tmp_path, target)
-    assert not target.exists()
-
-
-class FakeTimer:
-    """Stands in for ``torch.cuda.Event``: the time between two records is the time the
-    launches in between were given (``durations``)."""
-
-    clock = 0.0
-
-    def __init__(self, enable_timing=True):
-        self.at = None
-
-    def record(self):
-        self.at = FakeTimer.clock
-
-    def synchronize(self):
-        pass
-
-    def elapsed_time(self, end):
-        return end.at - self.at
-
-
-def test_the_tuner_keeps_the_fastest_configuration_cutlass_accepts(monkeypatch):
-    durations = {0: 3.0, 1: 1.0, 2: 2.0}
-    launched = []
-
-    def launch(op, config, *operands):
-        launched.append(config)
-        if config == 1:
-            raise RuntimeError('status 7')  # refused: left out although "fastest"
-        FakeTimer.clock += durations[config]
-
-    monkeypatch.setattr(fused_linear, 'TILE_CONFIGS', tuple(durations))
-    monkeypatch.setattr(fused_linear, 'launch', launch)
-    monkeypatch.setattr(fused_linear, '_chosen_config', {})
-    monkeypatch.setattr(torch.cuda, 'Event', FakeTimer)
-    monkeypatch.setattr(torch.cuda, 'is_current_stream_capturing', lambda: False)
-    out, weight = torch.empty(10, 8), torch.empty(8, 4)
-    assert fused_linear._tile_config('gelu', None, weight, None, None, out) == 2
-    assert fused_linear._tile_config('gelu', None, weight, None, None, out) == 2
-    assert launched.count(0) == launched.count(2) == 1 + fused_linear.TUNING_REPEATS  # once
-    durations.clear()  # every configuration refused now
-    monkeypatch.setattr(fused_linear, 'launch', lambda *args: (_ for _ in ()).throw(
-        RuntimeError('status 7')))
-    with pytest.raises(RuntimeError, match='no tile configuration runs: status 7'):
-        fused_linear._tile_config('gelu', None, torch.empty(16, 4), None, None, out)
-
-
-def test_the_tuner_times_nothing_while_a_graph_is_captured(monkeypatch):
-    monkeypatch.setattr(fused_linear, 'launch', lambda *args: pytest.fail('launched'))
-    monkeypatch.setattr(fused_linear, '_chosen_config', {})
-    monkeypatch.setattr(torch.cuda, 'is_current_stream_capturing', lambda: True)
-    out, weight = torch.empty(10, 8), torch.empty(8, 4)
-    assert fused_linear._tile_config('gelu', None, weight, None, None, out) == \
-        fused_linear.TILE_CONFIGS[0]
-    assert fused_linear._chosen_config == {}  # chosen again once not capturing
+    monkeypatch.setattr(fused_linear.cutlass_kernels, 'fastest_config', fastest)
+    monkeypatch.setattr(fused_linear, 'launch', lambda *args: launched.append(args[:2]))
+    out, weight = torch.empty(10, 24), torch.empty(24, 16)
+    assert fused_linear._tile_config('residual', None, weight, None, None, out) == \
+        fused_linear.TILE_CONFIGS[-1]
+    assert asked == [(True, ('residual', 10, 24, 16), fused_linear.TILE_CONFIGS)]
+    assert launched == [('residual', fused_linear.TILE_CONFIGS[-1])]
 
 
 def test_the_gelu_table_is_not_first_set_inside_a_graph_capture(monkeypatch):
     monkeypatch.setattr(fused_linear, '_gelu_table_loaded', set())
-    monkeypatch.setattr(fused_linear, 'library', lambda: pytest.fail('table copied'))
+    monkeypatch.setattr(fused_linear.cutlass_kernels, 'library',
+                        lambda: pytest.fail('table copied'))
     monkeypatch.setattr(torch.cuda, 'is_current_stream_capturing', lambda: True)
     with pytest.raises(RuntimeError, match='outside the capture'):
         fused_linear._load_gelu_table(torch.device('cuda', 0))
