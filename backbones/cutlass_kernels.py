@@ -223,8 +223,10 @@ def fastest_config(chosen: Dict[Hashable, int], key: Hashable, configs: Sequence
                    launch: Callable[[int], None]) -> int:
     """The fastest of ``configs`` for ``key``, timed once (``launch(config)`` runs one; a
     configuration it raises RuntimeError for, one CUTLASS refuses, is left out) and kept in
-    ``chosen``; the first configuration while a CUDA graph is being captured, where nothing
-    can be timed (and nothing is kept)."""
+    ``chosen``; a lone configuration untimed, and the first one while a CUDA graph is being
+    captured, where nothing can be timed (and nothing is kept)."""
+    if len(configs) == 1:
+        return configs[0]
     if key not in chosen:
         if torch.cuda.is_current_stream_capturing():
             return configs[0]

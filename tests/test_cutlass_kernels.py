@@ -216,6 +216,14 @@ def test_the_tuner_keeps_the_fastest_configuration_cutlass_accepts(monkeypatch):
         cutlass_kernels.fastest_config(chosen, 'another shape', (0, 1), refuse)
 
 
+def test_a_lone_configuration_is_not_timed(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_current_stream_capturing', lambda: False)
+    chosen = {}
+    assert cutlass_kernels.fastest_config(
+        chosen, 'shape', (5,), lambda config: pytest.fail('launched')) == 5
+    assert chosen == {}
+
+
 def test_the_tuner_times_nothing_while_a_graph_is_captured(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_current_stream_capturing', lambda: True)
     chosen = {}
