@@ -113,3 +113,17 @@ def test_benchmark_refuses_without_a_hopper_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     with pytest.raises(SystemExit, match='bench_fused_attention needs a Hopper GPU'):
         bench_fused_attention.main([])
+
+
+def test_the_layout_check_traces_in_one_graph():
+    """torch.compile reads no pointer in the check (fake tensors have none): fullgraph works."""
+    def halve_if_served(qkv):
+        if fused_attention.layout_fits(qkv) and not (torch.is_grad_enabled() and
+                                                     qkv.requires_grad):
+            return qkv / 2
+        return qkv
+
+    qkv = torch.ones(2, 5, 3, 4, 64, dtype=torch.bfloat16)
+    compiled = torch.compile(halve_if_served, fullgraph=True, backend='eager')
+    assert torch.equal(compiled(qkv), qkv / 2)
+    assert torch.equal(compiled(qkv.float()), qkv.float())
