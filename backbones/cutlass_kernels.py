@@ -109,10 +109,14 @@ def compile_commands(nvcc: str, root: pathlib.Path, out_dir: pathlib.Path) -> Di
 
 
 def library_path(nvcc: str, root: pathlib.Path) -> pathlib.Path:
-    """Where the library built from these sources, this CUTLASS and compiler is cached."""
+    """Where the library is cached, keyed by what builds it: its objects (names and flags),
+    their sources, this CUTLASS and this compiler."""
     version = subprocess.run([nvcc, '--version'], capture_output=True, text=True).stdout
+    objects = object_sources()
+    sources = sorted({source for source, _ in objects.values()})
     digest = hashlib.sha256()
-    for part in (LINEAR_SOURCE.read_bytes(), ATTENTION_SOURCE.read_bytes(),
+    for part in (repr(sorted((stem, flags) for stem, (_, flags) in objects.items())).encode(),
+                 *(source.read_bytes() for source in sources),
                  (root / 'include' / 'cutlass' / 'version.h').read_bytes(), version.encode()):
         digest.update(part)
     return cache_root() / digest.hexdigest()[:16] / 'libblip_cutlass.so'

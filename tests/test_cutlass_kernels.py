@@ -69,7 +69,7 @@ def test_one_hopper_object_per_kernel_and_tile_config(tmp_path):
     assert len(defines) == len(commands)
 
 
-def test_the_cache_key_follows_the_sources_cutlass_and_compiler(monkeypatch, tmp_path):
+def test_the_cache_key_follows_the_objects_sources_cutlass_and_compiler(monkeypatch, tmp_path):
     root = cutlass_checkout(tmp_path)
     versions = iter(['release 13.0', 'release 13.0', 'release 13.1'])
 
@@ -86,6 +86,11 @@ def test_the_cache_key_follows_the_sources_cutlass_and_compiler(monkeypatch, tmp
     (root / 'include' / 'cutlass' / 'version.h').write_text('#define CUTLASS_MAJOR 5\n')
     assert cutlass_kernels.library_path('nvcc', root) != first  # another CUTLASS
     (root / 'include' / 'cutlass' / 'version.h').write_text('#define CUTLASS_MAJOR 4\n')
+    assert cutlass_kernels.library_path('nvcc', root) == first
+    configs = cutlass_kernels.LINEAR_CONFIGS
+    monkeypatch.setattr(cutlass_kernels, 'LINEAR_CONFIGS', configs[:-1])
+    assert cutlass_kernels.library_path('nvcc', root) != first  # another set of objects
+    monkeypatch.setattr(cutlass_kernels, 'LINEAR_CONFIGS', configs)
     attention = tmp_path / 'attention.cu'
     attention.write_text('// another attention kernel\n')
     monkeypatch.setattr(cutlass_kernels, 'ATTENTION_SOURCE', attention)

@@ -12,7 +12,7 @@
 // Each (operation, tile configuration) pair is compiled from this file separately
 // (-DBLIP_OP=..., -DBLIP_CONFIG=...) so that the build runs them in parallel; each object
 // exports C functions named after the pair (see BLIP_EXPORT below), loaded by
-// backbones/fused_linear.py through ctypes.
+// backbones/cutlass_kernels.py through ctypes.
 #include <cstdint>
 #include <cuda_runtime.h>
 
