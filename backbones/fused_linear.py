@@ -10,8 +10,8 @@ any epilogue. :mod:`backbones.cuda`'s ``linear_epilogue.cu`` instantiates two of
 * :func:`linear_gelu`: ``F.gelu`` of the bf16 product ``x @ w^T + b``, exact GELU: the sum is
   rounded to bf16 as the unfused path rounds it, and its GELU read from a table of
   ``F.gelu``'s own results for every bf16 value in [2^-10, 8) in magnitude (:func:`gelu_table`;
-  outside that range the value times a multiplier from the same table: 0.5 below, 1 or 0
-  above), which costs less than computing the erf in the epilogue;
+  outside that range the value times a scale from the same table: 0.5 below, 1 or 0 above),
+  which costs less than computing the erf in the epilogue;
 * :func:`linear_residual`: ``residual + (x @ w^T + b)``, summed in fp32 and rounded to bf16
   once, where the unfused path rounds the product before the add.
 
@@ -30,6 +30,8 @@ TILE_CONFIGS = cutlass_kernels.LINEAR_CONFIGS  # the tuner picks one per shape
 ALIGNMENT = 8  # bf16 elements per 16-byte TMA access: K and N must be multiples of it
 TABLE_LOW_EXPONENT, TABLE_EXPONENTS = 117, 13  # GeluOfBf16's table: magnitudes [2^-10, 8)
 TABLE_MAGNITUDES = TABLE_EXPONENTS * 128  # bf16 magnitudes looked up, per sign
+TABLE_SIGN_STRIDE = 2048  # rows from the positive values' first row to the negative ones'
+TABLE_ROWS = 3840  # kTableBytes / 4 in linear_epilogue.cu: both signs' rows, padded to KiB
 
 _chosen_config: Dict[Tuple[str, int, int, int], int] = {}
 _gelu_table_loaded: Set[int] = set()
@@ -46,20 +48,29 @@ def serves(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 def gelu_table(device: torch.device) -> torch.Tensor:
-    """The GELU epilogue's table as int16 bit patterns of bf16 values, in the kernel's order:
-    for each sign, the multiplier 0.5 for magnitudes below 2^-10, ``F.gelu`` (computed by
-    ``F.gelu`` itself on ``device``) of each magnitude from 2^-10 on (``TABLE_MAGNITUDES``:
-    ``TABLE_EXPONENTS`` exponents, 128 mantissas each), the multiplier for 8 and above
-    (1 positive, 0 negative); zeros pad it to whole 16-byte copies."""
+    """The GELU epilogue's table, in the kernel's order, as int32 rows of two bf16 bit patterns:
+    ``scale`` in the low half and ``addend`` in the high one, the result of a value ``x`` being
+    ``bf16(x * scale + addend)``. For each sign (negative values from ``TABLE_SIGN_STRIDE`` rows
+    on): (0.5, -0) for magnitudes below 2^-10; (0, ``F.gelu`` of the value, computed by ``F.gelu``
+    itself on ``device``) for each magnitude from 2^-10 on (``TABLE_MAGNITUDES``:
+    ``TABLE_EXPONENTS`` exponents, 128 mantissas each); (1 positive, 0 negative; -0) for 8 and
+    above. Zeros fill the rest of ``TABLE_ROWS``."""
     magnitudes = (TABLE_LOW_EXPONENT << 7) + torch.arange(TABLE_MAGNITUDES, dtype=torch.int32)
-    parts = []
-    for sign, multiplier_above in ((0, 1.0), (1, 0.0)):
+    table = torch.zeros(TABLE_ROWS, dtype=torch.int32)
+    for sign, scale_above in ((0, 1.0), (1, 0.0)):
         values = ((sign << 15) | magnitudes).to(torch.int16).view(torch.bfloat16).to(device)
-        parts += [values.new_tensor([0.5]), torch.nn.functional.gelu(values),
-                  values.new_tensor([multiplier_above])]
-    table = torch.cat(parts)
-    padding = table.new_zeros(-table.numel() % 8)
-    return torch.cat([table, padding]).view(torch.int16)
+        gelus = torch.nn.functional.gelu(values).cpu()
+        scales = torch.tensor([0.5, *[0.0] * TABLE_MAGNITUDES, scale_above]).bfloat16()
+        addends = torch.cat([torch.tensor([-0.0]).bfloat16(), gelus,
+                             torch.tensor([-0.0]).bfloat16()])
+        first = sign * TABLE_SIGN_STRIDE
+        table[first:first + TABLE_MAGNITUDES + 2] = (_bits(scales) | (_bits(addends) << 16))
+    return table.to(device)
+
+
+def _bits(values: torch.Tensor) -> torch.Tensor:
+    """The bit patterns of bf16 ``values`` as non-negative int32."""
+    return values.view(torch.int16).to(torch.int32) & 0xFFFF
 
 
 def _load_gelu_table(device: torch.device) -> None:

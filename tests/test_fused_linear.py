@@ -146,14 +146,15 @@ def test_the_gelu_check_passes_the_unfused_bf16_gelu_and_counts_others(monkeypat
 
 
 def gelu_as_the_kernel_reads_it(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """A mirror of ``gelu_of_bf16_bits`` in linear_epilogue.cu on bf16 ``values``."""
-    magnitudes = fused_linear.TABLE_MAGNITUDES
-    bits = values.view(torch.int16).to(torch.int32) & 0xFFFF
-    offset = (bits & 0x7FFF) - (fused_linear.TABLE_LOW_EXPONENT << 7)
-    clamped = offset.clamp(-1, magnitudes)
-    entry = table[clamped + 1 + (bits >> 15) * (magnitudes + 2)].view(torch.bfloat16).float()
-    inside = (offset >= 0) & (offset < magnitudes)
-    return torch.where(inside, entry, values.float() * entry).bfloat16()
+    """A mirror of ``gelu_of_bf16_pair`` in linear_epilogue.cu on bf16 ``values``: the row of
+    each value's clamped magnitude, then ``bf16(x * scale + addend)`` rounded once."""
+    bits = fused_linear._bits(values)
+    row = ((bits & 0x7FFF) - (fused_linear.TABLE_LOW_EXPONENT << 7)).clamp(
+        -1, fused_linear.TABLE_MAGNITUDES) + 1
+    words = table[row + (bits >> 15) * fused_linear.TABLE_SIGN_STRIDE]
+    scale, addend = (half.to(torch.int16).view(torch.bfloat16).float()
+                     for half in (words & 0xFFFF, (words >> 16) & 0xFFFF))
+    return (values.float() * scale + addend).bfloat16()  # x * scale is exact in float
 
 
 def test_the_gelu_table_read_as_the_kernel_reads_it_gives_the_gelu_of_every_bf16_value():
@@ -164,7 +165,7 @@ def test_the_gelu_table_read_as_the_kernel_reads_it_gives_the_gelu_of_every_bf16
     overflows from 2^127 on, CUDA's does neither). Bit patterns compared; any NaN for a NaN."""
     from benchmarks import bench_fused_linear
     table = fused_linear.gelu_table(torch.device('cpu'))
-    assert table.dtype == torch.int16 and table.numel() % 8 == 0
+    assert table.dtype == torch.int32 and table.numel() == fused_linear.TABLE_ROWS
     values = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(
         torch.bfloat16)
     x = values.float()
@@ -179,5 +180,7 @@ def test_the_gelu_table_read_as_the_kernel_reads_it_gives_the_gelu_of_every_bf16
     assert mismatches(table).numel() == 0, mismatches(table)[:8]
     assert mismatches(torch.cat([table[1:], table[:1]])).numel() > 0  # one entry off
     above_8 = table.clone()
-    above_8[fused_linear.TABLE_MAGNITUDES + 1] = 0  # the positive multiplier for x >= 8
+    above_8[fused_linear.TABLE_MAGNITUDES + 1] = 0  # the positive scale for x >= 8
     assert mismatches(above_8).numel() > 0
+    signs_swapped = torch.roll(table, fused_linear.TABLE_SIGN_STRIDE)
+    assert mismatches(signs_swapped).numel() > 0

@@ -33,68 +33,71 @@ using namespace cute;
 
 #if BLIP_OP == BLIP_OP_GELU
 // GELU of a sum rounded to bf16, as F.gelu computes it on a bf16 tensor, without an erf (whose
-// polynomial made the epilogue cost more than a table read does). The caller fills the table
-// with F.gelu's own outputs; for each sign it holds, in order:
-//   - a multiplier for magnitudes below 2^-10: 0.5 (there erf(x/sqrt 2) moves 1 + erf by less
-//     than half a bf16 unit, so F.gelu's 0.5x(1 + erf(x/sqrt 2)) in float rounds to x/2);
-//   - F.gelu of every bf16 magnitude in [2^-10, 8) (13 exponents x 128 mantissas);
-//   - a multiplier for 8 and above: 1 for x > 0 (erf rounds to 1 in float), 0 for x < 0
-//     (-0.0 as the formula gives, NaN for -inf); NaN stays NaN either way.
-// A value's magnitude, as an offset from 2^-10 clamped to one entry either side of the range,
-// picks its entry: inside the range the entry is the result, outside it multiplies the value.
+// polynomial made the epilogue cost more than a table read does), two values at a time. Each
+// value's magnitude, as an offset from 2^-10 clamped to one row either side of [2^-10, 8),
+// picks a row of a table that the caller fills from F.gelu's own outputs; a row is a word of
+// two bf16 values (scale, addend), and the result is the bf16 fma value * scale + addend:
+//   - row 0, magnitudes below 2^-10: (0.5, -0.0), i.e. x/2 (there erf(x/sqrt 2) moves 1 + erf
+//     by less than half a bf16 unit, so F.gelu's 0.5x(1 + erf(x/sqrt 2)) in float rounds to x/2);
+//   - rows 1 to kInRange, every bf16 magnitude in [2^-10, 8) (13 exponents x 128 mantissas):
+//     (0, F.gelu of the value), i.e. F.gelu's result itself;
+//   - row kInRange + 1, 8 and above: (1, -0.0) for x > 0 (erf rounds to 1 in float) and
+//     (0, -0.0) for x < 0 (-0.0 as the formula gives, NaN for -inf); NaN stays NaN either way.
+// Negative values' rows start kSignStride rows after positive ones'.
 constexpr int kTableLowExponent = 117;  // 2^-10, as a biased bf16/float exponent
 constexpr int kTableExponents = 13;     // up to 2^3 = 8 (exclusive)
 constexpr int kInRange = kTableExponents * 128;
-constexpr int kEntriesPerSign = kInRange + 2;
-constexpr int kTableBytes = (2 * kEntriesPerSign * int(sizeof(uint16_t)) + 15) / 16 * 16;
+constexpr int kSignStride = 2048;  // rows; a power of two above kInRange + 2 (see row_bytes)
+// the table sits in front of the kernel's own shared storage: a whole number of KiB keeps the
+// kernel's storage as aligned as the dynamic shared memory's start
+constexpr int kTableBytes = ((kSignStride + kInRange + 2) * 4 + 1023) / 1024 * 1024;
+static_assert(kInRange + 2 <= kSignStride, "a row's byte offset must not reach the sign's");
 
 // The table's source in global memory (set by blip_linear_set_table_*); each CTA copies it
-// into shared memory behind the kernel's own storage before the kernel starts.
-__device__ __align__(16) uint16_t gelu_table_source[kTableBytes / sizeof(uint16_t)];
+// into the start of its shared memory before the kernel starts.
+__device__ __align__(16) uint32_t gelu_table_source[kTableBytes / sizeof(uint32_t)];
 
-// F.gelu of one bf16 value (its bit pattern), branch-free so that an unrolled fragment issues
-// all of its table reads before it waits for them.
-CUTLASS_DEVICE float gelu_of_bf16_bits(uint32_t bits, const uint16_t* table) {
-  int offset = int(bits & 0x7FFFu) - (kTableLowExponent << 7);
-  int clamped = min(max(offset, -1), kInRange);
-  int index = clamped + 1 + int(bits >> 15) * kEntriesPerSign;
-  float entry = __uint_as_float(uint32_t(table[index]) << 16);
-  bool in_range = uint32_t(offset) < uint32_t(kInRange);
-  return in_range ? entry : __uint_as_float(bits << 16) * entry;
-}
-
-CUTLASS_DEVICE const uint16_t* gelu_table(int table_offset) {
+CUTLASS_DEVICE uint32_t table_row(uint32_t byte_offset) {
   extern __shared__ char blip_dynamic_smem[];
-  return reinterpret_cast<const uint16_t*>(blip_dynamic_smem + table_offset);
+  return *reinterpret_cast<const uint32_t*>(blip_dynamic_smem + byte_offset);
 }
 
-// The activation's one argument: where the table starts in dynamic shared memory (bytes).
-struct GeluTableArguments {
-  int table_offset = 0;
-};
+// F.gelu of the two bf16 values of `pair` (low and high halves), branch-free with 16-bit SIMD
+// (one of Hopper's DPX add-min-max instructions) so that a fragment issues all of its table
+// reads together.
+CUTLASS_DEVICE uint32_t gelu_of_bf16_pair(uint32_t pair) {
+  // minus the magnitude just below 2^-10, in each half
+  constexpr uint32_t kMinusRowZero = uint16_t(1 - (kTableLowExponent << 7)) * 0x00010001u;
+  constexpr uint32_t kLastRow = uint32_t(kInRange + 1) * 0x00010001u;
+  constexpr uint32_t kSignBytes = uint32_t(kSignStride * 4) * 0x00010001u;
+  static_assert(kSignStride * 4 == 1 << 13, "the sign bit (15) shifted right by 2 is the offset");
+  // each half's row: its magnitude's offset from the one just below 2^-10, clamped to
+  // [0, kInRange + 1] (one add-min-max instruction for both halves)
+  uint32_t row = __viaddmin_s16x2_relu(pair & 0x7FFF7FFFu, kMinusRowZero, kLastRow);
+  uint32_t row_bytes = (row << 2) | ((pair >> 2) & kSignBytes);
+  uint32_t low = table_row(row_bytes & 0xFFFFu), high = table_row(row_bytes >> 16);
+  uint32_t scale = __byte_perm(low, high, 0x5410), addend = __byte_perm(low, high, 0x7632);
+  uint32_t gelu;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(gelu) : "r"(pair), "r"(scale), "r"(addend));
+  return gelu;
+}
 
-// CUTLASS's epilogue takes the activation's argument type from its scalar form and calls the
-// fragment form (below) only, on the sums already rounded to bf16 (the node's compute type).
+// CUTLASS's epilogue calls the activation's fragment form (below) only, on the sums already
+// rounded to bf16 (the node's compute type), and keeps its bf16 results as they are.
 template <class T>
-struct GeluOfBf16 {
-  using Arguments = GeluTableArguments;
-};
+struct GeluOfBf16 {};
 
 template <int N>
 struct GeluOfBf16<cutlass::Array<cutlass::bfloat16_t, N>> {
   static_assert(N % 2 == 0, "fragments are read as pairs of bf16 values");
-  using Arguments = GeluTableArguments;
 
-  CUTLASS_DEVICE cutlass::Array<float, N> operator()(
-      cutlass::Array<cutlass::bfloat16_t, N> const& sums, Arguments const& args) const {
-    const uint16_t* table = gelu_table(args.table_offset);
+  CUTLASS_DEVICE cutlass::Array<cutlass::bfloat16_t, N> operator()(
+      cutlass::Array<cutlass::bfloat16_t, N> const& sums) const {
+    cutlass::Array<cutlass::bfloat16_t, N> out;
     const uint32_t* pairs = reinterpret_cast<const uint32_t*>(&sums);
-    cutlass::Array<float, N> out;
+    uint32_t* gelus = reinterpret_cast<uint32_t*>(&out);
     CUTLASS_PRAGMA_UNROLL
-    for (int i = 0; i < N; i += 2) {
-      out[i] = gelu_of_bf16_bits(pairs[i / 2] & 0xFFFFu, table);
-      out[i + 1] = gelu_of_bf16_bits(pairs[i / 2] >> 16, table);
-    }
+    for (int i = 0; i < N / 2; ++i) gelus[i] = gelu_of_bf16_pair(pairs[i]);
     return out;
   }
 };
@@ -102,38 +105,35 @@ struct GeluOfBf16<cutlass::Array<cutlass::bfloat16_t, N>> {
 
 using Bf16 = cutlass::bfloat16_t;
 constexpr int kAlignment = 8;  // bf16 elements per 16-byte access
-// CUTLASS's epilogue subtiles: 128 x 32 for the cooperative schedules, 64 x 32 for ping-pong
+// Every configuration is CUTLASS's ping-pong kernel: each of the two consumer warp groups owns a
+// tile and they take turns, one's epilogue overlapping the other's products. They differ in the
+// tile's width, the cluster's direction (which operand TMA multicasts) and the epilogue subtile
+// (CUTLASS's automatic one is 64 x 32). The cooperative kernels (both warp groups on one 128x256
+// or 256x128 tile) were 11-60% slower than the best of these at the ViT's shapes on an H100
+// (twentieth session), and are not built.
+using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
+using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
 using AutoEpilogueTile = cutlass::epilogue::collective::EpilogueTileAuto;
 
-#if BLIP_CONFIG == 0  // one tile per consumer warp group, the two alternating (ping-pong)
+#if BLIP_CONFIG == 0  // 128x128 tiles, clustered along M
 using TileShape = Shape<_128, _128, _64>;
 using ClusterShape = Shape<_2, _1, _1>;
-using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
-using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
 using EpilogueTile = AutoEpilogueTile;
-#elif BLIP_CONFIG == 1  // both consumer warp groups on one larger tile (cooperative)
-using TileShape = Shape<_128, _256, _64>;
-using ClusterShape = Shape<_1, _2, _1>;
-using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
-using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
-using EpilogueTile = AutoEpilogueTile;
-#elif BLIP_CONFIG == 2  // cooperative, the tile taller than wide
-using TileShape = Shape<_256, _128, _64>;
-using ClusterShape = Shape<_2, _1, _1>;
-using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
-using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecializedCooperative;
-using EpilogueTile = AutoEpilogueTile;
-#elif BLIP_CONFIG == 3  // ping-pong as 0, epilogue in 64x64 subtiles (the GELU product's best)
+#elif BLIP_CONFIG == 1  // as 0, epilogue in 64x64 subtiles
 using TileShape = Shape<_128, _128, _64>;
 using ClusterShape = Shape<_2, _1, _1>;
-using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
-using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
 using EpilogueTile = Shape<_64, _64>;
-#elif BLIP_CONFIG == 4  // ping-pong as 3, clustered along N (the residual products' best)
+#elif BLIP_CONFIG == 2  // as 1, clustered along N
 using TileShape = Shape<_128, _128, _64>;
 using ClusterShape = Shape<_1, _2, _1>;
-using MainloopSchedule = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
-using EpilogueSchedule = cutlass::epilogue::TmaWarpSpecialized;
+using EpilogueTile = Shape<_64, _64>;
+#elif BLIP_CONFIG == 3  // 128x192 tiles, clustered along M
+using TileShape = Shape<_128, _192, _64>;
+using ClusterShape = Shape<_2, _1, _1>;
+using EpilogueTile = AutoEpilogueTile;
+#elif BLIP_CONFIG == 4  // as 3, epilogue in 64x64 subtiles, clustered along N (the ViT's best)
+using TileShape = Shape<_128, _192, _64>;
+using ClusterShape = Shape<_1, _2, _1>;
 using EpilogueTile = Shape<_64, _64>;
 #else
 #error "BLIP_CONFIG must be 0 to 4"
@@ -151,7 +151,7 @@ using Fusion = fusion::Sm90EVT<
                     fusion::Sm90AccFetch,
                     fusion::Sm90RowBroadcast<0, TileShape, Bf16, float, Stride<_0, _1, int64_t>,
                                              kAlignment>>>;
-constexpr int kTableCarveout = kTableBytes + 128;  // the table, aligned behind the kernel's own
+constexpr int kTableCarveout = kTableBytes;
 #elif BLIP_OP == BLIP_OP_RESIDUAL
 using Source = Bf16;  // the residual, added with beta = 1
 using Fusion = cutlass::epilogue::fusion::LinCombPerColBias<Bf16, float, Bf16, Bf16, float>;
@@ -181,17 +181,16 @@ using BaseKernel = cutlass::gemm::kernel::GemmUniversal<
     Shape<int, int, int, int>, Mainloop, Epilogue>;
 
 #if BLIP_OP == BLIP_OP_GELU
-// The kernel with the GELU table behind its shared storage, copied in before it starts.
+// The kernel with the GELU table in front of its shared storage, copied in before it starts.
 struct Kernel : BaseKernel {
-  static constexpr int TableOffset = (BaseKernel::SharedStorageSize + 127) / 128 * 128;
-  static constexpr int SharedStorageSize = TableOffset + kTableBytes;
+  static constexpr int SharedStorageSize = kTableBytes + BaseKernel::SharedStorageSize;
 
   CUTLASS_DEVICE void operator()(typename BaseKernel::Params const& params, char* smem) {
-    auto* table = reinterpret_cast<uint4*>(smem + TableOffset);
+    auto* table = reinterpret_cast<uint4*>(smem);
     auto const* source = reinterpret_cast<uint4 const*>(gelu_table_source);
     for (int i = threadIdx.x; i < kTableBytes / 16; i += blockDim.x) table[i] = source[i];
     __syncthreads();
-    BaseKernel::operator()(params, smem);
+    BaseKernel::operator()(params, smem + kTableBytes);
   }
 };
 #else
@@ -218,8 +217,7 @@ Gemm::Arguments arguments(const void* x, const void* w, const void* bias,
        static_cast<Bf16*>(out), stride_out}};
 #if BLIP_OP == BLIP_OP_GELU
   // the tree's arguments, children first: {{acc, bias, plus}, GELU}
-  args.epilogue.thread = {{{}, {static_cast<const Bf16*>(bias), Bf16(0), {}}, {}},
-                          {Kernel::TableOffset}};
+  args.epilogue.thread = {{{}, {static_cast<const Bf16*>(bias), Bf16(0), {}}, {}}, {}};
 #else
   args.epilogue.thread.alpha = 1.0f;
   args.epilogue.thread.beta = 1.0f;
@@ -243,7 +241,7 @@ extern "C" size_t BLIP_EXPORT(blip_linear_workspace)(int m, int n, int k, int sm
 }
 
 #if BLIP_OP == BLIP_OP_GELU
-// Copies the GELU table (kTableBytes of bf16 bit patterns, in gelu_of_bf16_bits' order, on the
+// Copies the GELU table (kTableBytes of rows, in gelu_of_bf16_pair's order, on the
 // current device) to where each kernel reads it from; before the first product on a device.
 extern "C" int BLIP_EXPORT(blip_linear_set_table)(const void* source, cudaStream_t stream) {
   return static_cast<int>(cudaMemcpyToSymbolAsync(gelu_table_source, source, kTableBytes, 0,
