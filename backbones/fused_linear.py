@@ -31,7 +31,8 @@ ALIGNMENT = 8  # bf16 elements per 16-byte TMA access: K and N must be multiples
 TABLE_LOW_EXPONENT, TABLE_EXPONENTS = 117, 13  # GeluOfBf16's table: magnitudes [2^-10, 8)
 TABLE_MAGNITUDES = TABLE_EXPONENTS * 128  # bf16 magnitudes looked up, per sign
 TABLE_SIGN_STRIDE = 2048  # rows from the positive values' first row to the negative ones'
-TABLE_ROWS = 3840  # kTableBytes / 4 in linear_epilogue.cu: both signs' rows, padded to KiB
+# both signs' rows of 4 bytes, padded to whole KiB (kTableBytes / 4 in linear_epilogue.cu)
+TABLE_ROWS = -(-(TABLE_SIGN_STRIDE + TABLE_MAGNITUDES + 2) // 256) * 256
 
 _chosen_config: Dict[Tuple[str, int, int, int], int] = {}
 _gelu_table_loaded: Set[int] = set()
@@ -64,12 +65,12 @@ def gelu_table(device: torch.device) -> torch.Tensor:
         addends = torch.cat([torch.tensor([-0.0]).bfloat16(), gelus,
                              torch.tensor([-0.0]).bfloat16()])
         first = sign * TABLE_SIGN_STRIDE
-        table[first:first + TABLE_MAGNITUDES + 2] = (_bits(scales) | (_bits(addends) << 16))
+        table[first:first + TABLE_MAGNITUDES + 2] = bf16_bits(scales) | (bf16_bits(addends) << 16)
     return table.to(device)
 
 
-def _bits(values: torch.Tensor) -> torch.Tensor:
-    """The bit patterns of bf16 ``values`` as non-negative int32."""
+def bf16_bits(values: torch.Tensor) -> torch.Tensor:
+    """The bit patterns of bf16 ``values`` as non-negative int32 (0 to 0xFFFF)."""
     return values.view(torch.int16).to(torch.int32) & 0xFFFF
 
 

@@ -3,6 +3,9 @@ wire them, how they are tuned, their GELU table, and their shapes under torch.co
 tensors. (The kernels' values are checked on the GPU by ``benchmarks.bench_fused_linear``;
 their build by ``tests/test_cutlass_kernels.py``.)"""
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -148,7 +151,7 @@ def test_the_gelu_check_passes_the_unfused_bf16_gelu_and_counts_others(monkeypat
 def gelu_as_the_kernel_reads_it(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """A mirror of ``gelu_of_bf16_pair`` in linear_epilogue.cu on bf16 ``values``: the row of
     each value's clamped magnitude, then ``bf16(x * scale + addend)`` rounded once."""
-    bits = fused_linear._bits(values)
+    bits = fused_linear.bf16_bits(values)
     row = ((bits & 0x7FFF) - (fused_linear.TABLE_LOW_EXPONENT << 7)).clamp(
         -1, fused_linear.TABLE_MAGNITUDES) + 1
     words = table[row + (bits >> 15) * fused_linear.TABLE_SIGN_STRIDE]
@@ -165,7 +168,7 @@ def test_the_gelu_table_read_as_the_kernel_reads_it_gives_the_gelu_of_every_bf16
     overflows from 2^127 on, CUDA's does neither). Bit patterns compared; any NaN for a NaN."""
     from benchmarks import bench_fused_linear
     table = fused_linear.gelu_table(torch.device('cpu'))
-    assert table.dtype == torch.int32 and table.numel() == fused_linear.TABLE_ROWS
+    assert table.dtype == torch.int32 and table.numel() == fused_linear.TABLE_ROWS == 3840
     values = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(
         torch.bfloat16)
     x = values.float()
@@ -184,3 +187,16 @@ def test_the_gelu_table_read_as_the_kernel_reads_it_gives_the_gelu_of_every_bf16
     assert mismatches(above_8).numel() > 0
     signs_swapped = torch.roll(table, fused_linear.TABLE_SIGN_STRIDE)
     assert mismatches(signs_swapped).numel() > 0
+
+
+def test_the_gelu_table_layout_is_the_kernels():
+    """The table's constants in Python are linear_epilogue.cu's (a mismatch would read rows
+    from the wrong place, or copy past the end of the Python table)."""
+    source = (Path(fused_linear.__file__).parent / 'cuda' / 'linear_epilogue.cu').read_text()
+
+    def constant(name: str) -> int:
+        return int(re.search(rf'constexpr int {name} = (\d+);', source).group(1))
+
+    assert constant('kTableLowExponent') == fused_linear.TABLE_LOW_EXPONENT
+    assert constant('kTableExponents') == fused_linear.TABLE_EXPONENTS
+    assert constant('kSignStride') == fused_linear.TABLE_SIGN_STRIDE
