@@ -11,8 +11,8 @@ so that the build runs them in parallel:
 
 They are compiled with ``nvcc`` (``$CUDACXX`` or ``nvcc`` on ``PATH``) against a CUTLASS
 checkout named by ``$BLIP_CUTLASS_DIR`` (its ``include/`` and ``examples/88_hopper_fmha/`` are
-read; 4.2 or newer), into ``$XDG_CACHE_HOME/blip_harness/kernels/``, keyed by the sources,
-CUTLASS's version and the compiler.
+read; 4.2 or newer), into ``$XDG_CACHE_HOME/blip_harness/kernels/``, keyed by the objects
+(names and flags), their sources, CUTLASS's version and the compiler (:func:`library_path`).
 """
 import ctypes
 import functools
