@@ -48,7 +48,8 @@ def save_open_clip_checkpoint(clip, path):
 
 
 def tower_blip(vision, **blip):
-    config = dict(type='Blip', vision=vision, tokenizer=dict(type='BlipTokenizer', vocab=BERT_VOCAB),
+    config = dict(type='Blip', vision=vision,
+                  tokenizer=dict(type='BlipTokenizer', vocab=BERT_VOCAB),
                   text_arch='tiny', queue_size=8, embed_dim=32)
     config.update(blip)
     return MODELS.build(config)

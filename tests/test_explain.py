@@ -67,7 +67,8 @@ def test_capture_changes_no_itm_logit_and_no_caption(model, images):
     assert torch.allclose(probs.sum(-1), torch.ones_like(probs.sum(-1)), atol=1e-5)
     assert len(decoder_maps[0]) > 1  # one per decoding step
     # Capture is over: the modules attend through SDPA again.
-    assert all(layer.crossattention.self.captured is None for layer in model.text_encoder.encoder.layer)
+    layers = model.text_encoder.encoder.layer
+    assert all(layer.crossattention.self.captured is None for layer in layers)
 
 
 def test_capture_with_grad_keeps_value_and_parameter_gradients(model, images):
@@ -212,7 +213,8 @@ def test_grounding_and_explain_tasks_write_their_outputs(model, tiny_toyworld, t
 def test_explain_command_on_a_checkpoint(model, tiny_toyworld, tmp_path):
     checkpoint = tmp_path / 'tiny.pth'
     torch.save({'model': model.state_dict()}, checkpoint)
-    image = str(tiny_toyworld / json.loads((tiny_toyworld / GROUNDING_FILE).read_text())[0]['image'])
+    first = json.loads((tiny_toyworld / GROUNDING_FILE).read_text())[0]
+    image = str(tiny_toyworld / first['image'])
     out = tmp_path / 'out'
     heads = ['--vision-heads', '3', '--text-heads', '4']
     assert explain_main(['--checkpoint', str(checkpoint), '--bert-dir', VOCAB, *heads,

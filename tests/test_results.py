@@ -48,7 +48,8 @@ def test_missing_field_is_named(tmp_path):
     data = json.loads(_record().to_json())
     del data['split']
     path.write_text(json.dumps(data) + '\n')
-    with pytest.raises(ValueError, match=r"results\.jsonl:1: missing required field\(s\) \['split'\]"):
+    message = r"results\.jsonl:1: missing required field\(s\) \['split'\]"
+    with pytest.raises(ValueError, match=message):
         read_records(path)
 
 

@@ -68,7 +68,8 @@ def test_evaluation_refuses_missing_and_mismatched_weights_and_names_them(offici
     coverage = load_for_evaluation(tiny_blip(), state, strict=False)
     assert not coverage['strict'] and 0 < coverage['loaded'] < coverage['expected']
     assert coverage['expected'] - coverage['loaded'] == 25 + 1  # decoder SA + LM head, proj
-    assert coverage['not_loaded'][0] == 'text_decoder.bert.encoder.layer.0.attention.self.query.weight'
+    assert coverage['not_loaded'][0] == \
+        'text_decoder.bert.encoder.layer.0.attention.self.query.weight'
 
 
 def test_coverage_counts_shared_tensors_once():
