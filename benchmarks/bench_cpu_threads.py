@@ -5,13 +5,15 @@ because the thread count decides how some sums split and so the scores' bits. Th
 runs one of the main job's tiny BLIPs as such a child would (pinned to one CPU, batch
 scheduling, passive OpenMP waits), captures every matrix product of one pre-training step on a
 ToyWorld batch, and replays each product at two threads and at one: median milliseconds, and
-whether the two results are the same bits. Then whole training steps, two threads against one,
-rounds alternating in the same process::
+whether the two results are the same bits. Then whole training steps in three settings,
+rounds alternating in the same process: two threads with plain linear layers, two threads
+with :mod:`backbones.one_thread_weight_gradients`'s layers (what every training runner uses;
+it also checks that both models end with the same weights), and one thread::
 
     python -m benchmarks.bench_cpu_threads [--variant all] [--cpu 0]
 
 A product whose bits differ is one that MKL splits along its summed dimension when it has two
-threads; those are the ones the job cannot run at one thread without changing its scores.
+threads; those are the weight gradients that the one-thread layers compute by MKL's split.
 """
 import argparse
 import functools
@@ -29,6 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from backbones.one_thread_weight_gradients import use_one_thread_weight_gradients
 from harness.config import load_config
 from harness.core.registry import MODELS
 from harness.experiment import resolved_variant_config
@@ -52,30 +55,39 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def training_step(variant: str) -> Tuple[Callable[[], None], int]:
-    """``(step, batch size)``: a call of ``step`` trains the main job's ``variant`` one AdamW
-    step on a fixed ToyWorld batch of the job's size, the first training captions after a
-    seeded shuffle and random images of the model's size (a product's shape depends on the
-    sizes only)."""
-    cfg = resolved_variant_config(load_config(MAIN_JOB), variant)
-    batch = cfg['batch_size']
-    torch.manual_seed(0)
-    model = MODELS.build(cfg['model']).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    records = json.loads((Path(cfg['data_root']) / 'annotations' /
-                          'coco_karpathy_train.json').read_text())
-    captions = [record['caption'] for record in records]
-    random.Random(0).shuffle(captions)
-    size = cfg['model']['vision']['image_size']
-    images = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
-    texts = dict(text=captions[:batch])
+class TrainingStep:
+    """One AdamW step per call of the main job's ``variant`` on a fixed ToyWorld batch of the
+    job's size: the first training captions after a seeded shuffle, random images of the
+    model's size (a product's shape depends on the sizes only). ``one_thread_gradients``
+    converts the model's linear layers as every training runner does
+    (:mod:`backbones.one_thread_weight_gradients`)."""
 
-    def step():
-        losses = model.loss(images, texts)
-        sum(losses.values()).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return step, batch
+    def __init__(self, variant: str, one_thread_gradients: bool = False):
+        cfg = resolved_variant_config(load_config(MAIN_JOB), variant)
+        self.batch = cfg['batch_size']
+        torch.manual_seed(0)
+        self.model = MODELS.build(cfg['model']).train()
+        if one_thread_gradients:
+            use_one_thread_weight_gradients(self.model)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-3, weight_decay=0.05)
+        records = json.loads((Path(cfg['data_root']) / 'annotations' /
+                              'coco_karpathy_train.json').read_text())
+        captions = [record['caption'] for record in records]
+        random.Random(0).shuffle(captions)
+        size = cfg['model']['vision']['image_size']
+        self.images = torch.randn(self.batch, 3, size, size,
+                                  generator=torch.Generator().manual_seed(0))
+        self.texts = dict(text=captions[:self.batch])
+        self.random_state = torch.get_rng_state()  # its own stream (ITM draws negatives)
+
+    def __call__(self) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.random_state)
+            losses = self.model.loss(self.images, self.texts)
+            sum(losses.values()).backward()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.random_state = torch.get_rng_state()
 
 
 def same_layout_copy(value):
@@ -138,21 +150,26 @@ def product_rows(calls, repeats: int) -> List[Tuple[str, int, float, float, bool
     return rows
 
 
-def step_times(step: Callable[[], None], steps: int, rounds: int) -> Dict[int, List[float]]:
-    """Seconds a step at two threads and at one, ``rounds`` alternating rounds of ``steps``."""
-    times: Dict[int, List[float]] = {2: [], 1: []}
+STEP_SETTINGS = ('2 threads', '2 threads, one-thread weight gradients', '1 thread')
+
+
+def step_times(steps: Dict[str, Callable[[], None]], threads: Dict[str, int], count: int,
+               rounds: int) -> Dict[str, List[float]]:
+    """Seconds a step of each setting (its own step function and thread count), ``rounds``
+    rounds of ``count`` steps, the settings alternating."""
+    times: Dict[str, List[float]] = {name: [] for name in steps}
     for _ in range(rounds):
-        for threads in (2, 1):
-            torch.set_num_threads(threads)
+        for name, step in steps.items():
+            torch.set_num_threads(threads[name])
             step()
             start = time.perf_counter()
-            for _ in range(steps):
+            for _ in range(count):
                 step()
-            times[threads].append((time.perf_counter() - start) / steps)
+            times[name].append((time.perf_counter() - start) / count)
     return times
 
 
-def report(rows, times: Dict[int, List[float]], title: str) -> str:
+def report(rows, times: Dict[str, List[float]], same_weights: bool, title: str) -> str:
     """The products table under ``title``, per-step totals and the step times."""
     lines = [title, '',
              '| product | a step | 2 threads (ms) | 1 thread (ms) | same bits |',
@@ -166,24 +183,36 @@ def report(rows, times: Dict[int, List[float]], title: str) -> str:
         one = sum(row[1] * row[3] for row in chosen)
         lines.append(f'products whose bits {"agree" if same else "differ"}: {two:.1f} ms a step '
                      f'at 2 threads, {one:.1f} at 1 ({two / max(one, 1e-9):.2f}x)')
-    two, one = statistics.median(times[2]), statistics.median(times[1])
-    lines.append(f'whole step: {two * 1e3:.1f} ms at 2 threads, {one * 1e3:.1f} at 1 '
-                 f'({two / one:.2f}x; medians of {len(times[2])} alternating rounds)')
+    baseline = statistics.median(times[STEP_SETTINGS[0]])
+    lines.append(f'whole step (medians of {len(times[STEP_SETTINGS[0]])} alternating rounds):')
+    for name in STEP_SETTINGS:
+        median = statistics.median(times[name])
+        lines.append(f'  {name}: {median * 1e3:.1f} ms ({baseline / median:.2f}x)')
+    lines.append(f'same weights with and without one-thread weight gradients: {same_weights}')
     return '\n'.join(lines)
 
 
 def measure(args: argparse.Namespace) -> str:
     """The benchmark itself, in a process already placed as a main-job child."""
-    step, batch = training_step(args.variant)
-    step()
+    steps = {name: TrainingStep(args.variant, one_thread_gradients='one-thread' in name)
+             for name in STEP_SETTINGS}
+    threads = {name: 1 if name == '1 thread' else 2 for name in STEP_SETTINGS}
+    plain, converted = steps[STEP_SETTINGS[0]], steps[STEP_SETTINGS[1]]
+    torch.set_num_threads(2)
+    plain()
     recorder = ProductRecorder()
     with recorder:
-        step()
+        plain()
+    converted()
+    converted()  # as many steps at two threads as the plain model, for the weights check
     rows = product_rows(recorder.calls, args.repeats)
-    times = step_times(step, args.steps, args.rounds)
+    times = step_times(steps, threads, args.steps, args.rounds)
+    same_weights = all(torch.equal(a, b) for a, b in zip(
+        plain.model.state_dict().values(), converted.model.state_dict().values()))
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else []
-    text = report(rows, times, f'The main job\'s `{args.variant}` variant, one pre-training '
-                  f'step (batch {batch}), CPUs {cpus}, OMP_WAIT_POLICY='
+    text = report(rows, times, same_weights,
+                  f'The main job\'s `{args.variant}` variant, one pre-training step (batch '
+                  f'{plain.batch}), CPUs {cpus}, OMP_WAIT_POLICY='
                   f'{os.environ.get("OMP_WAIT_POLICY")}:')
     print(text, flush=True)
     return text

@@ -13,8 +13,9 @@ from harness.distributed import cpu_model_wrapper, init_distributed
 from harness.core.safe_globals import register_mmengine_safe_globals
 
 # Hooks every runner gets (once): weights-only-loadable checkpoints (``--resume`` works on
-# torch >= 2.6 without allow-listing unsafe globals) and a stop at the first non-finite loss.
-ALWAYS_HOOKS = ('PlainCheckpointMetaHook', 'FiniteLossHook')
+# torch >= 2.6 without allow-listing unsafe globals), a stop at the first non-finite loss, and
+# linear layers' weight gradients at one thread, with the same bits, on two-thread CPUs.
+ALWAYS_HOOKS = ('PlainCheckpointMetaHook', 'FiniteLossHook', 'OneThreadWeightGradientsHook')
 # How many runners of each experiment name this process has built (see distinct_name).
 _BUILT_NAMES: collections.Counter = collections.Counter()
 

@@ -5,7 +5,6 @@
 ``MASTER_PORT``), one CPU thread each, and returns every rank's ``worker(rank, *args)``.
 ``worker`` must be a module-level function (the processes are spawned, not forked).
 """
-import contextlib
 import os
 import pickle
 import socket
@@ -17,17 +16,9 @@ import torch
 import torch.distributed
 import torch.multiprocessing
 
-
-@contextlib.contextmanager
-def one_thread():
-    """Run the block on one CPU thread, as every rank does: CPU kernels may sum in another
-    order per thread count, and a one-process reference must match the ranks bit for bit."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+# A one-process reference runs its block on one CPU thread, as every rank does: CPU kernels
+# may sum in another order per thread count, and it must match the ranks bit for bit.
+from backbones.one_thread_weight_gradients import one_thread  # noqa: F401 (for the tests)
 
 
 def free_port() -> int:

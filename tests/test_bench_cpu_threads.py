@@ -38,11 +38,15 @@ def test_rows_count_calls_and_compare_the_two_thread_counts():
 
 def test_report_totals_each_group_per_step():
     rows = [('mm a', 2, 1.0, 0.5, True), ('mm b', 3, 2.0, 1.0, False)]
-    text = bench.report(rows, {2: [0.4, 0.5, 0.6], 1: [0.3, 0.4, 0.5]}, 'title')
+    times = dict(zip(bench.STEP_SETTINGS, ([0.4, 0.5, 0.6], [0.3, 0.4, 0.5], [0.2, 0.25, 0.3])))
+    text = bench.report(rows, times, True, 'title')
     assert text.startswith('title\n')
     assert 'products whose bits agree: 2.0 ms a step at 2 threads, 1.0 at 1 (2.00x)' in text
     assert 'products whose bits differ: 6.0 ms a step at 2 threads, 3.0 at 1 (2.00x)' in text
-    assert 'whole step: 500.0 ms at 2 threads, 400.0 at 1 (1.25x' in text
+    assert '  2 threads: 500.0 ms (1.00x)' in text
+    assert '  2 threads, one-thread weight gradients: 400.0 ms (1.25x)' in text
+    assert '  1 thread: 250.0 ms (2.00x)' in text
+    assert text.endswith('same weights with and without one-thread weight gradients: True')
 
 
 def test_benchmark_runs_as_a_main_job_child(capfd):
@@ -52,4 +56,6 @@ def test_benchmark_runs_as_a_main_job_child(capfd):
     # the children's environment: passive OpenMP waits unless the user chose
     assert f'OMP_WAIT_POLICY={os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}' in out
     assert '| addmm ' in out and '| mm ' in out
-    assert 'products whose bits agree: ' in out and 'whole step: ' in out
+    assert 'products whose bits agree: ' in out and 'whole step (medians of 1 ' in out
+    # the one-thread weight gradients train to the same weights as the plain layers
+    assert 'same weights with and without one-thread weight gradients: True' in out
