@@ -151,9 +151,11 @@ class OneThreadWeightGradientLinear(nn.Linear):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """``F.linear``; through the planned backward when training on the CPU in float32
-        with inputs ``F.linear`` flattens (contiguous, or 2-D row-major)."""
+        (no autocast) with inputs ``F.linear`` flattens into one product: contiguous, at
+        least 2-D, more than one feature (one would look column-major to autograd)."""
         if (torch.is_grad_enabled() and self.weight.requires_grad and
                 inputs.device.type == 'cpu' and inputs.dtype == torch.float32 and
+                not torch.is_autocast_enabled('cpu') and inputs.dim() >= 2 and
                 inputs.is_contiguous() and self.weight.is_contiguous() and
                 inputs.shape[-1] > 1):
             return _PlannedLinear.apply(inputs, self.weight, self.bias)

@@ -58,6 +58,9 @@ def test_layers_not_converted_keep_their_path(two_threads):
     for inputs in (hidden[:, 0], hidden.transpose(0, 1)):
         for expected, actual in zip(gradients(layer, inputs), gradients(converted, inputs)):
             assert torch.equal(expected, actual)
+    with torch.autocast('cpu', dtype=torch.bfloat16):  # autocast's own path
+        assert converted(hidden).grad_fn.name() != '_PlannedLinearBackward'
+    assert converted(hidden).grad_fn.name() == '_PlannedLinearBackward'
     converted.weight.requires_grad_(False)
     inputs = torch.randn(4, 128, requires_grad=True)
     assert converted(inputs).grad_fn.name() == 'AddmmBackward0'
