@@ -26,18 +26,20 @@ import sys
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from backbones.one_thread_weight_gradients import use_one_thread_weight_gradients
+from benchmarks.suite import median_seconds
 from harness.config import load_config
 from harness.core.registry import MODELS
 from harness.experiment import resolved_variant_config
 from harness.variant_jobs import child_environment, parent_cpus, scheduled_as_child
 
 MAIN_JOB = 'configs/ablation_sharing.py'
+CPU = torch.device('cpu')
 PRODUCTS = (torch.ops.aten.mm.default, torch.ops.aten.addmm.default,
             torch.ops.aten.bmm.default, torch.ops.aten.baddbmm.default)
 
@@ -120,16 +122,10 @@ def product_label(func, args) -> str:
 
 
 def median_ms(run: Callable[[], object], threads: int, repeats: int) -> float:
-    """Median milliseconds of ``run`` at ``threads`` threads, after two warm-up calls."""
+    """:func:`benchmarks.suite.median_seconds` of ``run`` at ``threads`` CPU threads, in
+    milliseconds."""
     torch.set_num_threads(threads)
-    run()
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return median_seconds(run, CPU, repeats) * 1e3
 
 
 def product_rows(calls, repeats: int) -> List[Tuple[str, int, float, float, bool]]:
@@ -150,22 +146,33 @@ def product_rows(calls, repeats: int) -> List[Tuple[str, int, float, float, bool
     return rows
 
 
-STEP_SETTINGS = ('2 threads', '2 threads, one-thread weight gradients', '1 thread')
+class StepSetting(NamedTuple):
+    """How whole steps are timed: the setting's name, its thread count, and whether the
+    model's linear layers compute weight gradients at one thread."""
+
+    name: str
+    threads: int
+    one_thread_gradients: bool
 
 
-def step_times(steps: Dict[str, Callable[[], None]], threads: Dict[str, int], count: int,
+STEP_SETTINGS = (StepSetting('2 threads', 2, False),
+                 StepSetting('2 threads, one-thread weight gradients', 2, True),
+                 StepSetting('1 thread', 1, False))
+
+
+def step_times(steps: Dict[StepSetting, Callable[[], None]], count: int,
                rounds: int) -> Dict[str, List[float]]:
-    """Seconds a step of each setting (its own step function and thread count), ``rounds``
-    rounds of ``count`` steps, the settings alternating."""
-    times: Dict[str, List[float]] = {name: [] for name in steps}
+    """Seconds a step of each setting (its own step function at its thread count), by
+    setting name, ``rounds`` rounds of ``count`` steps, the settings alternating."""
+    times: Dict[str, List[float]] = {setting.name: [] for setting in steps}
     for _ in range(rounds):
-        for name, step in steps.items():
-            torch.set_num_threads(threads[name])
+        for setting, step in steps.items():
+            torch.set_num_threads(setting.threads)
             step()
             start = time.perf_counter()
             for _ in range(count):
                 step()
-            times[name].append((time.perf_counter() - start) / count)
+            times[setting.name].append((time.perf_counter() - start) / count)
     return times
 
 
@@ -183,9 +190,10 @@ def report(rows, times: Dict[str, List[float]], same_weights: bool, title: str) 
         one = sum(row[1] * row[3] for row in chosen)
         lines.append(f'products whose bits {"agree" if same else "differ"}: {two:.1f} ms a step '
                      f'at 2 threads, {one:.1f} at 1 ({two / max(one, 1e-9):.2f}x)')
-    baseline = statistics.median(times[STEP_SETTINGS[0]])
-    lines.append(f'whole step (medians of {len(times[STEP_SETTINGS[0]])} alternating rounds):')
-    for name in STEP_SETTINGS:
+    names = [setting.name for setting in STEP_SETTINGS]
+    baseline = statistics.median(times[names[0]])
+    lines.append(f'whole step (medians of {len(times[names[0]])} alternating rounds):')
+    for name in names:
         median = statistics.median(times[name])
         lines.append(f'  {name}: {median * 1e3:.1f} ms ({baseline / median:.2f}x)')
     lines.append(f'same weights with and without one-thread weight gradients: {same_weights}')
@@ -194,9 +202,8 @@ def report(rows, times: Dict[str, List[float]], same_weights: bool, title: str) 
 
 def measure(args: argparse.Namespace) -> str:
     """The benchmark itself, in a process already placed as a main-job child."""
-    steps = {name: TrainingStep(args.variant, one_thread_gradients='one-thread' in name)
-             for name in STEP_SETTINGS}
-    threads = {name: 1 if name == '1 thread' else 2 for name in STEP_SETTINGS}
+    steps = {setting: TrainingStep(args.variant, setting.one_thread_gradients)
+             for setting in STEP_SETTINGS}
     plain, converted = steps[STEP_SETTINGS[0]], steps[STEP_SETTINGS[1]]
     torch.set_num_threads(2)
     plain()
@@ -206,7 +213,7 @@ def measure(args: argparse.Namespace) -> str:
     converted()
     converted()  # as many steps at two threads as the plain model, for the weights check
     rows = product_rows(recorder.calls, args.repeats)
-    times = step_times(steps, threads, args.steps, args.rounds)
+    times = step_times(steps, args.steps, args.rounds)
     same_weights = all(torch.equal(a, b) for a, b in zip(
         plain.model.state_dict().values(), converted.model.state_dict().values()))
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else []

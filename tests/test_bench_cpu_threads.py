@@ -38,7 +38,8 @@ def test_rows_count_calls_and_compare_the_two_thread_counts():
 
 def test_report_totals_each_group_per_step():
     rows = [('mm a', 2, 1.0, 0.5, True), ('mm b', 3, 2.0, 1.0, False)]
-    times = dict(zip(bench.STEP_SETTINGS, ([0.4, 0.5, 0.6], [0.3, 0.4, 0.5], [0.2, 0.25, 0.3])))
+    times = dict(zip((setting.name for setting in bench.STEP_SETTINGS),
+                     ([0.4, 0.5, 0.6], [0.3, 0.4, 0.5], [0.2, 0.25, 0.3])))
     text = bench.report(rows, times, True, 'title')
     assert text.startswith('title\n')
     assert 'products whose bits agree: 2.0 ms a step at 2 threads, 1.0 at 1 (2.00x)' in text
